@@ -1,0 +1,130 @@
+"""The typed error hierarchy.
+
+Every error the library raises derives from :class:`MemoryResourcesError`
+and, where one fits, from the builtin it replaces (``ValueError``, ``KeyError``,
+``TimeoutError``, ``ConnectionError``), so callers can catch either. Errors carry their
+context as attributes (``field``, ``lock_name``, ``backend``); never branch on message text.
+"""
+
+from __future__ import annotations
+
+
+class MemoryResourcesError(Exception):
+    """Base class of every error raised by memory_resources."""
+
+
+class MemoryValidationError(MemoryResourcesError, ValueError):
+    """Bad input: the argument named by ``field`` is not allowed; nothing was written."""
+
+    def __init__(self, field: str, problem: str, *, hint: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.hint = hint
+        message = f"{field}: {problem}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+
+class SerializationError(MemoryValidationError):
+    """A value cannot be encoded; ``path`` names where, e.g. ``output["items"][3]``."""
+
+    def __init__(self, field: str, path: str, problem: str, *, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(field, problem, hint=hint)
+        message = f"{path}: {problem}"
+        if hint:
+            message += f" ({hint})"
+        self.args = (message,)
+
+
+class PayloadTooLargeError(MemoryValidationError):
+    """An encoded value is larger than the configured ``max_payload_bytes``."""
+
+    def __init__(self, field: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            field,
+            f"encoded size {size} bytes exceeds max_payload_bytes={limit}",
+            hint="store less data or raise max_payload_bytes in the config",
+        )
+
+
+class UnsafeIdentifierError(MemoryValidationError):
+    """A schema, table prefix, key prefix or namespace is not a safe identifier."""
+
+
+class EmbeddingValidationError(MemoryValidationError):
+    """An embedding has the wrong dimension, NaN/inf values or is otherwise unusable."""
+
+
+class ConfigurationError(MemoryResourcesError, ValueError):
+    """A configuration dict or block is invalid or names a backend that is not available."""
+
+
+class NotFoundError(MemoryResourcesError, KeyError):
+    """A required record does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0]) if self.args else ""
+
+
+class BackendError(MemoryResourcesError):
+    """A storage backend failed; ``backend`` names which (``redis``, ``postgres``, ``sqlite`` …)."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        self.backend = backend
+        super().__init__(f"[{backend}] {message}")
+
+
+class BackendUnavailableError(BackendError, ConnectionError):
+    """A backend cannot be reached (after the configured retries)."""
+
+
+class BackendAuthenticationError(BackendError, PermissionError):
+    """A backend refused the credentials. The message never contains the secret."""
+
+
+class SchemaError(BackendError):
+    """The backend's schema is missing, too old, or was changed (e.g. a migration checksum)."""
+
+
+class LockError(MemoryResourcesError):
+    """Base class of lock errors; ``lock_name`` names the lock."""
+
+    def __init__(self, lock_name: str, message: str) -> None:
+        self.lock_name = lock_name
+        super().__init__(f"lock {lock_name!r}: {message}")
+
+
+class LockNotAcquiredError(LockError, TimeoutError):
+    """The lock could not be acquired within ``blocking_timeout``."""
+
+
+class LockLostError(LockError):
+    """A held lock expired or was taken over before it was released or extended."""
+
+
+class LockNotHeldError(LockError):
+    """Release or extend was called on a lock this handle does not hold."""
+
+
+__all__ = [
+    "BackendAuthenticationError",
+    "BackendError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "EmbeddingValidationError",
+    "LockError",
+    "LockLostError",
+    "LockNotAcquiredError",
+    "LockNotHeldError",
+    "MemoryResourcesError",
+    "MemoryValidationError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "SchemaError",
+    "SerializationError",
+    "UnsafeIdentifierError",
+]

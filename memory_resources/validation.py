@@ -1,0 +1,106 @@
+"""Input checks shared by every store and the facade. Each raises
+:class:`~memory_resources.errors.MemoryValidationError` naming the argument."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import MemoryValidationError, UnsafeIdentifierError
+
+MAX_ID_LENGTH = 512
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-/]{0,128}$")
+
+
+def require_id(value: Any, field: str) -> str:
+    """A non-empty string id of at most 512 characters without NUL. Any other character
+    (spaces, ``*``, ``{}``, quotes, unicode) is allowed: ids are data, never syntax."""
+    if not isinstance(value, str):
+        raise MemoryValidationError(field, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise MemoryValidationError(field, "must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise MemoryValidationError(field, f"is {len(value)} characters; at most {MAX_ID_LENGTH}")
+    if "\x00" in value:
+        raise MemoryValidationError(field, "must not contain NUL characters")
+    return value
+
+
+def require_dict(value: Any, field: str) -> dict[str, Any]:
+    """A mapping with string keys (returned as a dict)."""
+    if not isinstance(value, Mapping):
+        raise MemoryValidationError(field, f"must be a dict, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise MemoryValidationError(
+                field, f"keys must be strings, got {type(key).__name__} key {key!r}"
+            )
+    return dict(value)
+
+
+def optional_dict(value: Any, field: str) -> dict[str, Any]:
+    """None (→ ``{}``) or a mapping with string keys."""
+    return {} if value is None else require_dict(value, field)
+
+
+def require_ttl(value: Any, field: str = "ttl") -> int | None:
+    """None (no expiry) or a positive whole number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise MemoryValidationError(
+                field, f"must be a whole number of seconds or None, got {value!r}"
+            )
+    if value <= 0:
+        raise MemoryValidationError(field, f"must be > 0 seconds, got {value}",
+                                    hint="use None for no expiry")
+    return int(value)
+
+
+def require_positive_int(value: Any, field: str, *, maximum: int | None = None) -> int:
+    """A whole number >= 1 (and <= ``maximum``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MemoryValidationError(field, f"must be an integer >= 1, got {value!r}")
+    if value <= 0:
+        raise MemoryValidationError(field, f"must be >= 1, got {value}")
+    if maximum is not None and value > maximum:
+        raise MemoryValidationError(field, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def require_positive_seconds(value: Any, field: str, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds > 0 (or >= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MemoryValidationError(field, f"must be a finite number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise MemoryValidationError(field, f"must be {'>=' if allow_zero else '>'} 0, got {value}")
+    return float(value)
+
+
+def require_identifier(value: Any, field: str) -> str:
+    """A SQL identifier (schema, table prefix, namespace): letters, digits and ``_``,
+    starting with a letter or ``_``, at most 63 characters."""
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise UnsafeIdentifierError(
+            field,
+            f"{value!r} is not a safe identifier",
+            hint="use letters, digits and _ only, starting with a letter or _, max 63 chars",
+        )
+    return value
+
+
+def require_key_prefix(value: Any, field: str = "key_prefix") -> str:
+    """A Redis key prefix: letters, digits and ``_ . : - /``, at most 128 characters."""
+    if not isinstance(value, str) or not _KEY_PREFIX.match(value):
+        raise UnsafeIdentifierError(
+            field,
+            f"{value!r} is not a safe key prefix",
+            hint="use letters, digits and _ . : - / only, at most 128 characters",
+        )
+    return value

@@ -1,0 +1,19 @@
+"""Test configuration shared by every suite.
+
+Service fixtures (Redis, PostgreSQL, pgvector) live in ``tests/fixtures/services.py``;
+per-backend store factories in ``tests/fixtures/<backend>.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.sqlite",
+    "tests.fixtures.vector",
+    "tests.fixtures.redis",
+    "tests.fixtures.postgres",
+]

@@ -1,0 +1,64 @@
+"""Backend parametrisation of the contract suites.
+
+Each suite asks for a capability fixture (``context_store``, ``event_log``, ``lock_manager``,
+``run_history``, ``task_outputs``, ``audit_log``, ``vector_index``); the fixture is
+parametrised over the backends listed below, and resolves ``<backend>_<capability>``
+from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name here and
+providing that fixture. Every factory returns a fresh, isolated store (own file / key
+prefix / schema) and cleans up after the test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+BACKENDS: dict[str, list[str]] = {
+    "context_store": ["sqlite"],
+    "event_log": ["sqlite"],
+    "lock_manager": ["sqlite"],
+    "run_history": ["sqlite"],
+    "task_outputs": ["sqlite"],
+    "audit_log": ["sqlite"],
+    "vector_index": ["numpy"],
+}
+
+
+def _resolve(request: pytest.FixtureRequest, capability: str) -> Any:
+    return request.getfixturevalue(f"{request.param}_{capability}")
+
+
+@pytest.fixture(params=BACKENDS["context_store"])
+def context_store(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "context_store")
+
+
+@pytest.fixture(params=BACKENDS["event_log"])
+def event_log(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "event_log")
+
+
+@pytest.fixture(params=BACKENDS["lock_manager"])
+def lock_manager(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "lock_manager")
+
+
+@pytest.fixture(params=BACKENDS["run_history"])
+def run_history(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "run_history")
+
+
+@pytest.fixture(params=BACKENDS["task_outputs"])
+def task_outputs(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "task_outputs")
+
+
+@pytest.fixture(params=BACKENDS["audit_log"])
+def audit_log(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "audit_log")
+
+
+@pytest.fixture(params=BACKENDS["vector_index"])
+def vector_index(request: pytest.FixtureRequest) -> Any:
+    return _resolve(request, "vector_index")
