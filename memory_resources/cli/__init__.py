@@ -1,0 +1,24 @@
+"""The ``memory-resources`` command line.
+
+Commands live in one module per area, each adding to :data:`app`:
+``core`` (health, stats), ``postgres_commands`` (migrate, prune), ``capture_commands``
+(history, outputs, outbox).
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="memory-resources",
+    help="Inspect and manage memory_resources stores.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+from . import capture_commands, core, postgres_commands  # noqa: E402,F401  (register commands)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,3 @@
+"""CLI commands: capture_commands (registered on memory_resources.cli.app)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""CLI commands: core (registered on memory_resources.cli.app)."""
+
+from __future__ import annotations
