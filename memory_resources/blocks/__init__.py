@@ -1,0 +1,1 @@
+"""Prefect blocks: typed configuration plus a factory that builds the store."""
