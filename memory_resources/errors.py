@@ -86,6 +86,10 @@ class BackendAuthenticationError(BackendError, PermissionError):
     """A backend refused the credentials. The message never contains the secret."""
 
 
+class BackendTimeoutError(BackendError, TimeoutError):
+    """A backend cancelled an operation that exceeded its time limit (e.g. statement_timeout)."""
+
+
 class SchemaError(BackendError):
     """The backend's schema is missing, too old, or was changed (e.g. a migration checksum)."""
 
@@ -113,6 +117,7 @@ class LockNotHeldError(LockError):
 __all__ = [
     "BackendAuthenticationError",
     "BackendError",
+    "BackendTimeoutError",
     "BackendUnavailableError",
     "ConfigurationError",
     "EmbeddingValidationError",
