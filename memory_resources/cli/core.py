@@ -1,3 +1,85 @@
-"""CLI commands: core (registered on memory_resources.cli.app)."""
+"""``memory-resources health`` and ``memory-resources stats`` on the process default
+MemoryAPI (configured from ``MEMORY_RESOURCES_*`` environment variables)."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from . import app
+
+_STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+def _load(action: str) -> Any:
+    """Run ``action`` on the process default API; a library error exits 2 with its message."""
+    from ..default import get_memory_api
+    from ..errors import MemoryResourcesError
+
+    try:
+        return getattr(get_memory_api(), action)()
+    except MemoryResourcesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return "" if value is None else str(value)
+
+
+@app.command()
+def health(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check every backend; exit code 1 when the memory store is unhealthy."""
+    from rich.console import Console
+    from rich.table import Table
+
+    report = _load("health_check")
+    if as_json:
+        _print_json(report)
+    else:
+        table = Table(title=f"memory-resources health — {report['overall_status']}")
+        for column in ("adapter", "backend", "status", "latency ms", "serves", "error"):
+            table.add_column(column)
+        for name, entry in report["adapters"].items():
+            status = str(entry.get("status"))
+            table.add_row(
+                name, str(entry.get("backend", "")),
+                f"[{_STYLE.get(status, 'red')}]{status}[/]",
+                _scalar(entry.get("latency_ms")), ", ".join(entry.get("serves", [])),
+                _scalar(entry.get("error")),
+            )
+        Console().print(table)
+    if report["overall_status"] == "unhealthy":
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def stats(
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+) -> None:
+    """Show each backend's statistics (memory, connections, embeddings, sizes)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    report = _load("get_memory_stats")
+    if as_json:
+        _print_json(report)
+        return
+    console = Console()
+    for name, values in report["adapters"].items():
+        table = Table(title=f"{name} ({values.get('backend', '?')})")
+        table.add_column("statistic")
+        table.add_column("value", overflow="fold")
+        for key in sorted(values):
+            table.add_row(key, _scalar(values[key]))
+        console.print(table)

@@ -1,0 +1,414 @@
+"""MemoryAPI: the spec's unified interface over context, events, locks, history, outputs,
+audit and vectors.
+
+``MemoryAPI()`` runs everything on the embedded default (one SQLite file plus the exact
+numpy index). ``redis_config`` moves context, events and locks to Redis; ``postgres_config``
+moves run history, task outputs and the audit trail to PostgreSQL; ``vector_config`` picks
+the vector backend. Writes return ``True``; failures raise typed errors, never ``False``.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .api_build import (
+    ADAPTER_ROLES,
+    Composition,
+    compose_from_configs,
+    compose_from_stores,
+    distinct_stores,
+)
+from .api_inputs import argument_names, embedding_array, flow_run_write
+from .api_monitor import backend_name, health, memory_stats
+from .clock import SYSTEM_CLOCK, Clock, utc_iso
+from .errors import MemoryValidationError
+from .locking import Lock
+from .log import get_logger
+from .records import (
+    AuditRecord,
+    ContextRecord,
+    EventRecord,
+    FlowRunRecord,
+    JSONDict,
+    TaskOutputRecord,
+    VectorMatch,
+)
+from .validation import (
+    optional_dict,
+    require_dict,
+    require_id,
+    require_positive_int,
+    require_positive_seconds,
+    require_ttl,
+)
+
+if TYPE_CHECKING:
+    from .handles import ContextHandle
+
+_log = get_logger(__name__)
+MAX_LIMIT = 100_000
+"""Largest ``limit`` / ``top_k`` a read accepts."""
+
+
+def _optional_id(value: Any, field: str) -> str | None:
+    return None if value is None else require_id(value, field)
+
+
+def _optional_limit(value: Any, field: str = "limit") -> int | None:
+    return None if value is None else require_positive_int(value, field, maximum=MAX_LIMIT)
+
+
+class MemoryAPI:
+    """The unified memory interface of the spec (``memory.api.MemoryAPI``).
+
+    Config dicts are validated at construction (``ConfigurationError`` naming the dict and
+    key); connections open on :meth:`connect` or lazily on first use, one store at a time,
+    so a backend that is down only affects the methods it serves.
+    """
+
+    def __init__(
+        self,
+        redis_config: dict[str, Any] | None = None,
+        postgres_config: dict[str, Any] | None = None,
+        vector_config: dict[str, Any] | None = None,
+        *,
+        embedded_config: dict[str, Any] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        composition = compose_from_configs(
+            redis_config, postgres_config, vector_config, embedded_config, clock
+        )
+        self._setup(composition, clock)
+
+    @classmethod
+    def from_stores(
+        cls,
+        *,
+        context: Any = None,
+        events: Any = None,
+        locks: Any = None,
+        history: Any = None,
+        outputs: Any = None,
+        audit: Any = None,
+        vectors: Any = None,
+        embedded_config: dict[str, Any] | None = None,
+        vector_config: dict[str, Any] | None = None,
+        owns_stores: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> MemoryAPI:
+        """Compose given store objects (each implementing its role's Protocol); roles left
+        out run on the embedded default. With ``owns_stores=False`` :meth:`disconnect`
+        leaves the given stores open (their owner, e.g. a Prefect block, closes them)."""
+        given = {"context": context, "events": events, "locks": locks, "history": history,
+                 "outputs": outputs, "audit": audit, "vectors": vectors}
+        composition = compose_from_stores(
+            given, embedded_config=embedded_config, vector_config=vector_config,
+            clock=clock, owns_stores=owns_stores,
+        )
+        api = cls.__new__(cls)
+        api._setup(composition, clock)
+        return api
+
+    def _setup(self, composition: Composition, clock: Clock) -> None:
+        self._roles = composition.roles
+        self._owned = composition.owned
+        self._clock = clock
+        self._connected: set[int] = set()
+        self._connect_lock = threading.Lock()
+        r = composition.roles
+        self._context, self._events, self._locks = r["context"], r["events"], r["locks"]
+        self._history, self._outputs, self._audit = r["history"], r["outputs"], r["audit"]
+        self._vectors = r["vectors"]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """Which backend serves each role, e.g. ``{"context": "redis", "history": "sqlite"}``."""
+        return {role: backend_name(store) for role, store in self._roles.items()}
+
+    def _ensure(self, store: Any) -> Any:
+        """Connect ``store`` once (thread-safe); returns it."""
+        if id(store) in self._connected:
+            return store
+        with self._connect_lock:
+            if id(store) not in self._connected:
+                connect = getattr(store, "connect", None)
+                if connect is not None:
+                    connect()
+                self._connected.add(id(store))
+        return store
+
+    def connect(self) -> bool:
+        """Connect every backend; ``True``, or raise the first backend's typed error."""
+        for store in distinct_stores(self._roles):
+            self._ensure(store)
+        _log.debug("memory api connected", backends=self.backends)
+        return True
+
+    def disconnect(self) -> None:
+        """Close the connections of the stores this API owns. Idempotent; any later call
+        reconnects lazily."""
+        with self._connect_lock:
+            owned = {id(store) for store in self._owned}
+            for store in distinct_stores(self._roles):
+                if id(store) in owned:
+                    close = getattr(store, "close", None)
+                    if close is not None:
+                        close()
+            self._connected.clear()
+
+    def __enter__(self) -> MemoryAPI:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(
+            f"{adapter}={'+'.join(sorted({self.backends[r] for r in roles}))}"
+            for adapter, roles in ADAPTER_ROLES.items()
+        )
+        return f"MemoryAPI({parts})"
+
+    # -- context and events ----------------------------------------------------------------
+
+    def set_context(self, context_id: str, context_data: JSONDict, ttl: int | None = None
+                    ) -> bool:
+        """Store ``context_data`` under ``context_id`` for ``ttl`` seconds (None: no expiry)."""
+        self.set_context_record(context_id, context_data, ttl)
+        return True
+
+    def set_context_record(self, context_id: str, context_data: JSONDict,
+                           ttl: int | None = None) -> ContextRecord:
+        """:meth:`set_context`, returning the stored envelope (version, timestamps)."""
+        context_id = require_id(context_id, "context_id")
+        context_data = require_dict(context_data, "context_data")
+        ttl = require_ttl(ttl, "ttl")
+        with argument_names(data="context_data"):
+            record: ContextRecord = self._ensure(self._context).set_context(
+                context_id, context_data, ttl)
+        return record
+
+    def get_context(self, context_id: str) -> ContextRecord | None:
+        """The envelope ``{"context_id", "data", "created_at", "updated_at", "version",
+        "ttl", "expires_at"}``, or None when absent or expired."""
+        context_id = require_id(context_id, "context_id")
+        record: ContextRecord | None = self._ensure(self._context).get_context(context_id)
+        return record
+
+    def clear_context(self, context_id: str) -> bool:
+        """Remove the context and its events. ``True`` if anything was removed, ``False`` if
+        there was nothing under ``context_id`` (not an error)."""
+        context_id = require_id(context_id, "context_id")
+        return bool(self._ensure(self._context).clear_context(context_id))
+
+    def append_event(self, context_id: str, event: JSONDict) -> bool:
+        """Append ``event`` to the context's stream."""
+        self.append_event_record(context_id, event)
+        return True
+
+    def append_event_record(self, context_id: str, event: JSONDict) -> EventRecord:
+        """:meth:`append_event`, returning the stored event with its id and timestamp."""
+        context_id = require_id(context_id, "context_id")
+        event = require_dict(event, "event")
+        with argument_names(data="event"):
+            record: EventRecord = self._ensure(self._events).append_event(context_id, event)
+        return record
+
+    def get_events(self, context_id: str, since: str | None = None,
+                   limit: int | None = None) -> list[EventRecord]:
+        """Events in append order, each ``{"id", "context_id", "timestamp", "data"}``;
+        ``since`` is an exclusive event-id cursor, ``limit`` caps the count."""
+        context_id = require_id(context_id, "context_id")
+        since = _optional_id(since, "since")
+        limit = _optional_limit(limit)
+        return list(self._ensure(self._events).get_events(context_id, since=since, limit=limit))
+
+    # -- flow run history, task outputs, audit ---------------------------------------------
+
+    def write_flow_run_history(self, flow_id: str, run_id: str, data: JSONDict) -> bool:
+        """Upsert the run's history row; known keys of ``data`` (status, flow_name,
+        started_at, ended_at, duration, parameters, tags, error, …) fill its columns and the
+        whole dict is kept (merged) in its ``data``."""
+        write = flow_run_write(flow_id, run_id, data)
+        with argument_names(record="data"):
+            self._ensure(self._history).write_flow_run(write)
+        return True
+
+    def read_flow_run_history(
+        self,
+        flow_id: str | None,
+        run_id: str | None = None,
+        limit: int = 100,
+        *,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[FlowRunRecord]:
+        """History rows newest first; ``flow_id=None`` reads every flow; ``status`` and the
+        ``since``/``until`` ISO timestamps filter on the row's creation time."""
+        flow_id = _optional_id(flow_id, "flow_id")
+        run_id = _optional_id(run_id, "run_id")
+        limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
+        status = _optional_id(status, "status")
+        since = _optional_id(since, "since")
+        until = _optional_id(until, "until")
+        return list(self._ensure(self._history).read_flow_runs(
+            flow_id, run_id, limit,
+            status=status.strip().lower() if status else None, since=since, until=until,
+        ))
+
+    def write_task_output(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> bool:
+        """Store a new version of the task's output (any value the codec can encode)."""
+        self.write_task_output_record(task_id, output, metadata, task_run_id=task_run_id,
+                                      flow_run_id=flow_run_id)
+        return True
+
+    def write_task_output_record(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> TaskOutputRecord:
+        """:meth:`write_task_output`, returning the stored version."""
+        task_id = require_id(task_id, "task_id")
+        metadata = optional_dict(metadata, "metadata")
+        task_run_id = _optional_id(task_run_id, "task_run_id")
+        flow_run_id = _optional_id(flow_run_id, "flow_run_id")
+        record: TaskOutputRecord = self._ensure(self._outputs).write_task_output(
+            task_id, output, metadata, task_run_id=task_run_id, flow_run_id=flow_run_id)
+        return record
+
+    def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
+        """The latest version ``{"task_id", "version", "output", "metadata", …}`` or None."""
+        task_id = require_id(task_id, "task_id")
+        record: TaskOutputRecord | None = self._ensure(self._outputs).read_task_output(task_id)
+        return record
+
+    def list_task_outputs(self, task_id: str, limit: int = 100) -> list[TaskOutputRecord]:
+        """Every stored version of the task's output, newest first."""
+        task_id = require_id(task_id, "task_id")
+        limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
+        return list(self._ensure(self._outputs).list_task_outputs(task_id, limit))
+
+    def read_audit_log(
+        self,
+        *,
+        operation: str | None = None,
+        target: str | None = None,
+        flow_run_id: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Audit rows newest first, filtered by operation, target, acting flow run and time."""
+        return list(self._ensure(self._audit).read_audit(
+            operation=_optional_id(operation, "operation"),
+            target=_optional_id(target, "target"),
+            flow_run_id=_optional_id(flow_run_id, "flow_run_id"),
+            since=_optional_id(since, "since"),
+            limit=require_positive_int(limit, "limit", maximum=MAX_LIMIT),
+        ))
+
+    # -- vectors ---------------------------------------------------------------------------
+
+    @property
+    def vector_dimension(self) -> int:
+        """The dimension every embedding must have."""
+        return int(self._vectors.dimension)
+
+    def index_embedding(self, id: str, embedding: Any, metadata: JSONDict | None = None
+                        ) -> bool:
+        """Insert or replace the embedding ``id`` (a list of ``dimension`` finite numbers)."""
+        id = require_id(id, "id")
+        vector = embedding_array(embedding, "embedding", self.vector_dimension)
+        metadata = optional_dict(metadata, "metadata")
+        with argument_names(vectors="embedding", vector="embedding"):
+            self._ensure(self._vectors).upsert([id], vector[None, :], [metadata])
+        return True
+
+    def query_embeddings(
+        self,
+        query_embedding: Any,
+        top_k: int = 10,
+        filter_metadata: JSONDict | None = None,
+    ) -> list[VectorMatch]:
+        """The ``top_k`` nearest embeddings, best first, as ``{"id", "score", "metadata"}``.
+        ``filter_metadata`` keeps only embeddings whose metadata matches (equality, or
+        ``{"$in": [...]}``, ``$ne``, ``$gt`` …)."""
+        vector = embedding_array(query_embedding, "query_embedding", self.vector_dimension)
+        top_k = require_positive_int(top_k, "top_k", maximum=MAX_LIMIT)
+        flt = None if filter_metadata is None else require_dict(filter_metadata,
+                                                                "filter_metadata")
+        with argument_names(vector="query_embedding", filter="filter_metadata"):
+            return list(self._ensure(self._vectors).query(vector, top_k=top_k, filter=flt))
+
+    def delete_embedding(self, id: str) -> bool:
+        """Remove the embedding ``id``: ``True`` if it existed, ``False`` if not (no error)."""
+        id = require_id(id, "id")
+        return bool(self._ensure(self._vectors).delete([id]))
+
+    # -- locks -----------------------------------------------------------------------------
+
+    def acquire_lock(self, lock_name: str, timeout: float = 10,
+                     blocking_timeout: float | None = 5) -> Lock:
+        """A lock to use as ``with memory_api.acquire_lock(name) as lock:``; the lease lasts
+        ``timeout`` s, acquiring waits up to ``blocking_timeout`` s, then raises
+        :class:`~memory_resources.errors.LockNotAcquiredError`. ``lock.fencing_token``
+        strictly increases per lock name."""
+        return self.lock(lock_name, timeout=timeout, blocking_timeout=blocking_timeout)
+
+    def lock(self, name: str, *, timeout: float = 10, blocking_timeout: float | None = 5,
+             auto_extend: bool = False) -> Lock:
+        """A :class:`~memory_resources.locking.Lock` on ``name`` (not acquired yet); with
+        ``auto_extend`` a watchdog keeps the lease alive while it is held."""
+        name = require_id(name, "lock_name")
+        timeout = require_positive_seconds(timeout, "timeout")
+        if blocking_timeout is not None:
+            require_positive_seconds(blocking_timeout, "blocking_timeout", allow_zero=True)
+        if not isinstance(auto_extend, bool):
+            raise MemoryValidationError("auto_extend", f"must be a bool, got {auto_extend!r}")
+        return Lock(self._ensure(self._locks), name, timeout=timeout,
+                    blocking_timeout=blocking_timeout, auto_extend=auto_extend,
+                    clock=self._clock)
+
+    def context(self, session_id: str, *, ttl: int | None = None) -> ContextHandle:
+        """A handle bound to one context id (``get``, ``set``, ``update``,
+        ``append_event``, ``events``, ``clear``); ``ttl`` applies to its writes."""
+        from .handles import ContextHandle
+
+        return ContextHandle(self, session_id, ttl=ttl)
+
+    # -- monitoring ------------------------------------------------------------------------
+
+    def health_check(self) -> JSONDict:
+        """``{"overall_status": "healthy"|"degraded"|"unhealthy", "adapters": {"redis": …,
+        "postgres": …, "vector": …}, "timestamp": …}``; never raises for a backend fault."""
+        return health(self._roles, self._ensure, utc_iso(self._clock.time()))
+
+    def get_memory_stats(self) -> JSONDict:
+        """``{"adapters": {"redis": {"used_memory": …}, "postgres": {"active_connections":
+        …}, "vector": {"total_embeddings": …}}, "timestamp": …}``."""
+        return memory_stats(self._roles, self._ensure, utc_iso(self._clock.time()))
+
+
+__all__ = ["MemoryAPI"]

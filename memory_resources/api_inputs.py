@@ -1,0 +1,195 @@
+"""Turn MemoryAPI arguments into store inputs: flow-run dicts, embeddings, error names.
+
+Everything here validates and raises
+:class:`~memory_resources.errors.MemoryValidationError` naming the facade's argument, before
+any store is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from .clock import to_datetime, utc_iso
+from .errors import (
+    EmbeddingValidationError,
+    MemoryValidationError,
+    PayloadTooLargeError,
+    SerializationError,
+)
+from .records import FlowRunWrite
+from .validation import require_dict, require_id
+
+_TEXT_KEYS = ("flow_name", "state_name", "deployment_id", "parent_run_id")
+_TIME_KEYS = ("started_at", "ended_at", "created_at")
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise MemoryValidationError(field, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _timestamp(value: Any, field: str) -> str:
+    """An ISO-8601 string, a datetime or epoch seconds, as an ISO UTC string."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, dt.datetime)):
+        raise MemoryValidationError(
+            field, f"must be an ISO-8601 string, a datetime or epoch seconds, got {value!r}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MemoryValidationError(field, f"must be finite, got {value!r}")
+    try:
+        return utc_iso(to_datetime(value).timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise MemoryValidationError(field, f"is not a valid timestamp: {value!r}") from None
+
+
+def _error_parts(value: Any, field: str) -> tuple[Any, Any, Any]:
+    """``error`` as (type, message, JSON form kept in ``data``)."""
+    kind: Any
+    message: Any
+    if value is None:
+        return None, None, None
+    if isinstance(value, BaseException):
+        kind, message = type(value).__name__, str(value)
+        return kind, message, {"type": kind, "message": message}
+    if isinstance(value, str):
+        return None, value, value
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        message = value.get("message")
+        if kind is not None and not isinstance(kind, str):
+            raise MemoryValidationError(f'{field}["type"]', "must be a string")
+        if message is not None and not isinstance(message, str):
+            raise MemoryValidationError(f'{field}["message"]', "must be a string")
+        return kind, message, dict(value)
+    raise MemoryValidationError(
+        field, f"must be a string, a dict with type/message, or an exception, got {value!r}"
+    )
+
+
+def flow_run_write(flow_id: Any, run_id: Any, data: Any) -> FlowRunWrite:
+    """Lift the known keys of ``data`` into :class:`FlowRunWrite` columns; keep all of ``data``.
+
+    Known keys: ``status`` (lower-cased), ``flow_name``, ``state_name``, ``started_at``,
+    ``ended_at``, ``created_at`` (ISO strings, datetimes or epoch seconds), ``duration``
+    (seconds >= 0), ``parameters`` (dict), ``tags`` (list of strings), ``error`` (string, dict
+    with ``type``/``message``, or an exception), ``error_type``, ``error_message``,
+    ``deployment_id``, ``parent_run_id``, ``run_count`` (int >= 0).
+    """
+    flow_id = require_id(flow_id, "flow_id")
+    run_id = require_id(run_id, "run_id")
+    data = require_dict(data, "data")
+    fields: dict[str, Any] = {}
+    if data.get("status") is not None:
+        fields["status"] = _text(data["status"], 'data["status"]').strip().lower()
+        if not fields["status"]:
+            raise MemoryValidationError('data["status"]', "must not be empty")
+    for key in _TEXT_KEYS:
+        if data.get(key) is not None:
+            fields[key] = _text(data[key], f'data["{key}"]')
+    for key in _TIME_KEYS:
+        if data.get(key) is not None:
+            fields[key] = _timestamp(data[key], f'data["{key}"]')
+            data[key] = fields[key]
+    duration = data.get("duration")
+    if duration is not None:
+        if (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                or not math.isfinite(duration) or duration < 0):
+            raise MemoryValidationError(
+                'data["duration"]', f"must be a finite number of seconds >= 0, got {duration!r}"
+            )
+        fields["duration"] = float(duration)
+    if data.get("parameters") is not None:
+        fields["parameters"] = require_dict(data["parameters"], 'data["parameters"]')
+    tags = data.get("tags")
+    if tags is not None:
+        if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple, set, frozenset)):
+            raise MemoryValidationError('data["tags"]', f"must be a list of strings, got {tags!r}")
+        fields["tags"] = [_text(tag, 'data["tags"][]') for tag in tags]
+        data["tags"] = list(fields["tags"])
+    run_count = data.get("run_count")
+    if run_count is not None:
+        if isinstance(run_count, bool) or not isinstance(run_count, int) or run_count < 0:
+            raise MemoryValidationError('data["run_count"]', f"must be an int >= 0, got "
+                                        f"{run_count!r}")
+        fields["run_count"] = run_count
+    kind, message, kept = _error_parts(data.get("error"), 'data["error"]')
+    if kept is not None:
+        data["error"] = kept
+    if data.get("error_type") is not None:
+        kind = _text(data["error_type"], 'data["error_type"]')
+    if data.get("error_message") is not None:
+        message = _text(data["error_message"], 'data["error_message"]')
+    if kind is not None:
+        fields["error_type"] = kind
+    if message is not None:
+        fields["error_message"] = message
+    return FlowRunWrite(flow_id=flow_id, run_id=run_id, data=data, **fields)
+
+
+def embedding_array(value: Any, field: str, dimension: int) -> np.ndarray[Any, Any]:
+    """A 1-D list/tuple/array of ``dimension`` finite numbers, as float32."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(
+        value, (list, tuple, np.ndarray)
+    ):
+        raise EmbeddingValidationError(
+            field, f"must be a list of {dimension} numbers, got {type(value).__name__}"
+        )
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise EmbeddingValidationError(field, "must contain only numbers") from None
+    if array.ndim != 1:
+        raise EmbeddingValidationError(field, f"must be one vector, got shape {array.shape}")
+    if isinstance(value, (list, tuple)) and any(isinstance(x, bool) for x in value):
+        raise EmbeddingValidationError(field, "must contain only numbers, not booleans")
+    if array.shape[0] != dimension:
+        raise EmbeddingValidationError(
+            field, f"has dimension {array.shape[0]}; the index expects {dimension}"
+        )
+    if not np.isfinite(array).all():
+        raise EmbeddingValidationError(field, "contains NaN or infinite values")
+    if np.abs(array).max(initial=0.0) > np.finfo(np.float32).max:
+        raise EmbeddingValidationError(field, "has values too large for float32")
+    return array.astype(np.float32)
+
+
+@contextlib.contextmanager
+def argument_names(**names: str) -> Iterator[None]:
+    """Re-raise a store's validation error under the facade's argument name.
+
+    ``argument_names(data="context_data")``: a store complaining about ``data`` is
+    reported as ``context_data`` (with the same path and problem).
+    """
+    try:
+        yield
+    except MemoryValidationError as exc:
+        renamed = _rename(exc, names)
+        if renamed is None:
+            raise
+        raise renamed from exc
+
+
+def _rename(exc: MemoryValidationError, names: dict[str, str]) -> MemoryValidationError | None:
+    for old, new in names.items():
+        if exc.field != old and not exc.field.startswith((old + "[", old + ".")):
+            continue
+        field = new + exc.field[len(old):]
+        if isinstance(exc, PayloadTooLargeError):
+            return PayloadTooLargeError(field, exc.size, exc.limit)
+        if isinstance(exc, SerializationError):
+            path = exc.path
+            if path == old or path.startswith((old + "[", old + ".")):
+                path = new + path[len(old):]
+            return SerializationError(field, path, exc.problem, hint=exc.hint)
+        clone = type(exc).__new__(type(exc))
+        clone.__dict__.update(exc.__dict__)
+        MemoryValidationError.__init__(clone, field, exc.problem, hint=exc.hint)
+        return clone
+    return None

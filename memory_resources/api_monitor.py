@@ -1,0 +1,115 @@
+"""``health_check()`` and ``get_memory_stats()`` of a MemoryAPI, shaped as the spec shows.
+
+Adapters are the spec's names — ``redis`` (context, events, locks), ``postgres`` (history,
+outputs, audit) and ``vector`` — whichever backend serves them; each entry says which
+``backend`` does (``sqlite``, ``redis``, ``postgres``, ``numpy``, ``pgvector`` …).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .api_build import ADAPTER_ROLES, distinct_stores
+from .records import HealthReport, JSONDict
+
+_RANK = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+_SPEC_KEYS = {"redis": "used_memory", "postgres": "active_connections",
+              "vector": "total_embeddings"}
+
+
+def backend_name(store: Any) -> str:
+    """The store's ``backend_name`` or, failing that, its class name."""
+    name = getattr(store, "backend_name", None)
+    return name if isinstance(name, str) and name else type(store).__name__
+
+
+def _store_health(store: Any, ensure: Callable[[Any], None]) -> HealthReport:
+    """One store's report; connecting or checking never raises out of here."""
+    started = time.perf_counter()
+    try:
+        ensure(store)
+        check = getattr(store, "health_check", None)
+        if check is None:
+            report: HealthReport = {"status": "healthy", "backend": backend_name(store)}
+            if hasattr(store, "count"):
+                report["details"] = {"count": store.count()}
+        else:
+            report = dict(check())  # type: ignore[assignment]
+    except Exception as exc:
+        report = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"}
+    report.setdefault("backend", backend_name(store))
+    report.setdefault("latency_ms", round((time.perf_counter() - started) * 1000, 3))
+    if report.get("status") not in _RANK:
+        report["status"] = "unhealthy"
+    return report
+
+
+def health(roles: dict[str, Any], ensure: Callable[[Any], None], timestamp: str) -> JSONDict:
+    """Check each distinct store once and report per adapter, worst status first."""
+    reports: dict[int, HealthReport] = {}
+    adapters: dict[str, JSONDict] = {}
+    for adapter, names in ADAPTER_ROLES.items():
+        stores = distinct_stores(roles, names)
+        for store in stores:
+            if id(store) not in reports:
+                reports[id(store)] = _store_health(store, ensure)
+        if len(stores) == 1:
+            entry: JSONDict = dict(reports[id(stores[0])])
+        else:
+            by_role = {name: dict(reports[id(roles[name])]) for name in names}
+            worst = max((str(r["status"]) for r in by_role.values()),
+                        key=lambda status: _RANK[status])
+            entry = {"status": worst,
+                     "backend": ",".join(sorted({str(r["backend"]) for r in by_role.values()})),
+                     "roles": by_role}
+        entry["serves"] = list(names)
+        adapters[adapter] = entry
+    statuses = [report["status"] for report in reports.values()]
+    if all(status == "healthy" for status in statuses):
+        overall = "healthy"
+    elif all(status == "unhealthy" for status in statuses):
+        overall = "unhealthy"
+    else:
+        overall = "degraded"
+    return {"overall_status": overall, "adapters": adapters, "timestamp": timestamp}
+
+
+def _fill_spec_key(adapter: str, store: Any, stats: JSONDict) -> None:
+    """Make sure the spec's key of the adapter is present, from what the backend reports."""
+    key = _SPEC_KEYS[adapter]
+    if key in stats:
+        return
+    if adapter == "vector" and hasattr(store, "count"):
+        stats[key] = int(store.count())
+    elif adapter == "redis":
+        path = stats.get("path")
+        for alias in ("used_memory_bytes", "file_size_bytes", "size_bytes", "database_size"):
+            if isinstance(stats.get(alias), int):
+                stats[key] = stats[alias]
+                break
+        else:
+            stats[key] = (os.path.getsize(path) if isinstance(path, str)
+                          and os.path.exists(path) else None)
+    elif adapter == "postgres":
+        stats[key] = stats.get("connections", stats.get("open_connections"))
+
+
+def memory_stats(roles: dict[str, Any], ensure: Callable[[Any], None],
+                 timestamp: str) -> JSONDict:
+    """Each adapter's statistics (the first store serving it), with the spec's key present."""
+    cache: dict[int, JSONDict] = {}
+    adapters: dict[str, JSONDict] = {}
+    for adapter, names in ADAPTER_ROLES.items():
+        store = roles[names[0]]
+        if id(store) not in cache:
+            ensure(store)
+            getter = getattr(store, "stats", None)
+            cache[id(store)] = dict(getter()) if getter is not None else {}
+        stats = dict(cache[id(store)])
+        stats.setdefault("backend", backend_name(store))
+        _fill_spec_key(adapter, store, stats)
+        adapters[adapter] = stats
+    return {"adapters": adapters, "timestamp": timestamp}
