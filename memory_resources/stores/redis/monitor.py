@@ -1,0 +1,107 @@
+"""``health_check()`` and ``stats()`` of the Redis store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...clock import Clock
+from ...config import RedisConfig
+from ...records import HealthReport, JSONDict
+from .errors import CAUGHT, translate
+from .keys import KeySpace
+from .redlock import Redlock
+
+SCAN_LIMIT = 100_000
+"""At most this many keys are counted by ``stats()``; beyond, the count is marked truncated."""
+
+
+def _primary_infos(client: Any, cluster: bool, section: str) -> list[dict[str, Any]]:
+    """INFO ``section`` of the server, or of every cluster primary."""
+    if not cluster:
+        return [client.info(section)]
+    replies = client.info(section, target_nodes=client.PRIMARIES)
+    per_node = isinstance(replies, dict) and bool(replies) and all(
+        isinstance(value, dict) for value in replies.values())
+    if per_node:
+        return list(replies.values())
+    return [replies]
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.2f}{unit}" if unit != "B" else f"{int(value)}B"
+        value /= 1024
+    return f"{size}B"  # pragma: no cover - loop always returns
+
+
+def health_report(redlock: Redlock, config: RedisConfig, clock: Clock,
+                  secrets: tuple[str, ...]) -> HealthReport:
+    """PING the primary (timed), read version and role; PING each extra lock node."""
+    primary = redlock.nodes[0].client
+    try:
+        started = clock.monotonic()
+        primary.ping()
+        latency_ms = (clock.monotonic() - started) * 1000
+        infos = _primary_infos(primary, config.cluster, "server")
+        roles = _primary_infos(primary, config.cluster, "replication")
+    except CAUGHT as exc:
+        return {"status": "unhealthy", "backend": "redis",
+                "error": str(translate(exc, secrets, where="health_check"))}
+    details: JSONDict = {
+        "server_version": infos[0].get("redis_version"),
+        "role": roles[0].get("role"),
+        "mode": "cluster" if config.cluster else "standalone",
+        "key_prefix": config.key_prefix,
+    }
+    if config.cluster:
+        details["cluster_primaries"] = len(infos)
+    status: Any = "healthy"
+    if len(redlock.nodes) > 1:
+        down = []
+        for node in redlock.nodes[1:]:
+            try:
+                node.client.ping()
+            except CAUGHT:
+                down.append(node.label)
+        details["lock_nodes"] = len(redlock.nodes)
+        details["lock_nodes_down"] = down
+        if down:
+            status = "degraded" if len(redlock.nodes) - len(down) >= redlock.quorum else "unhealthy"
+    return {"status": status, "backend": "redis", "latency_ms": round(latency_ms, 3),
+            "details": details}
+
+
+def stats_report(redlock: Redlock, keys: KeySpace, cluster: bool,
+                 secrets: tuple[str, ...]) -> JSONDict:
+    """Memory, clients, ops/s (summed over cluster primaries) and keys under the prefix."""
+    client = redlock.nodes[0].client
+    try:
+        memory = _primary_infos(client, cluster, "memory")
+        clients = _primary_infos(client, cluster, "clients")
+        ops = _primary_infos(client, cluster, "stats")
+        counted = 0
+        truncated = False
+        for _ in client.scan_iter(match=keys.pattern(), count=1000):
+            counted += 1
+            if counted >= SCAN_LIMIT:
+                truncated = True
+                break
+    except CAUGHT as exc:
+        raise translate(exc, secrets, where="stats") from exc
+    used = sum(int(info.get("used_memory", 0)) for info in memory)
+    return {
+        "backend": "redis",
+        "used_memory": used,
+        "used_memory_human": (memory[0].get("used_memory_human") if len(memory) == 1
+                              else _human(used)),
+        "connected_clients": sum(int(i.get("connected_clients", 0)) for i in clients),
+        "instantaneous_ops_per_sec": sum(int(i.get("instantaneous_ops_per_sec", 0))
+                                         for i in ops),
+        "keys_under_prefix": counted,
+        "keys_under_prefix_truncated": truncated,
+        "key_prefix": keys.prefix,
+        "lock_nodes": len(redlock.nodes),
+        "lock_quorum": redlock.quorum,
+    }

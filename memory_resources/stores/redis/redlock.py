@@ -1,0 +1,152 @@
+"""Redlock primitives over the primary plus ``lock_nodes``, with a fencing token.
+
+:class:`memory_resources.locking.Lock` drives these primitives (retry with jitter,
+validity = ttl - elapsed - drift, watchdog); what is Redis-specific lives here:
+
+* **acquire**: one Lua script per node does ``SET NX PX`` and, on success, ``INCR`` of the
+  lock's fencing counter, so acquire plus token is one round trip per node. All nodes are
+  asked concurrently. Success needs a quorum ``N//2+1``; otherwise the lease is released on
+  every node before returning ``None``.
+* **fencing token**: the largest counter among the quorum. When the nodes' counters
+  disagree (a node missed earlier rounds), the nodes of the quorum are lifted to that token
+  in a second step, so any later quorum, which overlaps this one, returns a larger token.
+  With a single node the counter is simply the INCR result.
+* **release / extend**: Lua compare-and-delete / compare-and-pexpire on every node;
+  true when a quorum confirmed.
+
+Per-node failures are tolerated while a quorum is still possible; when too many nodes fail
+to ever reach one, :class:`BackendUnavailableError` is raised instead of a silent refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
+from .errors import BACKEND, CAUGHT, translate
+from .keys import KeySpace
+from .scripts import Scripts
+
+T = TypeVar("T")
+
+
+class LockNode:
+    """One Redlock master: its client and the scripts registered on it."""
+
+    __slots__ = ("client", "label", "scripts")
+
+    def __init__(self, client: Any, label: str) -> None:
+        self.client = client
+        self.label = label
+        self.scripts = Scripts(client)
+
+
+class Redlock:
+    """The :class:`~memory_resources.protocols.LockManager` primitives over ``nodes``."""
+
+    def __init__(self, nodes: Sequence[LockNode], keys: KeySpace,
+                 secrets: tuple[str, ...] = ()) -> None:
+        self.nodes = list(nodes)
+        self.keys = keys
+        self.quorum = len(self.nodes) // 2 + 1
+        self._secrets = secrets
+        self._pool = (
+            ThreadPoolExecutor(max_workers=len(self.nodes), thread_name_prefix="redlock")
+            if len(self.nodes) > 1 else None
+        )
+
+    def close(self) -> None:
+        """Stop the worker threads used to reach the nodes concurrently."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _on_all(self, call: Callable[[LockNode], T],
+                nodes: Sequence[LockNode] | None = None) -> list[T | BackendError]:
+        """``call`` on each node concurrently; a failure is returned as its typed error."""
+        targets = self.nodes if nodes is None else nodes
+
+        def guarded(node: LockNode) -> T | BackendError:
+            try:
+                return call(node)
+            except CAUGHT as exc:
+                return translate(exc, self._secrets, where=f"lock node {node.label}")
+
+        if self._pool is None or len(targets) == 1:
+            return [guarded(node) for node in targets]
+        return list(self._pool.map(guarded, targets))
+
+    def _check_reachable(self, results: Sequence[object], action: str) -> None:
+        """Raise when failed nodes leave fewer than a quorum able to answer."""
+        errors = [r for r in results if isinstance(r, BackendError)]
+        if len(self.nodes) - len(errors) >= self.quorum:
+            return
+        for error in errors:
+            if isinstance(error, BackendAuthenticationError):
+                raise error
+        if len(errors) == 1:
+            raise errors[0]
+        detail = "; ".join(str(e) for e in errors)
+        raise BackendUnavailableError(
+            BACKEND,
+            f"{action}: {len(errors)} of {len(self.nodes)} lock nodes failed, "
+            f"quorum {self.quorum} impossible ({detail})",
+        )
+
+    def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        """Take the lease on a quorum and return its fencing token, else ``None``."""
+        lease, fence = self.keys.lock_pair(name)
+        if self._pool is None:
+            node = self.nodes[0]
+            try:
+                token = node.scripts.acquire(keys=(lease, fence), args=(owner, ttl_ms))
+            except CAUGHT as exc:
+                raise translate(exc, self._secrets) from exc
+            return None if token is None else int(token)
+        results = self._on_all(
+            lambda n: n.scripts.acquire(keys=(lease, fence), args=(owner, ttl_ms)))
+        won = [(node, int(r)) for node, r in zip(self.nodes, results, strict=True)
+               if r is not None and not isinstance(r, BackendError)]
+        if len(won) < self.quorum:
+            self.release(name, owner, quiet=True)
+            self._check_reachable(results, "acquire")
+            return None
+        token = max(t for _, t in won)
+        behind = [node for node, t in won if t < token]
+        if behind:
+            lifted = self._on_all(
+                lambda n: n.scripts.raise_fence(keys=(lease, fence), args=(owner, token)), behind)
+            confirmed = len(won) - len(behind) + sum(1 for r in lifted if r == 1)
+            if confirmed < self.quorum:
+                self.release(name, owner, quiet=True)
+                return None
+        return token
+
+    def release(self, name: str, owner: str, *, quiet: bool = False) -> bool:
+        """Compare-and-delete on every node; True when a quorum released it."""
+        lease, _ = self.keys.lock_pair(name)
+        if self._pool is None:
+            try:
+                return bool(self.nodes[0].scripts.release(keys=(lease,), args=(owner,)))
+            except CAUGHT as exc:
+                if quiet:
+                    return False
+                raise translate(exc, self._secrets) from exc
+        results = self._on_all(lambda n: n.scripts.release(keys=(lease,), args=(owner,)))
+        if not quiet:
+            self._check_reachable(results, "release")
+        return sum(1 for r in results if r == 1) >= self.quorum
+
+    def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Compare-and-pexpire on every node; True when a quorum still held it."""
+        lease, _ = self.keys.lock_pair(name)
+        if self._pool is None:
+            try:
+                return bool(self.nodes[0].scripts.extend(keys=(lease,), args=(owner, ttl_ms)))
+            except CAUGHT as exc:
+                raise translate(exc, self._secrets) from exc
+        results = self._on_all(lambda n: n.scripts.extend(keys=(lease,), args=(owner, ttl_ms)))
+        self._check_reachable(results, "extend")
+        return sum(1 for r in results if r == 1) >= self.quorum

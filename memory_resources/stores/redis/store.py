@@ -1,0 +1,326 @@
+"""``RedisStore``: context, event streams and Redlock locks on Redis or Redis Cluster."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ...clock import SYSTEM_CLOCK, Clock, utc_iso
+from ...codec import decode, encode
+from ...config import RedisConfig, parse_config
+from ...errors import MemoryValidationError
+from ...log import get_logger
+from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
+from ...validation import require_dict, require_id, require_positive_int, require_ttl
+from . import client as clients
+from .batch import ScriptBatcher
+from .errors import CAUGHT, translate
+from .keys import KeySpace
+from .monitor import health_report, stats_report
+from .redlock import LockNode, Redlock
+from .scripts import Scripts
+
+_log = get_logger(__name__)
+_STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+class RedisStore:
+    """Context, events and lock primitives on Redis (``backend_name`` ``"redis"``).
+
+    Implements :class:`Lifecycle`, :class:`ContextStore`, :class:`EventLog` and
+    :class:`LockManager` (see :mod:`memory_resources.protocols`), plus the pipelined batch
+    forms :meth:`set_contexts` / :meth:`get_contexts`. One connection pool per client is
+    opened on :meth:`connect` (or first use) and kept until :meth:`close`.
+    """
+
+    backend_name = "redis"
+
+    def __init__(self, config: RedisConfig | Mapping[str, Any], *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config: RedisConfig = parse_config(RedisConfig, config if isinstance(
+            config, RedisConfig) else dict(config), "redis_config")
+        self.clock = clock
+        self.keys = KeySpace(self.config.key_prefix)
+        password = self.config.password.get_secret_value() if self.config.password else ""
+        self._secrets = (password,) if password else ()
+        self._client: Any = None
+        self._scripts: Scripts | None = None
+        self._redlock: Redlock | None = None
+        self._batch: ScriptBatcher | None = None
+        self._guard = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _open(self) -> tuple[Any, Scripts]:
+        client, scripts = self._client, self._scripts
+        if client is not None and scripts is not None:
+            return client, scripts
+        with self._guard:
+            if self._client is None or self._scripts is None:
+                try:
+                    primary = clients.build_primary(self.config)
+                except CAUGHT as exc:
+                    raise translate(exc, self._secrets, where="connect") from exc
+                nodes = [LockNode(primary, "primary")]
+                nodes += [LockNode(clients.build_lock_node(self.config, url), f"#{i + 1}")
+                          for i, url in enumerate(self.config.lock_nodes)]
+                self._redlock = Redlock(nodes, self.keys, self._secrets)
+                self._scripts = nodes[0].scripts
+                self._batch = ScriptBatcher(primary, nodes[0].scripts, self.config.cluster)
+                self._client = primary
+            return self._client, self._scripts
+
+    @property
+    def _batcher(self) -> ScriptBatcher:
+        self._open()
+        assert self._batch is not None
+        return self._batch
+
+    @property
+    def client(self) -> Any:
+        """The primary redis-py client (``Redis`` or ``RedisCluster``), opened on demand."""
+        return self._open()[0]
+
+    def connect(self) -> None:
+        """Open the pools and PING the primary. Idempotent."""
+        client, _ = self._open()
+        try:
+            client.ping()
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets, where="connect") from exc
+
+    def close(self) -> None:
+        """Close every pool. Idempotent; the store reconnects on next use."""
+        with self._guard:
+            redlock, self._redlock = self._redlock, None
+            self._client = self._scripts = self._batch = None
+        if redlock is not None:
+            redlock.close()
+            for node in redlock.nodes:
+                try:
+                    clients.close_client(node.client)
+                except CAUGHT as exc:  # closing must not fail on a dead server
+                    _log.debug("error closing redis client", error=str(exc))
+
+    def health_check(self) -> HealthReport:
+        """PING round trip, server version and role; never raises."""
+        try:
+            self._open()
+        except Exception as exc:
+            return {"status": "unhealthy", "backend": self.backend_name, "error": str(exc)}
+        assert self._redlock is not None
+        return health_report(self._redlock, self.config, self.clock, self._secrets)
+
+    def stats(self) -> JSONDict:
+        """``used_memory`` and friends, keys under the prefix (bounded SCAN), lock nodes."""
+        self._open()
+        assert self._redlock is not None
+        return stats_report(self._redlock, self.keys, self.config.cluster, self._secrets)
+
+    def __enter__(self) -> RedisStore:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- context ---------------------------------------------------------------------------
+
+    def _prepare_context(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
+        cid = require_id(context_id, "context_id")
+        payload = encode(require_dict(data, "data"), field="data",
+                         max_bytes=self.config.max_payload_bytes)
+        seconds = require_ttl(ttl)
+        if seconds is None:
+            seconds = self.config.default_ttl
+        return cid, payload, seconds
+
+    def _envelope_tail(self, cid: str, payload: str, ttl: int | None, now: float) -> str:
+        expires = "null" if ttl is None else f'"{utc_iso(now + ttl)}"'
+        return (f',"updated_at":"{utc_iso(now)}","ttl":{"null" if ttl is None else ttl},'
+                f'"expires_at":{expires},"context_id":{json.dumps(cid, ensure_ascii=False)},'
+                f'"data":{payload}}}')
+
+    def _set_args(self, cid: str, payload: str, ttl: int | None,
+                  now: float) -> tuple[tuple[str, str], tuple[str, str, str]]:
+        return self.keys.context_pair(cid), (
+            utc_iso(now), self._envelope_tail(cid, payload, ttl, now),
+            "" if ttl is None else str(ttl * 1000))
+
+    def _record(self, cid: str, data: JSONDict, ttl: int | None, now: float,
+                reply: Sequence[Any]) -> ContextRecord:
+        return {
+            "context_id": cid,
+            "data": data,
+            "created_at": str(reply[1]),
+            "updated_at": utc_iso(now),
+            "version": int(reply[0]),
+            "ttl": ttl,
+            "expires_at": None if ttl is None else utc_iso(now + ttl),
+        }
+
+    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
+                    ) -> ContextRecord:
+        """Store ``data`` (one atomic script: new version, ``SET`` with ``PX``, the event
+        stream given the same expiry, or none when ``ttl`` is None)."""
+        cid, payload, seconds = self._prepare_context(context_id, data, ttl)
+        _, scripts = self._open()
+        now = self.clock.time()
+        keys, args = self._set_args(cid, payload, seconds, now)
+        try:
+            reply = scripts.set_context(keys=keys, args=args)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+        return self._record(cid, decode(payload), seconds, now, reply)
+
+    def get_context(self, context_id: str) -> ContextRecord | None:
+        """The stored envelope, or None when absent or expired."""
+        key = self.keys.context(require_id(context_id, "context_id"))
+        client, _ = self._open()
+        try:
+            raw = client.get(key)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+        return None if raw is None else _parse_envelope(raw)
+
+    def clear_context(self, context_id: str) -> bool:
+        """Delete the context and its event stream in one atomic script."""
+        keys = self.keys.context_pair(require_id(context_id, "context_id"))
+        _, scripts = self._open()
+        try:
+            return int(scripts.clear_context(keys=keys, args=())) > 0
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+
+    # -- batch -----------------------------------------------------------------------------
+
+    def set_contexts(self, items: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
+                     ttl: int | None = None) -> list[ContextRecord]:
+        """:meth:`set_context` for many contexts in one pipelined round trip.
+
+        Every item is validated and encoded first: on bad input nothing is written. Each
+        context is set atomically; the batch as a whole is not a transaction.
+        """
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        prepared = []
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise MemoryValidationError(f"items[{index}]", "must be a (context_id, data) pair")
+            prepared.append(self._prepare_context(pair[0], pair[1], ttl))
+        if not prepared:
+            return []
+        self._open()
+        now = self.clock.time()
+        calls = [self._set_args(cid, payload, seconds, now) for cid, payload, seconds in prepared]
+        try:
+            replies = self._batcher.run(lambda s: s.set_context, calls)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+        return [self._record(cid, decode(payload), seconds, now, reply)
+                for (cid, payload, seconds), reply in zip(prepared, replies, strict=True)]
+
+    def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
+        """:meth:`get_context` for many ids in one pipelined round trip, in order."""
+        if isinstance(context_ids, str) or not isinstance(context_ids, Sequence):
+            raise MemoryValidationError("context_ids", "must be a sequence of context ids")
+        keys = [self.keys.context(require_id(cid, f"context_ids[{i}]"))
+                for i, cid in enumerate(context_ids)]
+        if not keys:
+            return []
+        client, _ = self._open()
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.get(key)
+                raws = pipe.execute()
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+        return [None if raw is None else _parse_envelope(raw) for raw in raws]
+
+    # -- events ----------------------------------------------------------------------------
+
+    def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
+        """``XADD`` (``MAXLEN ~ events_maxlen`` when set); the stream keeps the context's TTL."""
+        cid = require_id(context_id, "context_id")
+        payload = encode(require_dict(event, "event"), field="event",
+                         max_bytes=self.config.max_payload_bytes)
+        _, scripts = self._open()
+        timestamp = utc_iso(self.clock.time())
+        maxlen = self.config.events_maxlen
+        try:
+            event_id = scripts.append_event(
+                keys=self.keys.context_pair(cid),
+                args=(payload, timestamp, "" if maxlen is None else str(maxlen)))
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+        return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
+                "data": decode(payload)}
+
+    def get_events(self, context_id: str, since: str | None = None,
+                   limit: int | None = None) -> list[EventRecord]:
+        """Events in append order via ``XRANGE``; ``since`` is an exclusive stream id."""
+        cid = require_id(context_id, "context_id")
+        if since is not None and (not isinstance(since, str) or not _STREAM_ID.match(since)):
+            raise MemoryValidationError(
+                "since", f"must be an event id returned by this store, got {since!r}",
+                hint="Redis event ids look like 1700000000000-0")
+        count = None if limit is None else require_positive_int(limit, "limit")
+        client, _ = self._open()
+        try:
+            entries = client.xrange(self.keys.events(cid),
+                                    min="-" if since is None else f"({since}", count=count)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+        return [{"id": str(entry_id), "context_id": cid, "timestamp": fields["t"],
+                 "data": decode(fields["d"])} for entry_id, fields in entries]
+
+    # -- lock primitives (driven by memory_resources.locking.Lock) ---------------------------
+
+    def _lock_manager(self) -> Redlock:
+        self._open()
+        assert self._redlock is not None
+        return self._redlock
+
+    def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        """Redlock acquire on the quorum; the fencing token, or None if held elsewhere."""
+        require_id(name, "lock_name")
+        require_id(owner, "owner")
+        require_positive_int(ttl_ms, "ttl_ms")
+        return self._lock_manager().try_acquire(name, owner, ttl_ms)
+
+    def release(self, name: str, owner: str) -> bool:
+        """Compare-and-delete on every lock node; True when a quorum released it."""
+        require_id(name, "lock_name")
+        require_id(owner, "owner")
+        return self._lock_manager().release(name, owner)
+
+    def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """Compare-and-pexpire on every lock node; True when a quorum still held it."""
+        require_id(name, "lock_name")
+        require_id(owner, "owner")
+        require_positive_int(ttl_ms, "ttl_ms")
+        return self._lock_manager().extend(name, owner, ttl_ms)
+
+    def __repr__(self) -> str:
+        target = "cluster" if self.config.cluster else "server"
+        where = self.config.url or f"{self.config.host}:{self.config.port}"
+        if "@" in where:
+            where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
+        return (f"RedisStore({target}={where!r}, key_prefix={self.config.key_prefix!r}, "
+                f"lock_nodes={len(self.config.lock_nodes)})")
+
+
+def _parse_envelope(raw: str) -> ContextRecord:
+    env = decode(raw)
+    return {
+        "context_id": env["context_id"],
+        "data": env["data"],
+        "created_at": env["created_at"],
+        "updated_at": env["updated_at"],
+        "version": env["version"],
+        "ttl": env["ttl"],
+        "expires_at": env["expires_at"],
+    }
