@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 BACKENDS: dict[str, list[str]] = {
-    "context_store": ["sqlite"],
-    "event_log": ["sqlite"],
-    "lock_manager": ["sqlite"],
+    "context_store": ["sqlite", "redis"],
+    "event_log": ["sqlite", "redis"],
+    "lock_manager": ["sqlite", "redis"],
     "run_history": ["sqlite"],
     "task_outputs": ["sqlite"],
     "audit_log": ["sqlite"],

@@ -1,0 +1,57 @@
+"""The ``RedisMemory`` Prefect block: Redis configuration plus a pooled store factory."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from prefect.blocks.core import Block
+from pydantic import HttpUrl
+
+from ..config import RedisConfig
+from ..stores.redis import RedisStore
+from .base import StoreFactoryMixin
+
+
+class RedisMemory(StoreFactoryMixin[RedisStore], Block, RedisConfig):
+    """Agent context, event streams and Redlock locks on Redis or Redis Cluster.
+
+    The fields are the spec's ``redis_config`` keys (host, port, db, password,
+    connection_timeout, socket_timeout, max_connections, key_prefix) plus url, ACL username,
+    TLS, default_ttl, cluster, lock_nodes (extra independent masters for the Redlock
+    quorum), retry and payload limits. One connection pool is kept per block instance
+    (built on first use, dropped when the block is pickled).
+
+    Examples:
+        Load a saved block and use its store:
+        ```python
+        from memory_resources.blocks.redis import RedisMemory
+
+        redis_memory = RedisMemory.load("BLOCK_NAME")
+        store = redis_memory.get_store()
+        store.set_context("session-1", {"user_id": "u1"}, ttl=3600)
+        print(store.get_context("session-1")["data"])
+        ```
+    """
+
+    _block_type_name: ClassVar[str] = "Redis Memory"
+    _block_type_slug: ClassVar[str] = "redis-memory"
+    _logo_url = HttpUrl(
+        "https://cdn.sanity.io/images/3ugk85nk/production/"
+        "dfb02cfce09ce3ca88fea097659a83554dd7a850-596x596.png"
+    )
+    _documentation_url = HttpUrl(
+        "https://github.com/memory-resources/memory-resources/blob/main/docs/redis.md"
+    )
+    _description: ClassVar[str] = (
+        "Durable agent memory on Redis: context with TTL, event streams and "
+        "Redlock locks with fencing tokens."
+    )
+
+    def to_config(self) -> RedisConfig:
+        """The plain :class:`RedisConfig` this block carries (same fields, same values)."""
+        return RedisConfig.model_validate(
+            {name: getattr(self, name) for name in RedisConfig.model_fields}
+        )
+
+    def _build_store(self) -> RedisStore:
+        return RedisStore(self.to_config())
