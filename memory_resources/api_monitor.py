@@ -7,7 +7,6 @@ outputs, audit) and ``vector`` — whichever backend serves them; each entry say
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,23 +77,12 @@ def health(roles: dict[str, Any], ensure: Callable[[Any], None], timestamp: str)
 
 
 def _fill_spec_key(adapter: str, store: Any, stats: JSONDict) -> None:
-    """Make sure the spec's key of the adapter is present, from what the backend reports."""
+    """Make sure the spec's key of the adapter is present (None when the backend has no
+    such figure); the vector count comes from the index itself when its stats lack it."""
     key = _SPEC_KEYS[adapter]
     if key in stats:
         return
-    if adapter == "vector" and hasattr(store, "count"):
-        stats[key] = int(store.count())
-    elif adapter == "redis":
-        path = stats.get("path")
-        for alias in ("used_memory_bytes", "file_size_bytes", "size_bytes", "database_size"):
-            if isinstance(stats.get(alias), int):
-                stats[key] = stats[alias]
-                break
-        else:
-            stats[key] = (os.path.getsize(path) if isinstance(path, str)
-                          and os.path.exists(path) else None)
-    elif adapter == "postgres":
-        stats[key] = stats.get("connections", stats.get("open_connections"))
+    stats[key] = int(store.count()) if adapter == "vector" and hasattr(store, "count") else None
 
 
 def memory_stats(roles: dict[str, Any], ensure: Callable[[Any], None],

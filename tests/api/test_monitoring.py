@@ -1,0 +1,72 @@
+"""health_check() and get_memory_stats() have the spec's shape on the embedded default."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from memory_resources.api import MemoryAPI
+from memory_resources.clock import to_datetime
+
+from .conftest import DIMENSION, unit
+
+
+def test_health_check_shape_on_the_embedded_default(api: MemoryAPI) -> None:
+    """overall_status is healthy and each spec adapter says which backend serves it."""
+    health = api.health_check()
+    assert health["overall_status"] == "healthy"
+    assert set(health["adapters"]) == {"redis", "postgres", "vector"}
+    assert health["adapters"]["redis"]["backend"] == "sqlite"
+    assert health["adapters"]["redis"]["serves"] == ["context", "events", "locks"]
+    assert health["adapters"]["postgres"]["backend"] == "sqlite"
+    assert health["adapters"]["postgres"]["serves"] == ["history", "outputs", "audit"]
+    assert health["adapters"]["vector"]["backend"] == "numpy"
+    for entry in health["adapters"].values():
+        assert entry["status"] == "healthy"
+        assert entry["latency_ms"] >= 0
+    stamp = to_datetime(health["timestamp"])
+    assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 600
+
+
+def test_health_check_reports_an_unreachable_store_without_raising(tmp_path: Path) -> None:
+    """A SQLite path that cannot be created makes the SQL adapters unhealthy, no exception."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file, so nothing can be created beneath it")
+    memory = MemoryAPI(embedded_config={"path": str(blocker / "sub" / "memory.db")},
+                       vector_config={"dimension": DIMENSION,
+                                      "path": str(tmp_path / "vectors.db")})
+    health = memory.health_check()
+    assert health["adapters"]["redis"]["status"] == "unhealthy"
+    assert health["adapters"]["postgres"]["status"] == "unhealthy"
+    assert health["adapters"]["redis"]["error"]
+    assert health["overall_status"] in ("degraded", "unhealthy")
+    memory.disconnect()
+
+
+def test_memory_stats_have_the_spec_keys_and_counts(api: MemoryAPI) -> None:
+    """stats["adapters"] carries used_memory, active_connections and total_embeddings."""
+    api.index_embedding("one", unit(1))
+    api.index_embedding("two", unit(0, 1))
+    api.set_context("ctx", {"v": 1})
+    stats = api.get_memory_stats()
+    adapters = stats["adapters"]
+    assert adapters["redis"]["used_memory"] > 0
+    assert adapters["postgres"]["active_connections"] >= 1
+    assert adapters["vector"]["total_embeddings"] == 2
+    assert adapters["redis"]["backend"] == "sqlite"
+    assert adapters["vector"]["backend"] == "numpy"
+    assert "timestamp" in stats
+
+
+def test_spec_monitoring_snippet_runs(api: MemoryAPI) -> None:
+    """The spec's Monitoring example reads every key it prints."""
+    health = api.health_check()
+    degraded = health["overall_status"] != "healthy"
+    stats = api.get_memory_stats()
+    lines = [
+        f"Redis memory usage: {stats['adapters']['redis']['used_memory']}",
+        f"PostgreSQL connections: {stats['adapters']['postgres']['active_connections']}",
+        f"Vector embeddings: {stats['adapters']['vector']['total_embeddings']}",
+    ]
+    assert not degraded
+    assert lines[2] == "Vector embeddings: 0"
