@@ -51,7 +51,7 @@ class LockRepo:
 
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """Take the lease if free or expired; the new fencing token, or None if held."""
-        name = require_id(name, "name")
+        name = require_id(name, "lock_name")
         owner = require_id(owner, "owner")
         ttl_ms = require_positive_int(ttl_ms, "ttl_ms", maximum=MAX_TTL_MS)
         # A cheap read first, so contenders polling a held lock never take the write lock.
@@ -72,7 +72,7 @@ class LockRepo:
 
     def release(self, name: str, owner: str) -> bool:
         """Release the lease if ``owner`` holds it and it has not expired."""
-        name = require_id(name, "name")
+        name = require_id(name, "lock_name")
         owner = require_id(owner, "owner")
         with self._db.write("release") as conn:
             now_ms, stamp = self._now()
@@ -84,7 +84,7 @@ class LockRepo:
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Reset the lease to ``ttl_ms`` from now if ``owner`` still holds it."""
-        name = require_id(name, "name")
+        name = require_id(name, "lock_name")
         owner = require_id(owner, "owner")
         ttl_ms = require_positive_int(ttl_ms, "ttl_ms", maximum=MAX_TTL_MS)
         with self._db.write("extend") as conn:
