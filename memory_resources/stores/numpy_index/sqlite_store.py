@@ -1,0 +1,158 @@
+"""Persistence in the embedded SQLite file: table ``vector_embeddings``.
+
+One row per vector: ``(namespace, id)`` primary key, ``dimension``, ``vector`` (float32
+little-endian BLOB), ``metadata`` (JSON text), ``updated_at`` (ISO UTC). A batch of
+upserts and deletes is one ``BEGIN IMMEDIATE`` transaction. The connection is our own
+(WAL mode), so it shares the file with the embedded store without sharing its connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...clock import SYSTEM_CLOCK, Clock, utc_iso
+from ...errors import BackendError, BackendUnavailableError
+from .persistence import LoadedVectors, dimension_mismatch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS vector_embeddings (
+    namespace  TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    dimension  INTEGER NOT NULL,
+    vector     BLOB    NOT NULL,
+    metadata   TEXT    NOT NULL DEFAULT '{}',
+    updated_at TEXT    NOT NULL,
+    PRIMARY KEY (namespace, id)
+)
+"""
+
+
+class SqliteVectorPersistence:
+    """Vectors of every namespace in one SQLite file (WAL)."""
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 30.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.location = str(self.path)
+        self._busy_timeout = busy_timeout
+        self._clock = clock
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout, isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise BackendUnavailableError(
+                    "sqlite", f"cannot open {self.path}: {exc}"
+                ) from exc
+            self._conn = conn
+        return self._conn
+
+    def load(self, namespace: str, dimension: int) -> LoadedVectors:
+        """Every row of ``namespace``, in insertion (rowid) order."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                dims = [row[0] for row in conn.execute(
+                    "SELECT DISTINCT dimension FROM vector_embeddings WHERE namespace = ?",
+                    (namespace,),
+                )]
+                if any(stored != dimension for stored in dims):
+                    stored = next(d for d in dims if d != dimension)
+                    raise dimension_mismatch(self.location, namespace, stored, dimension)
+                rows = conn.execute(
+                    "SELECT id, vector, metadata FROM vector_embeddings WHERE namespace = ? "
+                    "ORDER BY rowid",
+                    (namespace,),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise BackendError("sqlite", f"cannot load vectors: {exc}") from exc
+        if not rows:
+            return LoadedVectors([], np.empty((0, dimension), dtype=np.float32), [])
+        blob = b"".join(row[1] for row in rows)
+        vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dimension)
+        return LoadedVectors(
+            [row[0] for row in rows], vectors.astype(np.float32, copy=False),
+            [row[2] for row in rows],
+        )
+
+    def write(
+        self,
+        namespace: str,
+        dimension: int,
+        ids: list[str],
+        vectors: np.ndarray[Any, Any],
+        metadata: list[str],
+        deletes: list[str],
+    ) -> None:
+        """Upsert and delete in one transaction."""
+        now = utc_iso(self._clock.time())
+        little = np.ascontiguousarray(vectors, dtype="<f4")
+        params = [
+            (namespace, item, dimension, little[i].tobytes(), metadata[i], now)
+            for i, item in enumerate(ids)
+        ]
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if deletes:
+                        conn.executemany(
+                            "DELETE FROM vector_embeddings WHERE namespace = ? AND id = ?",
+                            [(namespace, item) for item in deletes],
+                        )
+                    if params:
+                        conn.executemany(
+                            "INSERT INTO vector_embeddings "
+                            "(namespace, id, dimension, vector, metadata, updated_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, id) DO UPDATE "
+                            "SET dimension = excluded.dimension, vector = excluded.vector, "
+                            "metadata = excluded.metadata, updated_at = excluded.updated_at",
+                            params,
+                        )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise BackendError("sqlite", f"cannot write vectors: {exc}") from exc
+
+    def ping(self) -> None:
+        """Run ``SELECT 1`` on the connection."""
+        with self._lock:
+            try:
+                self._connection().execute("SELECT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError("sqlite", f"{self.path}: {exc}") from exc
+
+    def size_bytes(self) -> int:
+        """Size of the database file plus its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                total += candidate.stat().st_size
+        return total
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
