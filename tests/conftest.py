@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.vector",
     "tests.fixtures.redis",
     "tests.fixtures.postgres",
+    "tests.fixtures.prefect",
 ]
