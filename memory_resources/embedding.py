@@ -154,6 +154,8 @@ def as_matrix(
 ) -> Float32Vector:
     """A batch of embeddings as an ``(n, dimension)`` float32 array; one 1-D vector counts
     as a batch of one."""
+    if isinstance(value, (list, tuple)):
+        _check_rows(value, dimension, field)
     array = _to_float_array(value, field)
     if array.ndim == 1 and array.shape[0] != 0:
         array = array.reshape(1, -1)
@@ -166,6 +168,21 @@ def as_matrix(
             field, f"must be a 2-D batch (n, {dimension}), got shape {array.shape}"
         )
     return _check_values(array, dimension, metric, field)
+
+
+def _check_rows(rows: Sequence[Any], dimension: int, field: str) -> None:
+    """Name the first row of a list batch that is not a vector of ``dimension`` numbers."""
+    if not rows or not any(isinstance(row, (list, tuple, np.ndarray)) for row in rows):
+        return  # a single flat vector (or empty): checked as an array
+    for index, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)):
+            raise EmbeddingValidationError(
+                field, f"row {index} must be a list of numbers, got {type(row).__name__}"
+            )
+        if len(row) != dimension:
+            raise EmbeddingValidationError(
+                field, f"row {index}: expected dimension {dimension}, got {len(row)}"
+            )
 
 
 def require_ids(value: Any, field: str = "ids", *, unique: bool = True) -> list[str]:

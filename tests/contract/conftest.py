@@ -21,7 +21,7 @@ BACKENDS: dict[str, list[str]] = {
     "run_history": ["sqlite"],
     "task_outputs": ["sqlite"],
     "audit_log": ["sqlite"],
-    "vector_index": ["numpy"],
+    "vector_index": ["numpy", "numpy_file"],
 }
 
 
