@@ -7,6 +7,7 @@ uses real time (leases of a few hundred milliseconds).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -62,7 +63,7 @@ def test_fencing_tokens_strictly_increase(lock_manager: LockManager) -> None:
         assert token is not None
         tokens.append(token)
         assert lock_manager.release(name, owner) is True
-    assert all(later > earlier for earlier, later in zip(tokens, tokens[1:]))
+    assert all(later > earlier for earlier, later in itertools.pairwise(tokens))
 
 
 def test_expired_lease_can_be_taken_and_old_owner_loses_it(lock_manager: LockManager) -> None:
@@ -161,7 +162,7 @@ def test_mutual_exclusion_between_threads(lock_manager: LockManager) -> None:
         thread.join()
     assert errors == []
     assert counter["value"] == 60
-    assert all(later > earlier for earlier, later in zip(tokens, tokens[1:]))
+    assert all(later > earlier for earlier, later in itertools.pairwise(tokens))
 
 
 @pytest.mark.parametrize("odd", ["spaces in name", "glob*?[x]", "{tag}", "ünï 🚀 'q' \"dq\""])
