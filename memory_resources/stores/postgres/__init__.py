@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from .migrate import AppliedMigration, migrate
 from .pool import PostgresPool
+from .store import PostgresStore
 
-__all__ = ["PostgresPool"]
+__all__ = ["AppliedMigration", "PostgresPool", "PostgresStore", "migrate"]

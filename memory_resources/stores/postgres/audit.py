@@ -1,0 +1,64 @@
+"""The audit trail reader. Rows are written by each write's own statement (see support)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ...records import AuditRecord
+from ...validation import require_id, require_positive_int
+from .pool import Cursor
+from .support import MAX_READ_LIMIT, iso, parse_time
+
+SELECT = (
+    "SELECT id, occurred_at, operation, target, flow_run_id, task_run_id, details"
+    " FROM {s}.audit_log"
+)
+TEMPLATES = {"audit.select": SELECT}
+
+
+@dataclasses.dataclass
+class AuditReader:
+    """Reads the audit trail newest first (the AuditLog protocol)."""
+
+    store: Any
+
+    def read_audit(
+        self,
+        *,
+        operation: str | None = None,
+        target: str | None = None,
+        flow_run_id: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Audit rows newest first, filtered by the given fields (``since`` inclusive)."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if operation is not None:
+            clauses.append("operation = %(operation)s")
+            params["operation"] = require_id(operation, "operation")
+        if target is not None:
+            clauses.append("target = %(target)s")
+            params["target"] = require_id(target, "target")
+        if flow_run_id is not None:
+            clauses.append("flow_run_id = %(flow_run_id)s")
+            params["flow_run_id"] = require_id(flow_run_id, "flow_run_id")
+        if since is not None:
+            clauses.append("occurred_at >= %(since)s")
+            params["since"] = parse_time(since, "since")
+        params["limit"] = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        statement = (self.store.statement("audit.select") + where
+                     + " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s")
+
+        def run(cur: Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(statement, params)
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
+
+        return [
+            AuditRecord(id=r[0], occurred_at=iso(r[1]), operation=r[2], target=r[3],
+                        flow_run_id=r[4], task_run_id=r[5], details=r[6])
+            for r in self.store.pool.run(run, read_only=True)
+        ]

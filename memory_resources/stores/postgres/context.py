@@ -1,0 +1,178 @@
+"""Context with TTL and per-context event streams on PostgreSQL (the spec's "alternative to Redis").
+
+A context whose ``expires_at`` has passed is invisible at once (every read compares it with
+the store's clock) and so are its events. Expired rows are purged when the same context is
+written again, and by :meth:`ContextRepo.purge_expired` (``memory-resources prune``).
+Event ids are a sequence per context (``memory_event_heads``, row-locked per append), so they
+increase in commit order and are never reused, even after a clear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from ...errors import MemoryValidationError
+from ...records import ContextRecord, EventRecord, JSONDict
+from ...validation import require_dict, require_id, require_positive_int, require_ttl
+from .pool import Cursor
+from .support import AUDIT_CTE, audit_params, iso, now_utc, opt_iso, to_json
+
+MAX_EVENTS_LIMIT = 1_000_000
+
+_DROP_EXPIRED = (
+    "gone AS (DELETE FROM {s}.memory_context WHERE context_id = %(id)s"
+    " AND expires_at <= %(now)s RETURNING context_id),"
+    " old_events AS (DELETE FROM {s}.memory_events e USING gone"
+    " WHERE e.context_id = gone.context_id)"
+)
+SET = (
+    "DELETE FROM {s}.memory_events WHERE context_id = %(id)s AND EXISTS (SELECT 1 FROM"
+    " {s}.memory_context WHERE context_id = %(id)s AND expires_at <= %(now)s);"
+    " WITH c AS (INSERT INTO {s}.memory_context AS c"
+    " (context_id, data, version, ttl, created_at, updated_at, expires_at)"
+    " VALUES (%(id)s, %(data)s::jsonb, 1, %(ttl)s, %(now)s, %(now)s, %(expires_at)s)"
+    " ON CONFLICT (context_id) DO UPDATE SET data = EXCLUDED.data,"
+    " version = CASE WHEN c.expires_at <= %(now)s THEN 1 ELSE c.version + 1 END,"
+    " created_at = CASE WHEN c.expires_at <= %(now)s THEN EXCLUDED.created_at"
+    " ELSE c.created_at END,"
+    " ttl = EXCLUDED.ttl, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at"
+    " RETURNING version, created_at, data), " + AUDIT_CTE +
+    " SELECT version, created_at, data FROM c"
+)
+GET = (
+    "SELECT data, created_at, updated_at, version, ttl, expires_at FROM {s}.memory_context"
+    " WHERE context_id = %(id)s AND (expires_at IS NULL OR expires_at > %(now)s)"
+)
+CLEAR = (
+    "WITH c AS (DELETE FROM {s}.memory_context WHERE context_id = %(id)s"
+    " RETURNING (expires_at IS NULL OR expires_at > %(now)s) AS visible),"
+    " e AS (DELETE FROM {s}.memory_events WHERE context_id = %(id)s RETURNING 1),"
+    " r AS (SELECT (SELECT count(*) FROM c WHERE visible) AS live,"
+    " (SELECT count(*) FROM c WHERE NOT visible) AS expired, (SELECT count(*) FROM e) AS events),"
+    " audit AS (INSERT INTO {s}.audit_log"
+    " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
+    " SELECT %(now)s, 'context.clear', %(id)s, %(a_flow)s, %(a_task)s,"
+    " jsonb_build_object('removed', r.live > 0 OR (r.expired = 0 AND r.events > 0),"
+    " 'events', CASE WHEN r.expired > 0 THEN 0 ELSE r.events END) FROM r)"
+    " SELECT live > 0 OR (expired = 0 AND events > 0) FROM r"
+)
+APPEND = (
+    "WITH " + _DROP_EXPIRED + ","
+    " h AS (INSERT INTO {s}.memory_event_heads AS h (context_id, last_seq)"
+    " VALUES (%(id)s, 1) ON CONFLICT (context_id) DO UPDATE SET last_seq = h.last_seq + 1"
+    " RETURNING last_seq),"
+    " ev AS (INSERT INTO {s}.memory_events (context_id, seq, occurred_at, data)"
+    " SELECT %(id)s, last_seq, %(now)s, %(data)s::jsonb FROM h RETURNING seq, data),"
+    " audit AS (INSERT INTO {s}.audit_log"
+    " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
+    " SELECT %(now)s, 'event.append', %(id)s, %(a_flow)s, %(a_task)s,"
+    " jsonb_build_object('event_id', ev.seq::text) FROM ev)"
+    " SELECT seq, data FROM ev"
+)
+EVENTS = (
+    "SELECT seq, occurred_at, data FROM {s}.memory_events WHERE context_id = %(id)s"
+    " AND seq > %(since)s AND NOT EXISTS (SELECT 1 FROM {s}.memory_context"
+    " WHERE context_id = %(id)s AND expires_at <= %(now)s) ORDER BY seq LIMIT %(limit)s"
+)
+PURGE = "SELECT {s}.memory_purge_expired_context(%(now)s)"
+TEMPLATES = {"context.set": SET, "context.get": GET, "context.clear": CLEAR,
+             "event.append": APPEND, "event.list": EVENTS, "context.purge": PURGE}
+
+
+def parse_cursor(since: Any) -> int:
+    """An exclusive event-id cursor (a decimal id string from this backend) as an int."""
+    if since is None:
+        return 0
+    if not isinstance(since, str) or not since.isascii() or not since.isdigit() \
+            or len(since) > 18:
+        raise MemoryValidationError(
+            "since", f"must be an event id returned by append_event/get_events, got {since!r}"
+        )
+    return int(since)
+
+
+@dataclasses.dataclass
+class ContextRepo:
+    """Contexts (ContextStore) and their events (EventLog)."""
+
+    store: Any
+
+    def _run(self, name: str, params: dict[str, Any], *, fetch: str = "one",
+             idempotent: bool = True, read_only: bool = False) -> Any:
+        statement = self.store.statement(name)
+
+        def run(cur: Cursor) -> Any:
+            cur.execute(statement, params)
+            return cur.fetchone() if fetch == "one" else cur.fetchall()
+
+        return self.store.pool.run(run, idempotent=idempotent, read_only=read_only)
+
+    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
+                    ) -> ContextRecord:
+        """Store ``data`` under ``context_id`` (version +1); ``ttl`` seconds or None."""
+        context_id = require_id(context_id, "context_id")
+        data = require_dict(data, "data")
+        ttl = require_ttl(ttl)
+        payload = to_json(data, "data", self.store.max_payload_bytes)
+        now = now_utc(self.store.clock)
+        expires_at = now + dt.timedelta(seconds=ttl) if ttl is not None else None
+        params = {"id": context_id, "data": payload, "ttl": ttl, "now": now,
+                  "expires_at": expires_at,
+                  **audit_params("context.set", context_id, {"ttl": ttl})}
+        self.store.ensure_partitions(now)
+        version, created_at, stored = self._run("context.set", params, idempotent=False)
+        return ContextRecord(context_id=context_id, data=stored, created_at=iso(created_at),
+                             updated_at=iso(now), version=version, ttl=ttl,
+                             expires_at=opt_iso(expires_at))
+
+    def get_context(self, context_id: str) -> ContextRecord | None:
+        """The stored context, or None when absent or expired."""
+        context_id = require_id(context_id, "context_id")
+        row = self._run("context.get", {"id": context_id, "now": now_utc(self.store.clock)},
+                        read_only=True)
+        if row is None:
+            return None
+        data, created_at, updated_at, version, ttl, expires_at = row
+        return ContextRecord(context_id=context_id, data=data, created_at=iso(created_at),
+                             updated_at=iso(updated_at), version=version, ttl=ttl,
+                             expires_at=opt_iso(expires_at))
+
+    def clear_context(self, context_id: str) -> bool:
+        """Remove the context and its events in one statement; True if any was visible."""
+        context_id = require_id(context_id, "context_id")
+        now = now_utc(self.store.clock)
+        params = {"id": context_id, "now": now, **audit_params("context.clear", context_id, {})}
+        self.store.ensure_partitions(now)
+        return bool(self._run("context.clear", params)[0])
+
+    def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
+        """Append ``event``; returns it with its id and timestamp (not retried)."""
+        context_id = require_id(context_id, "context_id")
+        event = require_dict(event, "event")
+        payload = to_json(event, "event", self.store.max_payload_bytes)
+        now = now_utc(self.store.clock)
+        params = {"id": context_id, "data": payload, "now": now,
+                  **audit_params("event.append", context_id, {})}
+        self.store.ensure_partitions(now)
+        seq, stored = self._run("event.append", params, idempotent=False)
+        return EventRecord(id=str(seq), context_id=context_id, timestamp=iso(now), data=stored)
+
+    def get_events(self, context_id: str, since: str | None = None,
+                   limit: int | None = None) -> list[EventRecord]:
+        """Events in append order after the exclusive cursor ``since``, at most ``limit``."""
+        context_id = require_id(context_id, "context_id")
+        cursor = parse_cursor(since)
+        count = None if limit is None else require_positive_int(
+            limit, "limit", maximum=MAX_EVENTS_LIMIT)
+        rows = self._run("event.list", {"id": context_id, "since": cursor, "limit": count,
+                                        "now": now_utc(self.store.clock)},
+                         fetch="all", read_only=True)
+        return [EventRecord(id=str(r[0]), context_id=context_id, timestamp=iso(r[1]),
+                            data=r[2]) for r in rows]
+
+    def purge_expired(self) -> int:
+        """Delete every expired context and its events now; returns contexts removed."""
+        row = self._run("context.purge", {"now": now_utc(self.store.clock)})
+        return int(row[0])

@@ -1,0 +1,264 @@
+"""Flow-run history: one row per run, upserted by ``(flow_id, run_id)``, audited in-statement.
+
+The table is partitioned by ``created_at`` (the run's creation time, set on insert only);
+``flow_run_history_keys`` maps ``(flow_id, run_id)`` to it, so a later state of the same run
+updates the same row in the same partition. One write is ONE statement (data-modifying
+CTEs): key upsert, row upsert and audit row. Merge rules follow
+:class:`~memory_resources.records.FlowRunWrite`: ``None`` keeps the stored value, ``data``
+is merged key by key (JSONB ``||``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2.extras
+
+from ...errors import MemoryValidationError
+from ...records import FlowRunRecord, FlowRunWrite
+from ...runinfo import current_run_ids
+from ...validation import optional_dict, require_dict, require_id, require_positive_int
+from .pool import Cursor
+from .support import (
+    MAX_READ_LIMIT,
+    iso,
+    now_utc,
+    one,
+    opt_iso,
+    opt_text,
+    opt_time,
+    parse_time,
+    to_json,
+)
+
+COLUMNS = (
+    "flow_id", "run_id", "flow_name", "status", "state_name", "started_at", "ended_at",
+    "duration", "parameters", "tags", "error_type", "error_message", "deployment_id",
+    "parent_run_id", "run_count", "data", "created_at", "updated_at",
+)
+_KEPT = ("flow_name", "status", "state_name", "started_at", "ended_at", "duration",
+         "parameters", "tags", "error_type", "error_message", "deployment_id",
+         "parent_run_id", "run_count")
+_INPUT = ("flow_id", "run_id", "flow_name", "status", "state_name", "started_at", "ended_at",
+          "duration", "parameters", "tags", "error_type", "error_message", "deployment_id",
+          "parent_run_id", "run_count", "data", "created_at")
+_CASTS = {"started_at": "timestamptz", "ended_at": "timestamptz", "duration": "float8",
+          "parameters": "jsonb", "tags": "text[]", "run_count": "int4", "data": "jsonb",
+          "created_at": "timestamptz"}
+
+_SET = ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, h.{c})" for c in _KEPT)
+_UPSERT_TAIL = (
+    " ON CONFLICT (flow_id, run_id, created_at) DO UPDATE SET " + _SET +
+    ", data = h.data || EXCLUDED.data, updated_at = EXCLUDED.updated_at"
+    " RETURNING " + ", ".join(f"h.{c}" for c in COLUMNS)
+)
+
+# One run: v holds the (typed) input row, k the stable created_at, h the row, audit the trail.
+_ONE_VALUES = ", ".join(f"%({c})s::{_CASTS.get(c, 'text')}" for c in _INPUT)
+_WRITE_BODY = (
+    "k AS (INSERT INTO {s}.flow_run_history_keys AS k (flow_id, run_id, created_at)"
+    " SELECT flow_id, run_id, COALESCE(created_at, %(now)s) FROM v"
+    " ON CONFLICT (flow_id, run_id) DO UPDATE SET created_at = k.created_at"
+    " RETURNING k.flow_id, k.run_id, k.created_at, (k.xmax = 0) AS inserted),"
+    " h AS (INSERT INTO {s}.flow_run_history AS h (" + ", ".join(COLUMNS) + ")"
+    " SELECT v.flow_id, v.run_id, " + ", ".join(f"v.{c}" for c in _KEPT) +
+    ", v.data, k.created_at, %(now)s FROM v JOIN k USING (flow_id, run_id)"
+    + _UPSERT_TAIL + "),"
+    " audit AS (INSERT INTO {s}.audit_log"
+    " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
+    " SELECT %(now)s, 'history.write', h.run_id, %(a_flow)s, %(a_task)s,"
+    " jsonb_build_object('flow_id', h.flow_id, 'status', h.status, 'inserted', k.inserted)"
+    " FROM h JOIN k USING (flow_id, run_id))"
+)
+_V_COLUMNS = ", ".join(_INPUT)
+WRITE_ONE = (
+    f"WITH v ({_V_COLUMNS}) AS (VALUES ({_ONE_VALUES})), "
+    + _WRITE_BODY + " SELECT * FROM h"
+)
+WRITE_MANY = (
+    f"WITH v ({_V_COLUMNS}) AS (VALUES %s), " + _WRITE_BODY + " SELECT count(*) FROM h"
+)
+WRITE_MANY_TEMPLATE = "(" + ", ".join(
+    f"%({c})s::{_CASTS.get(c, 'text')}" for c in _INPUT
+) + ")"
+
+_SELECT = "SELECT " + ", ".join(f"h.{c}" for c in COLUMNS) + " FROM {s}.flow_run_history h"
+READ_RUN = (
+    _SELECT + " JOIN {s}.flow_run_history_keys k ON h.flow_id = k.flow_id"
+    " AND h.run_id = k.run_id AND h.created_at = k.created_at WHERE k.run_id = %(run_id)s"
+)
+READ_ALL = _SELECT
+
+TEMPLATES = {"history.write_one": WRITE_ONE, "history.write_many": WRITE_MANY,
+             "history.read_run": READ_RUN, "history.read": READ_ALL}
+
+
+def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
+    """Validate and encode one write (raises MemoryValidationError naming the field)."""
+    if not isinstance(record, FlowRunWrite):
+        raise MemoryValidationError(
+            "record", f"must be a FlowRunWrite, got {type(record).__name__}")
+    duration = record.duration
+    if duration is not None:
+        if (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                or not math.isfinite(duration) or duration < 0):
+            raise MemoryValidationError("duration", f"must be a number >= 0, got {duration!r}")
+        duration = float(duration)
+    run_count = record.run_count
+    if run_count is not None and (isinstance(run_count, bool) or not isinstance(run_count, int)
+                                  or run_count < 0):
+        raise MemoryValidationError("run_count", f"must be an integer >= 0, got {run_count!r}")
+    tags = record.tags
+    if tags is not None:
+        if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple)) or not all(
+                isinstance(tag, str) and "\x00" not in tag for tag in tags):
+            raise MemoryValidationError(
+                "tags", f"must be a list of strings without NUL, got {tags!r}")
+        tags = list(tags)
+    parameters = record.parameters
+    return {
+        "flow_id": require_id(record.flow_id, "flow_id"),
+        "run_id": require_id(record.run_id, "run_id"),
+        "flow_name": opt_text(record.flow_name, "flow_name"),
+        "status": opt_text(record.status, "status"),
+        "state_name": opt_text(record.state_name, "state_name"),
+        "started_at": opt_time(record.started_at, "started_at"),
+        "ended_at": opt_time(record.ended_at, "ended_at"),
+        "duration": duration,
+        "parameters": None if parameters is None else to_json(
+            optional_dict(parameters, "parameters"), "parameters", max_bytes),
+        "tags": tags,
+        "error_type": opt_text(record.error_type, "error_type"),
+        "error_message": opt_text(record.error_message, "error_message"),
+        "deployment_id": opt_text(record.deployment_id, "deployment_id"),
+        "parent_run_id": opt_text(record.parent_run_id, "parent_run_id"),
+        "run_count": run_count,
+        "data": to_json(require_dict(record.data, "data"), "data", max_bytes),
+        "created_at": opt_time(record.created_at, "created_at"),
+    }
+
+
+def _merge(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """Two writes of one run in one batch as a single write (same result as in sequence)."""
+    merged = dict(first)
+    for key, value in later.items():
+        if key not in ("data", "created_at") and value is not None:
+            merged[key] = value
+    data = {**json.loads(first["data"]), **json.loads(later["data"])}
+    merged["data"] = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return merged
+
+
+def to_record(row: Sequence[Any]) -> FlowRunRecord:
+    """A FlowRunRecord from a row in :data:`COLUMNS` order."""
+    return FlowRunRecord(
+        flow_id=row[0], run_id=row[1], flow_name=row[2], status=row[3], state_name=row[4],
+        started_at=opt_iso(row[5]), ended_at=opt_iso(row[6]), duration=row[7],
+        parameters=row[8], tags=list(row[9] or []), error_type=row[10],
+        error_message=row[11], deployment_id=row[12], parent_run_id=row[13],
+        run_count=row[14], data=row[15] if row[15] is not None else {},
+        created_at=iso(row[16]), updated_at=iso(row[17]),
+    )
+
+
+@dataclasses.dataclass
+class HistoryRepo:
+    """write / read of flow-run history rows (the RunHistory protocol)."""
+
+    store: Any
+    """The owning PostgresStore (pool, clock, statements, partition upkeep)."""
+
+    def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:
+        """Insert or update one run's row and its audit row in one statement."""
+        params = _prepare(record, self.store.max_payload_bytes)
+        now = now_utc(self.store.clock)
+        ids = current_run_ids()
+        params.update(now=now, a_flow=ids.flow_run_id, a_task=ids.task_run_id)
+        statement = self.store.statement("history.write_one")
+        self.store.ensure_partitions(now)
+
+        def run(cur: Cursor) -> tuple[Any, ...]:
+            cur.execute(statement, params)
+            return one(cur)
+
+        return to_record(self.store.pool.run(run, idempotent=True))
+
+    def write_flow_runs(self, records: Sequence[FlowRunWrite]) -> int:
+        """Bulk upsert with ``execute_values``: all validated first, one transaction."""
+        if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
+            raise MemoryValidationError(
+                "records", f"must be a sequence of FlowRunWrite, got {type(records).__name__}")
+        max_bytes = self.store.max_payload_bytes
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for record in records:
+            item = _prepare(record, max_bytes)
+            key = (item["flow_id"], item["run_id"])
+            merged[key] = _merge(merged[key], item) if key in merged else item
+        if not merged:
+            return 0
+        rows = list(merged.values())
+        now = now_utc(self.store.clock)
+        ids = current_run_ids()
+        statement = self.store.statement("history.write_many")
+        extra = {"now": now, "a_flow": ids.flow_run_id, "a_task": ids.task_run_id}
+        self.store.ensure_partitions(now)
+
+        def run(cur: Cursor) -> int:
+            # Bind the constant parameters first (escaping % for the second pass), then
+            # execute_values fills the VALUES list page by page.
+            marker = "VALUES __ROWS__"
+            bound = cur.mogrify(statement.replace("VALUES %s", marker), extra).decode()
+            sql_text = bound.replace("%", "%%").replace(marker, "VALUES %s")
+            psycopg2.extras.execute_values(cur, sql_text, rows, template=WRITE_MANY_TEMPLATE,
+                                           page_size=1000)
+            return len(rows)
+
+        self.store.pool.run(run, idempotent=True)
+        return len(records)
+
+    def read_flow_runs(
+        self,
+        flow_id: str | None,
+        run_id: str | None = None,
+        limit: int = 100,
+        *,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[FlowRunRecord]:
+        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if flow_id is not None:
+            clauses.append("h.flow_id = %(flow_id)s")
+            params["flow_id"] = require_id(flow_id, "flow_id")
+        if run_id is not None:
+            params["run_id"] = require_id(run_id, "run_id")
+        if status is not None:
+            clauses.append("h.status = %(status)s")
+            params["status"] = require_id(status, "status")
+        if since is not None:
+            clauses.append("h.created_at >= %(since)s")
+            params["since"] = parse_time(since, "since")
+        if until is not None:
+            clauses.append("h.created_at < %(until)s")
+            params["until"] = parse_time(until, "until")
+        params["limit"] = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
+        if run_id is not None:
+            base = self.store.statement("history.read_run")
+            where = "".join(f" AND {c}" for c in clauses)
+        else:
+            base = self.store.statement("history.read")
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        statement = base + where + " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s"
+
+        def run(cur: Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(statement, params)
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
+
+        return [to_record(row) for row in self.store.pool.run(run, read_only=True)]

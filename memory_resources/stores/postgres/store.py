@@ -1,0 +1,365 @@
+"""PostgresStore: every capability except vectors on one PostgreSQL schema.
+
+Implements Lifecycle, RunHistory, TaskOutputs, AuditLog, ContextStore, EventLog and
+LockManager (see :mod:`memory_resources.protocols`). Each write and its audit row are one
+statement; month partitions of ``flow_run_history`` / ``audit_log`` are created ahead on
+connect and whenever the store's clock enters a new month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...clock import SYSTEM_CLOCK, Clock
+from ...config import PostgresConfig, parse_config
+from ...errors import BackendError, MemoryValidationError, SchemaError
+from ...log import get_logger
+from ...records import (
+    AuditRecord,
+    ContextRecord,
+    EventRecord,
+    FlowRunRecord,
+    FlowRunWrite,
+    HealthReport,
+    JSONDict,
+    TaskOutputRecord,
+)
+from . import audit, context, history, locks, outputs
+from .errors import BACKEND
+from .local import start_local_server
+from .migrate import AppliedMigration, migrate
+from .pool import Cursor, PostgresPool
+from .support import one, render
+
+_log = get_logger(__name__)
+
+PARTITIONS_AHEAD = 3
+"""Month partitions created ahead of the current month."""
+
+_TEMPLATES: dict[str, str] = {
+    **history.TEMPLATES, **outputs.TEMPLATES, **audit.TEMPLATES, **context.TEMPLATES,
+    **locks.TEMPLATES,
+    "partitions.create": "SELECT count(*) FROM {s}.memory_create_partitions(%s, %s)",
+    "partitions.drop": "SELECT * FROM {s}.memory_drop_partitions(%s)",
+}
+_TABLES = ("flow_run_history", "flow_run_history_keys", "task_outputs", "task_output_heads",
+           "audit_log", "memory_context", "memory_events", "memory_event_heads",
+           "memory_locks", "vector_embeddings", "schema_migrations")
+
+
+class PostgresStore:
+    """The PostgreSQL engine. ``connect()`` opens the pool (and applies migrations when
+    ``auto_migrate``); methods connect lazily when it was not called."""
+
+    backend_name = "postgres"
+
+    def __init__(self, config: PostgresConfig | dict[str, Any], *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config: PostgresConfig = parse_config(PostgresConfig, config, "postgres_config")
+        self.clock = clock
+        self.max_payload_bytes = self.config.max_payload_bytes
+        self.schema = self.config.schema_
+        self._pool: PostgresPool | None = None
+        self._statements: dict[str, str] = {}
+        self._partition_month: tuple[int, int] | None = None
+        self._lock = threading.RLock()
+        self._history = history.HistoryRepo(self)
+        self._outputs = outputs.OutputRepo(self)
+        self._audit = audit.AuditReader(self)
+        self._context = context.ContextRepo(self)
+        self._locks = locks.LockRepo(self)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def pool(self) -> PostgresPool:
+        """The connection pool (opened on first use)."""
+        pool = self._pool
+        if pool is None:
+            self.connect()
+            pool = self._pool
+            assert pool is not None
+        return pool
+
+    def connect(self) -> None:
+        """Open the pool, apply pending migrations (``auto_migrate``), create partitions."""
+        with self._lock:
+            if self._pool is not None:
+                return
+            config = self.config
+            if config.local_server:
+                config = start_local_server(config)
+            pool = PostgresPool(config, clock=self.clock)
+            try:
+                if self.config.auto_migrate:
+                    migrate(pool)
+                else:
+                    self._require_schema(pool)
+                with pool.connection() as conn:
+                    self._statements = {name: render(template, self.schema, conn)
+                                        for name, template in _TEMPLATES.items()}
+            except BaseException:
+                pool.close()
+                raise
+            self._pool = pool
+            self._partition_month = None
+        self.ensure_partitions(dt.datetime.fromtimestamp(self.clock.time(), dt.timezone.utc))
+
+    def _require_schema(self, pool: PostgresPool) -> None:
+        def check(cur: Cursor) -> Any:
+            cur.execute("SELECT to_regclass(%s), to_regprocedure(%s)",
+                        (f'"{self.schema}".flow_run_history',
+                         f'"{self.schema}".memory_create_partitions(timestamptz, integer)'))
+            return cur.fetchone()
+
+        table, function = pool.run(check, read_only=False)
+        if table is None or function is None:
+            raise SchemaError(
+                BACKEND,
+                f"schema {self.schema!r} has no memory tables and auto_migrate is off; "
+                "run `memory-resources migrate` or set auto_migrate=True",
+            )
+
+    def close(self) -> None:
+        """Close the pool. Idempotent; the store may be connected again."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def statement(self, name: str) -> str:
+        """The rendered SQL statement ``name`` (schema-qualified)."""
+        if self._pool is None:
+            self.connect()
+        return self._statements[name]
+
+    def migrate(self) -> list[AppliedMigration]:
+        """Apply pending migrations now; returns what was applied."""
+        return migrate(self.pool)
+
+    # -- partitions and retention ------------------------------------------------------
+
+    def ensure_partitions(self, now: dt.datetime, months_ahead: int = PARTITIONS_AHEAD) -> None:
+        """Create this month's and the next ``months_ahead`` partitions (once per month)."""
+        month = (now.year, now.month)
+        if self._partition_month == month:
+            return
+        self.create_partitions(now, months_ahead)
+        self._partition_month = month
+
+    def create_partitions(self, start: dt.datetime, months_ahead: int = PARTITIONS_AHEAD
+                          ) -> int:
+        """Create the month partitions from ``start``'s month on; returns how many were new."""
+        statement = self.statement("partitions.create")
+
+        def run(cur: Cursor) -> int:
+            cur.execute(statement, (start, months_ahead))
+            return int(one(cur)[0])
+
+        return int(self.pool.run(run))
+
+    def prune(self, older_than: dt.timedelta | float) -> dict[str, Any]:
+        """Retention: drop month partitions entirely older than ``now - older_than``, delete
+        outliers from the default partitions, and purge expired contexts."""
+        age = older_than if isinstance(older_than, dt.timedelta) else None
+        if age is None:
+            if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
+                raise MemoryValidationError("older_than", "must be a timedelta or seconds")
+            age = dt.timedelta(seconds=older_than)
+        if age <= dt.timedelta(0):
+            raise MemoryValidationError("older_than", f"must be positive, got {age}")
+        cutoff = dt.datetime.fromtimestamp(self.clock.time(), dt.timezone.utc) - age
+        statement = self.statement("partitions.drop")
+
+        def run(cur: Cursor) -> list[str]:
+            cur.execute(statement, (cutoff,))
+            return [row[0] for row in cur.fetchall()]
+
+        dropped = self.pool.run(run)
+        purged = self._context.purge_expired()
+        _log.info("pruned", cutoff=cutoff.isoformat(), dropped=dropped, contexts_purged=purged)
+        return {"cutoff": cutoff.isoformat(timespec="microseconds"),
+                "dropped_partitions": dropped, "expired_contexts_purged": purged}
+
+    def purge_expired(self) -> int:
+        """Delete every expired context and its events now; returns contexts removed."""
+        return self._context.purge_expired()
+
+    # -- monitoring ----------------------------------------------------------------------
+
+    def health_check(self) -> HealthReport:
+        """Round-trip and server version; reports (never raises) a backend fault."""
+        started = time.perf_counter()
+        try:
+            def ping(cur: Cursor) -> Any:
+                cur.execute("SELECT current_setting('server_version'), current_database()")
+                return cur.fetchone()
+
+            version, database = self.pool.run(ping)
+        except BackendError as exc:
+            return HealthReport(status="unhealthy", backend=BACKEND, error=str(exc),
+                                latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        latency = (time.perf_counter() - started) * 1000
+        return HealthReport(
+            status="healthy", backend=BACKEND, latency_ms=round(latency, 3),
+            details={"server_version": version, "database": database, "schema": self.schema,
+                     "pool": self.pool.stats()},
+        )
+
+    def stats(self) -> JSONDict:
+        """Connections, pool usage, database size, per-table rows/sizes and partitions."""
+        schema = self.schema
+
+        def collect(cur: Cursor) -> JSONDict:
+            cur.execute(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),"
+                " pg_database_size(current_database()), current_setting('server_version')"
+            )
+            active, db_size, version = one(cur)
+            cur.execute(
+                "WITH rel AS (SELECT c.oid, c.relname, c.relkind FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')),"
+                " parts AS (SELECT rel.relname, COALESCE(t.relid, rel.oid) AS relid FROM rel"
+                " LEFT JOIN LATERAL pg_partition_tree(rel.oid) t ON rel.relkind = 'p')"
+                " SELECT parts.relname, sum(GREATEST(p.reltuples, 0))::bigint,"
+                " sum(pg_total_relation_size(parts.relid))::bigint"
+                " FROM parts JOIN pg_class p ON p.oid = parts.relid GROUP BY parts.relname",
+                (schema, list(_TABLES)),
+            )
+            tables = {name: {"rows_estimate": rows, "size_bytes": size}
+                      for name, rows, size in cur.fetchall()}
+            cur.execute(
+                "SELECT parent.relname, child.relname,"
+                " pg_get_expr(child.relpartbound, child.oid), pg_total_relation_size(child.oid)"
+                " FROM pg_inherits i JOIN pg_class child ON child.oid = i.inhrelid"
+                " JOIN pg_class parent ON parent.oid = i.inhparent"
+                " JOIN pg_namespace n ON n.oid = parent.relnamespace"
+                " WHERE n.nspname = %s AND child.relkind IN ('r', 'p') ORDER BY 1, 2",
+                (schema,),
+            )
+            partitions: dict[str, list[JSONDict]] = {}
+            for parent, child, bound, size in cur.fetchall():
+                partitions.setdefault(parent, []).append(
+                    {"name": child, "bound": bound, "size_bytes": size})
+            return {"active_connections": active, "database_size_bytes": db_size,
+                    "server_version": version, "tables": tables, "partitions": partitions}
+
+        result = self.pool.run(collect, read_only=False)
+        result.update(backend=BACKEND, schema=schema, pool=self.pool.stats())
+        return result
+
+    # -- ContextStore / EventLog ---------------------------------------------------------
+
+    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
+                    ) -> ContextRecord:
+        """See :meth:`memory_resources.protocols.ContextStore.set_context`."""
+        return self._context.set_context(context_id, data, ttl)
+
+    def get_context(self, context_id: str) -> ContextRecord | None:
+        """See :meth:`memory_resources.protocols.ContextStore.get_context`."""
+        return self._context.get_context(context_id)
+
+    def clear_context(self, context_id: str) -> bool:
+        """See :meth:`memory_resources.protocols.ContextStore.clear_context`."""
+        return self._context.clear_context(context_id)
+
+    def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
+        """See :meth:`memory_resources.protocols.EventLog.append_event`."""
+        return self._context.append_event(context_id, event)
+
+    def get_events(self, context_id: str, since: str | None = None,
+                   limit: int | None = None) -> list[EventRecord]:
+        """See :meth:`memory_resources.protocols.EventLog.get_events`."""
+        return self._context.get_events(context_id, since, limit)
+
+    # -- LockManager ---------------------------------------------------------------------
+
+    def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        """See :meth:`memory_resources.protocols.LockManager.try_acquire`."""
+        return self._locks.try_acquire(name, owner, ttl_ms)
+
+    def release(self, name: str, owner: str) -> bool:
+        """See :meth:`memory_resources.protocols.LockManager.release`."""
+        return self._locks.release(name, owner)
+
+    def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """See :meth:`memory_resources.protocols.LockManager.extend`."""
+        return self._locks.extend(name, owner, ttl_ms)
+
+    # -- RunHistory / TaskOutputs / AuditLog ----------------------------------------------
+
+    def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:
+        """See :meth:`memory_resources.protocols.RunHistory.write_flow_run`."""
+        return self._history.write_flow_run(record)
+
+    def write_flow_runs(self, records: Sequence[FlowRunWrite]) -> int:
+        """See :meth:`memory_resources.protocols.RunHistory.write_flow_runs`."""
+        return self._history.write_flow_runs(records)
+
+    def read_flow_runs(
+        self,
+        flow_id: str | None,
+        run_id: str | None = None,
+        limit: int = 100,
+        *,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[FlowRunRecord]:
+        """See :meth:`memory_resources.protocols.RunHistory.read_flow_runs`."""
+        return self._history.read_flow_runs(flow_id, run_id, limit, status=status,
+                                            since=since, until=until)
+
+    def write_task_output(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> TaskOutputRecord:
+        """See :meth:`memory_resources.protocols.TaskOutputs.write_task_output`."""
+        return self._outputs.write_task_output(task_id, output, metadata,
+                                               task_run_id=task_run_id,
+                                               flow_run_id=flow_run_id)
+
+    def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
+        """See :meth:`memory_resources.protocols.TaskOutputs.read_task_output`."""
+        return self._outputs.read_task_output(task_id)
+
+    def list_task_outputs(self, task_id: str, limit: int = 100) -> list[TaskOutputRecord]:
+        """See :meth:`memory_resources.protocols.TaskOutputs.list_task_outputs`."""
+        return self._outputs.list_task_outputs(task_id, limit)
+
+    def read_audit(
+        self,
+        *,
+        operation: str | None = None,
+        target: str | None = None,
+        flow_run_id: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """See :meth:`memory_resources.protocols.AuditLog.read_audit`."""
+        return self._audit.read_audit(operation=operation, target=target,
+                                      flow_run_id=flow_run_id, since=since, limit=limit)
+
+    def __repr__(self) -> str:
+        return (f"PostgresStore(schema={self.schema!r}, "
+                f"connected={self._pool is not None})")
+
+
+__all__ = ["PostgresStore"]
