@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from memory_resources import default
 
@@ -76,6 +79,14 @@ if memory_api.connect():
 SPEC_CONSTRUCTOR = SPEC_BASIC_USAGE[
     SPEC_BASIC_USAGE.index("memory_api = MemoryAPI("):SPEC_BASIC_USAGE.index("# Connect")
 ]
+
+
+@pytest.fixture(autouse=True)
+def logs_to_stderr() -> Iterator[None]:
+    """Route structlog to stderr (as an application would), so stdout holds only prints."""
+    structlog.configure(logger_factory=lambda *args: structlog.PrintLogger(sys.stderr))
+    yield
+    structlog.reset_defaults()
 
 
 def run_example(source: str) -> dict[str, Any]:

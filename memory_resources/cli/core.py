@@ -3,7 +3,11 @@ MemoryAPI (configured from ``MEMORY_RESOURCES_*`` environment variables)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -17,16 +21,49 @@ def _print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
+class _StderrLogger:
+    """Prints each log line to whatever ``sys.stderr`` is at the time of the call."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = msg
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """While a command runs, send structlog output to stderr at WARNING and above, unless
+    the application configured structlog itself (stdout carries the output, e.g. --json)."""
+    import structlog
+
+    if structlog.is_configured():
+        yield
+        return
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=lambda *args: _StderrLogger(),
+    )
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+
+
 def _load(action: str) -> Any:
     """Run ``action`` on the process default API; a library error exits 2 with its message."""
     from ..default import get_memory_api
     from ..errors import MemoryResourcesError
 
-    try:
-        return getattr(get_memory_api(), action)()
-    except MemoryResourcesError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+    with _quiet_logs():
+        try:
+            return getattr(get_memory_api(), action)()
+        except MemoryResourcesError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+
+
+def _latency(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else ""
 
 
 def _scalar(value: Any) -> str:
@@ -55,7 +92,7 @@ def health(
             table.add_row(
                 name, str(entry.get("backend", "")),
                 f"[{_STYLE.get(status, 'red')}]{status}[/]",
-                _scalar(entry.get("latency_ms")), ", ".join(entry.get("serves", [])),
+                _latency(entry.get("latency_ms")), ", ".join(entry.get("serves", [])),
                 _scalar(entry.get("error")),
             )
         Console().print(table)

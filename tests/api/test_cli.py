@@ -18,7 +18,7 @@ def test_health_json_reports_healthy(memory_home: Path) -> None:
     """`health --json` prints the health report and exits 0 on the embedded default."""
     result = runner.invoke(app, ["health", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["overall_status"] == "healthy"
     assert report["adapters"]["redis"]["backend"] == "sqlite"
 
@@ -44,7 +44,7 @@ def test_health_exits_1_when_unhealthy(tmp_path: Path, monkeypatch: pytest.Monke
     try:
         result = runner.invoke(app, ["health", "--json"])
         assert result.exit_code == 1, result.output
-        assert json.loads(result.output)["overall_status"] == "unhealthy"
+        assert json.loads(result.stdout)["overall_status"] == "unhealthy"
     finally:
         default.reset_memory_api()
 
@@ -54,7 +54,7 @@ def test_stats_json_and_table(memory_home: Path) -> None:
     default.get_memory_api().index_embedding("cli", [1.0] + [0.0] * 767)
     result = runner.invoke(app, ["stats", "--json"])
     assert result.exit_code == 0, result.output
-    adapters = json.loads(result.output)["adapters"]
+    adapters = json.loads(result.stdout)["adapters"]
     assert adapters["vector"]["total_embeddings"] == 1
     assert "used_memory" in adapters["redis"]
     assert "active_connections" in adapters["postgres"]
