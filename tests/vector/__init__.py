@@ -1,0 +1,1 @@
+"""Tests of the numpy vector index beyond the shared contract suite."""
