@@ -212,8 +212,14 @@ def _find_nul_path(value: Any, path: str) -> str | None:
     return None
 
 
+_DECODER = json.JSONDecoder(object_hook=_object_hook)
+"""Built once: ``json.loads(..., object_hook=...)`` would build a decoder on every call."""
+
+
 def decode(text: str | bytes | bytearray) -> Any:
     """Decode JSON text written by :func:`encode`, restoring tagged types."""
+    if isinstance(text, str):
+        return _DECODER.decode(text)
     return json.loads(text, object_hook=_object_hook)
 
 
