@@ -6,9 +6,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import structlog
+from psycopg2.extensions import parse_dsn
 
 from memory_resources import default
 
@@ -126,3 +129,38 @@ def test_basic_usage_on_the_embedded_default(
     namespace = run_example(source)
     check_results(namespace, capsys.readouterr().out)
     assert (tmp_path / "memory.db").exists()
+
+
+def test_basic_usage_with_the_spec_config_dicts_on_real_servers(
+    redis_url: str, redis_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The example with its three config dicts (same keys) pointed at the test Redis and
+    PostgreSQL runs and prints, and its writes land on those servers."""
+    monkeypatch.setenv("MEMORY_RESOURCES_HOME", str(tmp_path))
+    redis_url_parts = urlsplit(redis_url)
+    pg = parse_dsn(postgres_dsn)
+    constructor = SPEC_CONSTRUCTOR
+    for old, new in [
+        ('"host": "localhost",\n        "port": 6379,',
+         f'"host": {redis_url_parts.hostname!r},\n        "port": {redis_url_parts.port},'
+         f'\n        "db": {int(redis_url_parts.path.strip("/") or 0)},'),
+        ('"key_prefix": "agent_framework:"', f'"key_prefix": {redis_prefix!r}'),
+        ('"host": "localhost",\n        "database": "agent_framework",',
+         f'"host": {pg.get("host", "localhost")!r},\n        "port": {int(pg.get("port", 5432))},'
+         f'\n        "database": {pg["dbname"]!r},\n        "schema": {pg_schema!r},'),
+        ('"user": "postgres"', f'"user": {pg.get("user", "postgres")!r}'),
+        ('"password": "password"', f'"password": {pg.get("password")!r}'),
+    ]:
+        assert old in constructor, old
+        constructor = constructor.replace(old, new)
+    source = SPEC_BASIC_USAGE.replace(SPEC_CONSTRUCTOR, constructor)
+    namespace = run_example(source)
+    memory_api = namespace["memory_api"]
+    assert memory_api.backends["context"] == "redis"
+    assert memory_api.backends["history"] == "postgres"
+    check_results(namespace, capsys.readouterr().out)
+    with redis.Redis.from_url(redis_url) as client:
+        left = list(client.scan_iter(match="*" + redis_prefix.rstrip(":") + "*"))
+    assert left, "the lock's fencing counter stays, under the configured key_prefix"
+    assert all(key.decode().startswith(redis_prefix) for key in left)
