@@ -19,7 +19,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ from ...validation import optional_dict, require_id
 from ...vector_filter import Condition, parse_filter
 from ..postgres.pool import Cursor, PostgresPool
 from .filters import compile_filter, filter_keys
-from .naming import METRICS, TABLE_COMMENT_PREFIX, table_name
+from .naming import METRICS, TABLE_COMMENT_PREFIX, hnsw_index_name, table_name
 from .setup import (
     ServerInfo,
     ensure_extension,
@@ -174,12 +174,8 @@ class PgVectorIndex:
         ensure_schema(cur, schema)
         ensure_table(cur, schema=schema, table=self._table, namespace=self.namespace,
                      dimension=self.dimension, extension_schema=info.extension_schema)
-        indexed = ensure_hnsw_index(
-            cur, schema=schema, table=self._table, metric=self.metric, dimension=self.dimension,
-            extension_schema=info.extension_schema, m=self.config.hnsw_m,
-            ef_construction=self.config.hnsw_ef_construction,
-            maintenance_work_mem=self.maintenance_work_mem,
-        )
+        self._info = info
+        indexed = self._build_index(cur)
         cur.execute("SELECT to_regclass(%s) IS NOT NULL",
                     (sql.Identifier(schema, "audit_log").as_string(cur),))
         row = cur.fetchone()
@@ -199,6 +195,33 @@ class PgVectorIndex:
         if pool is None or statements is None:
             raise BackendError(self.backend_name, "the index was closed while in use")
         return pool, statements
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[PgVectorIndex]:
+        """Load many vectors, then build the HNSW index once (pgvector's advice: a bulk
+        build is several times faster than inserting into a live HNSW graph).
+
+        Drops this metric's HNSW index, yields, and rebuilds it with ``maintenance_work_mem``
+        raised, also when the block raises. Queries meanwhile are exact scans (correct,
+        slower), for every client of the namespace.
+        """
+        pool, _ = self._ready()
+        name = sql.Identifier(self.schema, hnsw_index_name(self._table, self.metric))
+        pool.run(lambda cur: cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(name)))
+        self._indexed = False
+        try:
+            yield self
+        finally:
+            self._indexed = pool.run(self._build_index)
+
+    def _build_index(self, cur: Cursor) -> bool:
+        assert self._info is not None
+        return ensure_hnsw_index(
+            cur, schema=self.schema, table=self._table, metric=self.metric,
+            dimension=self.dimension, extension_schema=self._info.extension_schema,
+            m=self.config.hnsw_m, ef_construction=self.config.hnsw_ef_construction,
+            maintenance_work_mem=self.maintenance_work_mem,
+        )
 
     # -- writes ------------------------------------------------------------------------
 
