@@ -20,9 +20,10 @@ from .api_build import (
     compose_from_stores,
     distinct_stores,
 )
-from .api_inputs import argument_names, embedding_array, flow_run_write
+from .api_inputs import argument_names, flow_run_write
 from .api_monitor import backend_name, health, memory_stats
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
+from .embedding import as_vector
 from .errors import MemoryValidationError
 from .locking import Lock
 from .log import get_logger
@@ -340,7 +341,8 @@ class MemoryAPI:
                         ) -> bool:
         """Insert or replace the embedding ``id`` (a list of ``dimension`` finite numbers)."""
         id = require_id(id, "id")
-        vector = embedding_array(embedding, "embedding", self.vector_dimension)
+        vector = as_vector(embedding, self.vector_dimension, self._vectors.metric,
+                           field="embedding")
         metadata = optional_dict(metadata, "metadata")
         with argument_names(vectors="embedding", vector="embedding"):
             self._ensure(self._vectors).upsert([id], vector[None, :], [metadata])
@@ -355,7 +357,8 @@ class MemoryAPI:
         """The ``top_k`` nearest embeddings, best first, as ``{"id", "score", "metadata"}``.
         ``filter_metadata`` keeps only embeddings whose metadata matches (equality, or
         ``{"$in": [...]}``, ``$ne``, ``$gt`` …)."""
-        vector = embedding_array(query_embedding, "query_embedding", self.vector_dimension)
+        vector = as_vector(query_embedding, self.vector_dimension, self._vectors.metric,
+                           field="query_embedding")
         top_k = require_positive_int(top_k, "top_k", maximum=MAX_LIMIT)
         flt = None if filter_metadata is None else require_dict(filter_metadata,
                                                                 "filter_metadata")

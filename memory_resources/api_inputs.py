@@ -1,4 +1,4 @@
-"""Turn MemoryAPI arguments into store inputs: flow-run dicts, embeddings, error names.
+"""Turn MemoryAPI arguments into store inputs: flow-run dicts and argument names in errors.
 
 Everything here validates and raises
 :class:`~memory_resources.errors.MemoryValidationError` naming the facade's argument, before
@@ -13,11 +13,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
-
 from .clock import to_datetime, utc_iso
 from .errors import (
-    EmbeddingValidationError,
     MemoryValidationError,
     PayloadTooLargeError,
     SerializationError,
@@ -131,33 +128,6 @@ def flow_run_write(flow_id: Any, run_id: Any, data: Any) -> FlowRunWrite:
     if message is not None:
         fields["error_message"] = message
     return FlowRunWrite(flow_id=flow_id, run_id=run_id, data=data, **fields)
-
-
-def embedding_array(value: Any, field: str, dimension: int) -> np.ndarray[Any, Any]:
-    """A 1-D list/tuple/array of ``dimension`` finite numbers, as float32."""
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(
-        value, (list, tuple, np.ndarray)
-    ):
-        raise EmbeddingValidationError(
-            field, f"must be a list of {dimension} numbers, got {type(value).__name__}"
-        )
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise EmbeddingValidationError(field, "must contain only numbers") from None
-    if array.ndim != 1:
-        raise EmbeddingValidationError(field, f"must be one vector, got shape {array.shape}")
-    if isinstance(value, (list, tuple)) and any(isinstance(x, bool) for x in value):
-        raise EmbeddingValidationError(field, "must contain only numbers, not booleans")
-    if array.shape[0] != dimension:
-        raise EmbeddingValidationError(
-            field, f"has dimension {array.shape[0]}; the index expects {dimension}"
-        )
-    if not np.isfinite(array).all():
-        raise EmbeddingValidationError(field, "contains NaN or infinite values")
-    if np.abs(array).max(initial=0.0) > np.finfo(np.float32).max:
-        raise EmbeddingValidationError(field, "has values too large for float32")
-    return array.astype(np.float32)
 
 
 @contextlib.contextmanager
