@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.postgres",
     "tests.fixtures.prefect",
+    "tests.fixtures.pgvector",
 ]

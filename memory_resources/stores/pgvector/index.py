@@ -438,8 +438,9 @@ class PgVectorIndex:
         )
 
     def stats(self) -> JSONDict:
-        """``total_embeddings`` over every pgvector namespace of the schema, this namespace's
-        ``count``, per-namespace counts, index and table sizes, search settings, pool use."""
+        """``total_embeddings`` of this namespace (as on the numpy backend), ``namespaces``:
+        counts of every pgvector namespace in the schema (``schema_embeddings`` their sum),
+        index and table sizes, search settings, pool use."""
         pool, statements = self._ready()
         schema = self.schema
 
@@ -466,8 +467,8 @@ class PgVectorIndex:
                 "namespace": self.namespace,
                 "dimension": self.dimension,
                 "metric": self.metric,
-                "count": namespaces.get(self.namespace, 0),
-                "total_embeddings": sum(namespaces.values()),
+                "total_embeddings": namespaces.get(self.namespace, 0),
+                "schema_embeddings": sum(namespaces.values()),
                 "namespaces": namespaces,
                 "table": f"{schema}.{self._table}",
                 "index_size_bytes": int(index_size),
