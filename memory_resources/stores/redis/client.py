@@ -29,6 +29,31 @@ Client = Any
 """``redis.Redis`` or ``redis.cluster.RedisCluster``."""
 
 
+_SINGLE_CONNECT: dict[type[Any], type[Any]] = {}
+
+
+def single_connect(cls: type[Any]) -> type[Any]:
+    """``cls`` whose ``connect()`` makes one attempt (socket plus handshake).
+
+    redis-py 8 retries the connect inside every command attempt, so retries nest
+    (attempts x attempts x timeout). With this class the command-level ``Retry`` is the
+    only loop and a call against a dead or silent server is bounded by about
+    ``(retry_attempts + 1) x timeout`` plus backoff.
+    """
+    sub = _SINGLE_CONNECT.get(cls)
+    if sub is None:
+        def connect(self: Any) -> None:
+            once = getattr(self, "connect_check_health", None)
+            if once is None:  # older redis-py: connect was not nested
+                cls.connect(self)
+            else:
+                once(check_health=True, retry_socket_connect=False)
+
+        sub = type(f"SingleConnect{cls.__name__}", (cls,), {"connect": connect})
+        _SINGLE_CONNECT[cls] = sub
+    return sub
+
+
 def make_retry(config: RedisConfig) -> Retry:
     """``retry_attempts`` retries on connection/timeout errors, exponential backoff capped
     at ``min(1 s, socket_timeout)`` so the whole call stays bounded."""
@@ -80,24 +105,29 @@ def build_pool(config: RedisConfig, url: str | None) -> redis.BlockingConnection
             for key in list(kwargs):
                 if key.startswith("ssl_"):
                     del kwargs[key]
-        return redis.BlockingConnectionPool.from_url(url, **common, **kwargs)
-    if config.ssl:
-        kwargs["connection_class"] = redis.SSLConnection
-    return redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
-        host=config.host, port=config.port, db=config.db, **common, **kwargs
-    )
+        pool = redis.BlockingConnectionPool.from_url(url, **common, **kwargs)
+    else:
+        kwargs["connection_class"] = redis.SSLConnection if config.ssl else redis.Connection
+        pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+            host=config.host, port=config.port, db=config.db, **common, **kwargs
+        )
+    pool.connection_class = single_connect(pool.connection_class)
+    return pool
 
 
 def build_primary(config: RedisConfig) -> Client:
     """The primary client: a pooled ``Redis``, or ``RedisCluster`` when ``cluster=True``."""
     if config.cluster:
         kwargs = connection_kwargs(config)
-        if config.ssl:
-            kwargs["ssl"] = True
+        url = config.url or f"{'rediss' if config.ssl else 'redis'}://{config.host}:{config.port}"
+        if config.ssl and url.startswith("redis://"):
+            url = "rediss://" + url[len("redis://"):]
+        if not url.startswith("rediss://"):
+            kwargs = {k: v for k, v in kwargs.items() if not k.startswith("ssl_")}
+        # From a URL, redis-py builds each node's pool with connection_pool_class; node
+        # clients do not retry, the cluster client's Retry covers the whole command.
         return RedisCluster(
-            host=None if config.url else config.host,
-            port=config.port,
-            url=config.url,
+            url=url,
             max_connections=config.max_connections,
             connection_pool_class=redis.BlockingConnectionPool,
             timeout=config.connection_timeout,
