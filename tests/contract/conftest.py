@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 BACKENDS: dict[str, list[str]] = {
-    "context_store": ["sqlite", "redis"],
-    "event_log": ["sqlite", "redis"],
-    "lock_manager": ["sqlite", "redis"],
-    "run_history": ["sqlite"],
-    "task_outputs": ["sqlite"],
-    "audit_log": ["sqlite"],
+    "context_store": ["sqlite", "redis", "postgres"],
+    "event_log": ["sqlite", "redis", "postgres"],
+    "lock_manager": ["sqlite", "redis", "postgres"],
+    "run_history": ["sqlite", "postgres"],
+    "task_outputs": ["sqlite", "postgres"],
+    "audit_log": ["sqlite", "postgres"],
     "vector_index": ["numpy", "numpy_file"],
 }
 

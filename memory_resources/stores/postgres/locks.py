@@ -57,7 +57,7 @@ class LockRepo:
 
     def _params(self, name: str, owner: str, ttl_ms: int | None) -> dict[str, Any]:
         now = now_utc(self.store.clock)
-        params: dict[str, Any] = {"name": require_id(name, "name"),
+        params: dict[str, Any] = {"name": require_id(name, "lock_name"),
                                   "owner": require_id(owner, "owner"), "now": now}
         if ttl_ms is not None:
             ttl_ms = require_positive_int(ttl_ms, "ttl_ms", maximum=MAX_TTL_MS)
