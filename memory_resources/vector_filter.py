@@ -31,6 +31,7 @@ Semantics every backend follows:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -225,6 +226,8 @@ class MetadataColumns:
             if column is None:
                 column = self._columns[key] = _Column(self._capacity)
             kind = kind_of(value)
+            if kind == STRING:
+                value = sys.intern(value)  # repeated values (tags, types) share one object
             column.kinds[row] = kind
             column.values[row] = value
             if kind == NUMBER:

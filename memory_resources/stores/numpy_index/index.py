@@ -14,7 +14,6 @@ the matrix: calls from several threads are safe and serialised.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -55,13 +54,8 @@ FLOAT16_MAX = 65504.0
 STORAGE_DTYPES: dict[str, type[np.floating[Any]]] = {
     "float32": np.float32, "float16": np.float16,
 }
-_SCALARS = (str, int, float, bool, type(None))
 
 _log = get_logger("memory_resources.vector.numpy")
-
-
-def _copy_metadata(metadata: JSONDict) -> JSONDict:
-    return {k: v if isinstance(v, _SCALARS) else copy.deepcopy(v) for k, v in metadata.items()}
 
 
 class NumpyVectorIndex:
@@ -136,7 +130,7 @@ class NumpyVectorIndex:
                 started = time.perf_counter()
                 loaded = self._persistence.load(self.namespace, self.dimension)
                 if loaded.ids:
-                    matrix.upsert(loaded.ids, loaded.vectors,
+                    matrix.upsert(loaded.ids, loaded.vectors, loaded.metadata,
                                   [decode(text) for text in loaded.metadata])
                 _log.debug("vectors loaded", namespace=self.namespace, rows=matrix.size,
                            seconds=round(time.perf_counter() - started, 3),
@@ -244,7 +238,7 @@ class NumpyVectorIndex:
             stored = self._loaded()
             if self._persistence is not None:
                 self._persistence.write(self.namespace, self.dimension, id_list, matrix, texts, [])
-            stored.upsert(id_list, matrix, decoded)
+            stored.upsert(id_list, matrix, texts, decoded)
         return len(id_list)
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -277,7 +271,7 @@ class NumpyVectorIndex:
             if row is None:
                 return None
             vector = np.array(stored.buffer[row], dtype=np.float32)
-            return vector, _copy_metadata(stored.metadata[row])
+            return vector, decode(stored.metadata[row])
 
     def query(
         self, vector: npt.ArrayLike, top_k: int = 10, filter: Any = None
@@ -339,7 +333,7 @@ class NumpyVectorIndex:
                 best, best_scores = rank(np.asarray(rows_j), scores, self.metric, top_k)
                 results.append([
                     VectorMatch(id=stored.ids[row], score=float(score),
-                                metadata=_copy_metadata(stored.metadata[row]))
+                                metadata=decode(stored.metadata[row]))
                     for row, score in zip(best.tolist(), best_scores.tolist(), strict=True)
                 ])
             return results

@@ -4,7 +4,8 @@ Rows ``0 .. size-1`` of :attr:`VectorMatrix.buffer` are live. Growth is amortise
 (doubling while small, then +12.5 %, so memory stays close to the raw matrix); a delete
 moves the last row into the hole (O(1)); an upsert of a known id overwrites its row.
 Per row it keeps the inverse L2 norm (cosine) and the squared norm (euclidean) of the
-*stored* values, and row-aligned metadata columns for filters.
+*stored* values, each row's metadata as its codec JSON text (compact; decoded on read) and
+row-aligned metadata columns for filters.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class VectorMatrix:
         self.sq_norms = np.empty(0, dtype=np.float32)
         self.ids: list[str] = []
         self.rows: dict[str, int] = {}
-        self.metadata: list[JSONDict] = []
+        self.metadata: list[str] = []
+        """Codec JSON text of each row's metadata."""
         self.columns = MetadataColumns()
 
     @property
@@ -82,9 +84,14 @@ class VectorMatrix:
         self.inv_norms[rows] = inv
 
     def upsert(
-        self, ids: Sequence[str], vectors: np.ndarray[Any, Any], metadata: Sequence[JSONDict]
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray[Any, Any],
+        metadata: Sequence[str],
+        decoded: Sequence[JSONDict],
     ) -> None:
-        """Insert or replace rows by id (inputs already validated, ids unique)."""
+        """Insert or replace rows by id (inputs already validated, ids unique); ``metadata``
+        is the JSON text of each row's metadata and ``decoded`` its parsed form."""
         existing = [i for i, item in enumerate(ids) if item in self.rows]
         fresh = [i for i, item in enumerate(ids) if item not in self.rows]
         if existing:
@@ -92,7 +99,7 @@ class VectorMatrix:
             self._write_rows(rows, vectors[existing])
             for i, row in zip(existing, rows.tolist(), strict=True):
                 self.metadata[row] = metadata[i]
-                self.columns.set_row(row, metadata[i])
+                self.columns.set_row(row, decoded[i])
         if fresh:
             start = self.size
             self._reserve(start + len(fresh))
@@ -106,7 +113,7 @@ class VectorMatrix:
                 self.rows[ids[i]] = row
                 self.ids.append(ids[i])
                 self.metadata.append(metadata[i])
-                self.columns.set_row(row, metadata[i])
+                self.columns.set_row(row, decoded[i])
             self.size = start + len(fresh)
 
     def delete(self, ids: Sequence[str]) -> int:
