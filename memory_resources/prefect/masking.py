@@ -50,9 +50,8 @@ def _secret_annotation(annotation: Any) -> bool:
     if annotation in (SecretStr, SecretBytes):
         return True
     origin = typing.get_origin(annotation)
-    if origin is not None and origin is not typing.Annotated:
-        if isinstance(origin, type) and issubclass(origin, (SecretStr, SecretBytes)):
-            return True
+    if isinstance(origin, type) and issubclass(origin, (SecretStr, SecretBytes)):
+        return True
     return any(_secret_annotation(arg) for arg in typing.get_args(annotation))
 
 

@@ -1,0 +1,367 @@
+"""The composite ``MemoryStore`` block: nested backend blocks, capture options, injection.
+
+A ``MemoryStore`` is configuration only (it pickles and saves like any block). Its live
+part, the :class:`~memory_resources.api.MemoryAPI` and the capture writer, is built on first
+use once per process per configuration (two instances with the same configuration share it)
+and closed at process exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretBytes, SecretStr, model_validator
+
+from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
+from ..errors import ConfigurationError
+from .postgres import PostgresMemory
+from .redis import RedisMemory
+from .vector import VectorMemory
+
+if TYPE_CHECKING:
+    from ..api import MemoryAPI
+    from ..handles import ContextHandle
+    from ..locking import Lock
+    from ..prefect.writer import CaptureStores, CaptureWriter
+
+F = TypeVar("F")
+
+DEFAULT_MAX_PARAM_BYTES = 64 * 1024
+DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024
+DOCS_URL = "https://github.com/memory-resources/memory-resources/blob/main/docs/prefect.md"
+
+
+class _Runtime:
+    """The live objects of one configuration in this process."""
+
+    def __init__(self, api: MemoryAPI, stores: CaptureStores) -> None:
+        self.api = api
+        self.stores = stores
+        self.writers: dict[str, CaptureWriter] = {}
+
+
+_RUNTIMES: dict[str, _Runtime] = {}
+_RUNTIMES_LOCK = threading.RLock()
+_ATEXIT = False
+
+
+def close_all() -> None:
+    """Disconnect every MemoryAPI the blocks built in this process (run at exit)."""
+    with _RUNTIMES_LOCK:
+        runtimes = list(_RUNTIMES.values())
+        _RUNTIMES.clear()
+    for runtime in runtimes:
+        for writer in runtime.writers.values():
+            writer.outbox.close()
+        with contextlib.suppress(Exception):  # exit must go on
+            runtime.api.disconnect()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of a config value with secrets revealed (for fingerprints only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, SecretBytes):
+        return value.get_secret_value().decode("latin-1")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "model_fields"):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
+    return value
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, (SecretStr, SecretBytes)):
+        return True
+    if isinstance(value, dict):
+        return any(_has_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+def _config_of(block: Any, model: type[Any]) -> Any:
+    """The backend config carried by a nested block (its config fields, as ``model``)."""
+    if block is None:
+        return None
+    values = {name: getattr(block, name) for name in model.model_fields if hasattr(block, name)}
+    return model.model_validate(values)
+
+
+class MemoryStore(Block):
+    """Durable memory for agent flows: Redis, PostgreSQL and vector blocks in one place.
+
+    Each nested block is optional; a part left empty runs on the embedded default (one
+    SQLite file plus an exact numpy vector index), so ``MemoryStore()`` needs no server.
+    Declare it once on a flow with ``remember`` and every run writes its history at each
+    state change, and the return values of its tasks, to the store; inside the flow use
+    ``.context(session_id)`` and ``.lock(name)`` without passing connections around.
+
+    Examples:
+        Load a saved store and capture a flow's runs:
+        ```python
+        from prefect import flow, task
+        from memory_resources.blocks import MemoryStore
+        from memory_resources.prefect import remember
+
+        memory = MemoryStore.load("BLOCK_NAME")
+
+        @task
+        def plan(goal: str) -> dict:
+            return {"goal": goal, "steps": ["search", "answer"]}
+
+        @remember(memory)
+        @flow
+        def agent(session_id: str, goal: str) -> dict:
+            ctx = memory.context(session_id)
+            ctx.append_event({"type": "goal", "goal": goal})
+            with memory.lock(f"session:{session_id}"):
+                return plan(goal)
+        ```
+    """
+
+    _block_type_name = "Memory Store"
+    _block_type_slug = "memory-store"
+    _documentation_url = HttpUrl(DOCS_URL)
+    _description = (
+        "Durable memory for AI-agent flows: context with TTL, events, locks, flow-run "
+        "history, task outputs and embeddings, on Redis, PostgreSQL and a vector index "
+        "(each optional; embedded SQLite by default). Captures flow runs automatically."
+    )
+
+    redis: RedisMemory | None = Field(
+        default=None,
+        description="Redis block for context, events and locks (empty: embedded default).",
+    )
+    postgres: PostgresMemory | None = Field(
+        default=None,
+        description="PostgreSQL block for run history, task outputs and audit "
+        "(empty: embedded default).",
+    )
+    vector: VectorMemory | None = Field(
+        default=None,
+        description="Vector index block for embeddings (empty: exact numpy index).",
+    )
+    embedded_path: str | None = Field(
+        default=None,
+        description="SQLite file of the embedded default "
+        "(empty: $MEMORY_RESOURCES_HOME/memory.db).",
+    )
+    context_ttl: int | None = Field(
+        default=None, gt=0,
+        description="Seconds to live of contexts written through .context() "
+        "(empty: no expiry).",
+    )
+    capture_task_outputs: bool = Field(
+        default=True,
+        description="Store the return value of each task run of a captured flow.",
+    )
+    max_param_bytes: int | None = Field(
+        default=DEFAULT_MAX_PARAM_BYTES, gt=0,
+        description="Largest captured flow parameters in bytes of JSON; larger ones are "
+        "truncated (empty: no limit).",
+    )
+    max_output_bytes: int | None = Field(
+        default=DEFAULT_MAX_OUTPUT_BYTES, gt=0,
+        description="Largest captured task output in bytes of JSON; larger ones are "
+        "truncated (empty: no limit).",
+    )
+    outbox_path: str | None = Field(
+        default=None,
+        description="SQLite file keeping records a hook could not write "
+        "(empty: $MEMORY_RESOURCES_HOME/outbox.db).",
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _accept_block_name(cls, value: Any, handler: Callable[[Any], Any]) -> Any:
+        """A bare string is the name of a saved block: load it (Prefect does not)."""
+        if isinstance(value, str):
+            name = value.split("/", 1)[1] if value.startswith(f"{cls._block_type_slug}/") \
+                else value
+            loader: Any = cls.load  # async_dispatch: _sync=True forces the sync path
+            return loader(name, _sync=True)
+        return handler(value)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def backend_configs(self) -> dict[str, Any]:
+        """The backend configs this block composes (None: embedded default for that part)."""
+        vector = _config_of(self.vector, VectorConfig)
+        return {
+            "redis": _config_of(self.redis, RedisConfig),
+            "postgres": _config_of(self.postgres, PostgresConfig),
+            "vector": vector,
+            "embedded": EmbeddedConfig.model_validate({"path": str(
+                EmbeddedConfig.model_validate({"path": self.embedded_path}).resolved_path()
+            )}),
+        }
+
+    def fingerprint(self) -> str:
+        """Identifies the stores this block writes to (secrets included, never shown)."""
+        plain = {k: _plain(v) for k, v in self.backend_configs().items()}
+        text = json.dumps(plain, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def label(self) -> str:
+        """A readable name of this store: the block name, else its backends."""
+        if self._block_document_name:
+            return f"{self._block_type_slug}/{self._block_document_name}"
+        configs = self.backend_configs()
+        parts = []
+        if configs["redis"] is not None:
+            redis = configs["redis"]
+            parts.append(f"redis={redis.host}:{redis.port}/{redis.db}" if not redis.url
+                         else "redis=url")
+        if configs["postgres"] is not None:
+            pg = configs["postgres"]
+            parts.append(f"postgres={pg.host}:{pg.port}/{pg.database}" if not pg.dsn
+                         else "postgres=dsn")
+        if configs["vector"] is not None:
+            parts.append(f"vector={configs['vector'].backend}")
+        parts.append(f"embedded={configs['embedded'].resolved_path()}")
+        return " ".join(parts)
+
+    # -- live objects ----------------------------------------------------------------------
+
+    def _runtime(self) -> _Runtime:
+        global _ATEXIT
+        key = self.fingerprint()
+        runtime = _RUNTIMES.get(key)
+        if runtime is not None:
+            return runtime
+        with _RUNTIMES_LOCK:
+            runtime = _RUNTIMES.get(key)
+            if runtime is None:
+                runtime = self._build_runtime()
+                _RUNTIMES[key] = runtime
+                if not _ATEXIT:
+                    atexit.register(close_all)
+                    _ATEXIT = True
+        return runtime
+
+    def _build_runtime(self) -> _Runtime:
+        from ..api import MemoryAPI
+        from ..api_build import compose_from_configs
+        from ..clock import SYSTEM_CLOCK
+        from ..prefect.writer import CaptureStores
+
+        configs = self.backend_configs()
+        composition = compose_from_configs(
+            configs["redis"], configs["postgres"], configs["vector"], configs["embedded"],
+            SYSTEM_CLOCK,
+        )
+        roles = composition.roles
+        api = MemoryAPI.from_stores(**roles, owns_stores=True)
+        return _Runtime(api, CaptureStores(history=roles["history"], outputs=roles["outputs"]))
+
+    @property
+    def api(self) -> MemoryAPI:
+        """The MemoryAPI of this configuration (built once per process, connected lazily)."""
+        return self._runtime().api
+
+    def context(self, session_id: str, *, ttl: int | None = None) -> ContextHandle:
+        """A context handle bound to ``session_id``; ``ttl`` defaults to ``context_ttl``."""
+        return self.api.context(session_id, ttl=ttl if ttl is not None else self.context_ttl)
+
+    def lock(self, name: str, *, timeout: float = 10, blocking_timeout: float | None = 5,
+             auto_extend: bool = False) -> Lock:
+        """A lease lock on ``name`` (use as ``with memory.lock(name) as lock:``)."""
+        return self.api.lock(name, timeout=timeout, blocking_timeout=blocking_timeout,
+                             auto_extend=auto_extend)
+
+    def capture_writer(self) -> CaptureWriter:
+        """The writer the capture hooks use (store first, durable outbox on failure)."""
+        from ..prefect.outbox import Outbox, default_outbox_path
+        from ..prefect.writer import CaptureWriter
+
+        runtime = self._runtime()
+        outbox_key = str(self.outbox_path or default_outbox_path())
+        writer = runtime.writers.get(outbox_key)
+        if writer is None:
+            with _RUNTIMES_LOCK:
+                writer = runtime.writers.get(outbox_key)
+                if writer is None:
+                    writer = CaptureWriter(
+                        lambda: self._ensure_capture_stores(runtime), Outbox(outbox_key),
+                        self.outbox_target(),
+                    )
+                    runtime.writers[outbox_key] = writer
+        return writer
+
+    def _ensure_capture_stores(self, runtime: _Runtime) -> CaptureStores:
+        api_ensure = getattr(runtime.api, "_ensure", None)
+        if api_ensure is not None:  # connect through the API so it tracks the connection
+            api_ensure(runtime.stores.history)
+            api_ensure(runtime.stores.outputs)
+        return runtime.stores
+
+    def outbox_target(self) -> Any:
+        """How ``memory-resources outbox replay`` finds this store again."""
+        from ..prefect.outbox import OutboxTarget
+
+        config = None
+        configs = self.backend_configs()
+        raw = {k: v.model_dump(by_alias=True) if v is not None else None
+               for k, v in configs.items()}
+        if not _has_secret(raw):
+            config = self.model_dump(
+                include={"embedded_path", "context_ttl", "capture_task_outputs",
+                         "max_param_bytes", "max_output_bytes", "outbox_path"})
+            config["backends"] = {k: _plain(v) for k, v in raw.items()}
+        return OutboxTarget(self.fingerprint(), self.label(), self._block_document_name,
+                            config)
+
+    def close(self) -> None:
+        """Disconnect this configuration's MemoryAPI now (it is rebuilt on next use)."""
+        key = self.fingerprint()
+        with _RUNTIMES_LOCK:
+            runtime = _RUNTIMES.pop(key, None)
+        if runtime is not None:
+            for writer in runtime.writers.values():
+                writer.outbox.close()
+            runtime.api.disconnect()
+
+    # -- declaration -----------------------------------------------------------------------
+
+    def capture(self, flow: F, **options: Any) -> F:
+        """Attach the capture hooks to ``flow`` (same as ``remember(self, **options)(flow)``)."""
+        from ..prefect.capture import remember
+
+        return remember(self, **options)(flow)
+
+    def task(self, fn: Any = None, /, **task_options: Any) -> Any:
+        """A drop-in ``@task`` whose every run's return value is stored in this memory."""
+        from ..prefect.capture import remembered_task
+
+        return remembered_task(self, fn, **task_options)
+
+
+def memory_store_from_target_config(config: dict[str, Any]) -> MemoryStore:
+    """Rebuild a secret-free MemoryStore from the config an outbox target recorded."""
+    backends = config.get("backends") or {}
+    kwargs = {k: v for k, v in config.items() if k != "backends"}
+    try:
+        if backends.get("redis"):
+            kwargs["redis"] = RedisMemory.model_validate(backends["redis"])
+        if backends.get("postgres"):
+            kwargs["postgres"] = PostgresMemory.model_validate(backends["postgres"])
+        if backends.get("vector"):
+            kwargs["vector"] = VectorMemory.model_validate(backends["vector"])
+        if backends.get("embedded") and backends["embedded"].get("path"):
+            kwargs["embedded_path"] = backends["embedded"]["path"]
+        return MemoryStore(**kwargs)
+    except Exception as exc:
+        raise ConfigurationError(f"outbox target config cannot be rebuilt: {exc}") from exc
+
+
+__all__ = ["MemoryStore", "close_all", "memory_store_from_target_config"]
