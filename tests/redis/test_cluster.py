@@ -1,0 +1,88 @@
+"""The store on a real 3-master Redis Cluster: contexts spread over slots, each context's
+keys in one slot, batch and locks across nodes, stats summed over the primaries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis.crc import key_slot
+
+from memory_resources.config import RedisConfig
+from memory_resources.errors import LockNotAcquiredError
+from memory_resources.locking import Lock
+from memory_resources.stores.redis import RedisStore
+
+
+@pytest.fixture
+def cluster_store(redis_cluster: Any) -> Iterator[RedisStore]:
+    """A RedisStore with cluster=True under a unique prefix; its keys deleted afterwards."""
+    prefix = f"mrtest:{uuid.uuid4().hex[:8]}:"
+    store = RedisStore(RedisConfig(url=redis_cluster.url, cluster=True, key_prefix=prefix))
+    store.connect()
+    yield store
+    client = store.client
+    for key in list(client.scan_iter(match=prefix + "*", count=1000)):
+        client.delete(key)
+    store.close()
+
+
+def test_context_and_events_on_the_cluster(cluster_store: RedisStore) -> None:
+    """set/get/append/get_events/clear work for many ids spread over the cluster's slots,
+    and both keys of each context hash to one slot."""
+    ids = [f"session {i} {{odd}}" for i in range(30)]
+    for cid in ids:
+        cluster_store.set_context(cid, {"cid": cid}, ttl=120)
+        cluster_store.append_event(cid, {"n": 1})
+    slots = set()
+    for cid in ids:
+        ctx_key, evt_key = cluster_store.keys.context_pair(cid)
+        assert key_slot(ctx_key.encode()) == key_slot(evt_key.encode())
+        slots.add(key_slot(ctx_key.encode()))
+        record = cluster_store.get_context(cid)
+        assert record is not None and record["data"] == {"cid": cid}
+        assert [e["data"] for e in cluster_store.get_events(cid)] == [{"n": 1}]
+    assert len(slots) > 1
+    owners = {cluster_store.client.get_node_from_key(cluster_store.keys.context(cid)).name
+              for cid in ids}
+    assert len(owners) == 3
+    assert cluster_store.clear_context(ids[0]) is True
+    assert cluster_store.get_context(ids[0]) is None
+    assert cluster_store.get_events(ids[0]) == []
+
+
+def test_batch_on_the_cluster(cluster_store: RedisStore) -> None:
+    """set_contexts / get_contexts spread over all three masters keep order and versions."""
+    items = {f"b{i}": {"i": i} for i in range(60)}
+    assert [r["version"] for r in cluster_store.set_contexts(items)] == [1] * 60
+    assert [r["version"] for r in cluster_store.set_contexts(items)] == [2] * 60
+    got = cluster_store.get_contexts([*items, "absent"])
+    assert [r["data"]["i"] for r in got[:-1] if r is not None] == list(range(60))
+    assert got[-1] is None
+
+
+def test_locks_on_the_cluster(cluster_store: RedisStore) -> None:
+    """Locks on a cluster exclude a second holder and their tokens increase."""
+    tokens = []
+    for name in ("alpha", "beta", "alpha"):
+        with Lock(cluster_store, name, blocking_timeout=0) as lock:
+            with pytest.raises(LockNotAcquiredError):
+                Lock(cluster_store, name, blocking_timeout=0).acquire()
+            tokens.append((name, lock.fencing_token))
+    assert tokens[0][1] is not None and tokens[2][1] is not None
+    assert tokens[2][1] > tokens[0][1]
+
+
+def test_stats_and_health_on_the_cluster(cluster_store: RedisStore) -> None:
+    """stats() sums used_memory over the primaries and counts keys under the prefix on
+    every node; health_check reports cluster mode."""
+    cluster_store.set_contexts({f"k{i}": {} for i in range(12)})
+    stats = cluster_store.stats()
+    assert stats["keys_under_prefix"] == 12
+    assert stats["used_memory"] > 0 and isinstance(stats["used_memory_human"], str)
+    health = cluster_store.health_check()
+    assert health["status"] == "healthy"
+    assert health["details"]["mode"] == "cluster"
+    assert health["details"]["cluster_primaries"] == 3
