@@ -1,3 +1,122 @@
-"""CLI commands: postgres_commands (registered on memory_resources.cli.app)."""
+"""``memory-resources migrate`` and ``memory-resources prune`` for the PostgreSQL backend.
+
+The database comes from ``--dsn`` or ``MEMORY_RESOURCES_POSTGRES_DSN``; the schema from
+``--schema`` (default ``public``). A library error exits with code 2 and its message.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from . import app
+
+T = TypeVar("T")
+
+_ENV_DSN = "MEMORY_RESOURCES_POSTGRES_DSN"
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+DSN_OPTION = typer.Option(
+    None, "--dsn", help=f"libpq DSN or URL (default: ${_ENV_DSN}).", show_default=False
+)
+SCHEMA_OPTION = typer.Option("public", "--schema", help="Schema holding the memory tables.")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90d``, ``12h``, ``30m``, ``45s`` or ``2w`` as a timedelta (> 0)."""
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r}: use a positive number with s, m, h, d or w, "
+                                 "e.g. 90d")
+    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _config(dsn: str | None, schema: str) -> Any:
+    from ..config import PostgresConfig, parse_config
+
+    dsn = dsn or os.environ.get(_ENV_DSN)
+    if not dsn:
+        typer.echo(f"error: give --dsn or set {_ENV_DSN}", err=True)
+        raise typer.Exit(code=2)
+    config: PostgresConfig = parse_config(
+        PostgresConfig, {"dsn": dsn, "schema": schema}, "postgres_config")
+    return config
+
+
+def _guard(action: Callable[[], T]) -> T:
+    from ..errors import MemoryResourcesError
+    from .core import _quiet_logs  # the CLI's shared log routing (stderr, WARNING+)
+
+    try:
+        with _quiet_logs():
+            return action()
+    except MemoryResourcesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def migrate(
+    dsn: str | None = DSN_OPTION,
+    schema: str = SCHEMA_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print what was applied as JSON."),
+) -> None:
+    """Apply pending PostgreSQL migrations (recorded in schema_migrations)."""
+    from ..stores.postgres import PostgresPool
+    from ..stores.postgres import migrate as run_migrations
+
+    def run() -> list[Any]:
+        pool = PostgresPool(_config(dsn, schema))
+        try:
+            return run_migrations(pool)
+        finally:
+            pool.close()
+
+    applied = _guard(run)
+    if as_json:
+        typer.echo(json.dumps([vars(m) for m in applied], indent=2))
+        return
+    if not applied:
+        typer.echo(f"schema {schema!r} is up to date; nothing applied")
+    for migration in applied:
+        typer.echo(f"applied {migration.name} (version {migration.version}, "
+                   f"checksum {migration.checksum[:12]}) at {migration.applied_at}")
+
+
+@app.command()
+def prune(
+    older_than: str = typer.Option(
+        ..., "--older-than", help="Drop history/audit partitions older than this, e.g. 90d."
+    ),
+    dsn: str | None = DSN_OPTION,
+    schema: str = SCHEMA_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Retention: drop whole month partitions older than --older-than; purge expired context."""
+    from ..stores.postgres import PostgresStore
+
+    age = parse_duration(older_than)
+
+    def run() -> dict[str, Any]:
+        config = _config(dsn, schema).model_copy(update={"auto_migrate": False})
+        store = PostgresStore(config)
+        try:
+            return store.prune(age)
+        finally:
+            store.close()
+
+    result = _guard(run)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    dropped = result["dropped_partitions"]
+    typer.echo(f"cut-off {result['cutoff']}: dropped {len(dropped)} partition(s)"
+               + (f": {', '.join(dropped)}" if dropped else ""))
+    typer.echo(f"purged {result['expired_contexts_purged']} expired context(s)")
