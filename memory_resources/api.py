@@ -9,6 +9,7 @@ the vector backend. Writes return ``True``; failures raise typed errors, never `
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,10 @@ from .api_build import (
     compose_from_stores,
     distinct_stores,
 )
-from .api_inputs import argument_names, flow_run_write
+from .api_inputs import argument_names, flow_run_write, optional_timestamp
 from .api_monitor import backend_name, health, memory_stats
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
+from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from .embedding import as_vector
 from .errors import MemoryValidationError
 from .locking import Lock
@@ -71,11 +73,11 @@ class MemoryAPI:
 
     def __init__(
         self,
-        redis_config: dict[str, Any] | None = None,
-        postgres_config: dict[str, Any] | None = None,
-        vector_config: dict[str, Any] | None = None,
+        redis_config: dict[str, Any] | RedisConfig | None = None,
+        postgres_config: dict[str, Any] | PostgresConfig | None = None,
+        vector_config: dict[str, Any] | VectorConfig | None = None,
         *,
-        embedded_config: dict[str, Any] | None = None,
+        embedded_config: dict[str, Any] | EmbeddedConfig | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         composition = compose_from_configs(
@@ -94,8 +96,8 @@ class MemoryAPI:
         outputs: Any = None,
         audit: Any = None,
         vectors: Any = None,
-        embedded_config: dict[str, Any] | None = None,
-        vector_config: dict[str, Any] | None = None,
+        embedded_config: dict[str, Any] | EmbeddedConfig | None = None,
+        vector_config: dict[str, Any] | VectorConfig | None = None,
         owns_stores: bool = True,
         clock: Clock = SYSTEM_CLOCK,
     ) -> MemoryAPI:
@@ -141,6 +143,14 @@ class MemoryAPI:
                     connect()
                 self._connected.add(id(store))
         return store
+
+    def store(self, role: str) -> Any:
+        """The connected store serving ``role`` (``context``, ``events``, ``locks``,
+        ``history``, ``outputs``, ``audit`` or ``vectors``), for backend-specific calls."""
+        if role not in self._roles:
+            raise MemoryValidationError(
+                "role", f"must be one of {', '.join(self._roles)}, got {role!r}")
+        return self._ensure(self._roles[role])
 
     def connect(self) -> bool:
         """Connect every backend; ``True``, or raise the first backend's typed error."""
@@ -252,17 +262,18 @@ class MemoryAPI:
         limit: int = 100,
         *,
         status: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        since: str | dt.datetime | None = None,
+        until: str | dt.datetime | None = None,
     ) -> list[FlowRunRecord]:
-        """History rows newest first; ``flow_id=None`` reads every flow; ``status`` and the
-        ``since``/``until`` ISO timestamps filter on the row's creation time."""
+        """History rows newest first; ``flow_id=None`` reads every flow; ``status`` and
+        ``since`` (inclusive) / ``until`` (exclusive) — ISO strings or datetimes — filter on
+        the row's creation time."""
         flow_id = _optional_id(flow_id, "flow_id")
         run_id = _optional_id(run_id, "run_id")
         limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
         status = _optional_id(status, "status")
-        since = _optional_id(since, "since")
-        until = _optional_id(until, "until")
+        since = optional_timestamp(since, "since")
+        until = optional_timestamp(until, "until")
         return list(self._ensure(self._history).read_flow_runs(
             flow_id, run_id, limit,
             status=status.strip().lower() if status else None, since=since, until=until,
@@ -318,7 +329,7 @@ class MemoryAPI:
         operation: str | None = None,
         target: str | None = None,
         flow_run_id: str | None = None,
-        since: str | None = None,
+        since: str | dt.datetime | None = None,
         limit: int = 100,
     ) -> list[AuditRecord]:
         """Audit rows newest first, filtered by operation, target, acting flow run and time."""
@@ -326,7 +337,7 @@ class MemoryAPI:
             operation=_optional_id(operation, "operation"),
             target=_optional_id(target, "target"),
             flow_run_id=_optional_id(flow_run_id, "flow_run_id"),
-            since=_optional_id(since, "since"),
+            since=optional_timestamp(since, "since"),
             limit=require_positive_int(limit, "limit", maximum=MAX_LIMIT),
         ))
 

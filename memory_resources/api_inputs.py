@@ -46,6 +46,11 @@ def _timestamp(value: Any, field: str) -> str:
         raise MemoryValidationError(field, f"is not a valid timestamp: {value!r}") from None
 
 
+def optional_timestamp(value: Any, field: str) -> str | None:
+    """None, or a timestamp (ISO string, datetime, epoch seconds) as an ISO UTC string."""
+    return None if value is None else _timestamp(value, field)
+
+
 def _error_parts(value: Any, field: str) -> tuple[Any, Any, Any]:
     """``error`` as (type, message, JSON form kept in ``data``)."""
     kind: Any

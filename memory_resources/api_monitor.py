@@ -85,19 +85,31 @@ def _fill_spec_key(adapter: str, store: Any, stats: JSONDict) -> None:
     stats[key] = int(store.count()) if adapter == "vector" and hasattr(store, "count") else None
 
 
+def _store_stats(store: Any, ensure: Callable[[Any], None]) -> JSONDict:
+    """One store's statistics; a backend fault is reported as ``error``, never raised."""
+    try:
+        ensure(store)
+        getter = getattr(store, "stats", None)
+        return dict(getter()) if getter is not None else {}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def memory_stats(roles: dict[str, Any], ensure: Callable[[Any], None],
                  timestamp: str) -> JSONDict:
-    """Each adapter's statistics (the first store serving it), with the spec's key present."""
+    """Each adapter's statistics (the store serving its first role), with the spec's key
+    present; an adapter whose backend fails carries ``error`` and ``None`` for that key."""
     cache: dict[int, JSONDict] = {}
     adapters: dict[str, JSONDict] = {}
     for adapter, names in ADAPTER_ROLES.items():
         store = roles[names[0]]
         if id(store) not in cache:
-            ensure(store)
-            getter = getattr(store, "stats", None)
-            cache[id(store)] = dict(getter()) if getter is not None else {}
+            cache[id(store)] = _store_stats(store, ensure)
         stats = dict(cache[id(store)])
         stats.setdefault("backend", backend_name(store))
-        _fill_spec_key(adapter, store, stats)
+        if "error" in stats:
+            stats.setdefault(_SPEC_KEYS[adapter], None)
+        else:
+            _fill_spec_key(adapter, store, stats)
         adapters[adapter] = stats
     return {"adapters": adapters, "timestamp": timestamp}

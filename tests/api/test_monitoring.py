@@ -28,8 +28,9 @@ def test_health_check_shape_on_the_embedded_default(api: MemoryAPI) -> None:
     assert abs((dt.datetime.now(dt.timezone.utc) - stamp).total_seconds()) < 600
 
 
-def test_health_check_reports_an_unreachable_store_without_raising(tmp_path: Path) -> None:
-    """A SQLite path that cannot be created makes the SQL adapters unhealthy, no exception."""
+def test_health_and_stats_report_an_unusable_store_without_raising(tmp_path: Path) -> None:
+    """A SQLite path that cannot be created makes the SQL adapters unhealthy (health) and
+    carry an error (stats), while the vector adapter on another file stays healthy."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file, so nothing can be created beneath it")
     memory = MemoryAPI(embedded_config={"path": str(blocker / "sub" / "memory.db")},
@@ -39,7 +40,12 @@ def test_health_check_reports_an_unreachable_store_without_raising(tmp_path: Pat
     assert health["adapters"]["redis"]["status"] == "unhealthy"
     assert health["adapters"]["postgres"]["status"] == "unhealthy"
     assert health["adapters"]["redis"]["error"]
-    assert health["overall_status"] in ("degraded", "unhealthy")
+    assert health["overall_status"] == "degraded"  # the vector index still works
+    assert health["adapters"]["vector"]["status"] == "healthy"
+    stats = memory.get_memory_stats()["adapters"]
+    assert stats["redis"]["error"] and stats["redis"]["used_memory"] is None
+    assert stats["postgres"]["active_connections"] is None
+    assert stats["vector"]["total_embeddings"] == 0
     memory.disconnect()
 
 

@@ -250,3 +250,28 @@ def test_embedded_default_path_follows_memory_resources_home(memory_home: Path) 
         memory.set_context("home", {"v": 1})
         assert memory.vector_dimension == 768
     assert (memory_home / "memory.db").exists()
+
+
+def test_history_time_filters_accept_datetimes(embedded_config: dict[str, object]) -> None:
+    """since (inclusive) and until (exclusive) select rows by creation time on the clock."""
+    clock = ManualClock(start=1_800_000_000.0)
+    with MemoryAPI(embedded_config=embedded_config, vector_config={"dimension": DIMENSION},
+                   clock=clock) as memory:
+        memory.write_flow_run_history("timed", "early", {"status": "completed"})
+        clock.advance(3600)
+        middle = dt.datetime.fromtimestamp(clock.time(), dt.timezone.utc)
+        memory.write_flow_run_history("timed", "late", {"status": "completed"})
+        assert [r["run_id"] for r in memory.read_flow_run_history("timed", since=middle)] == [
+            "late"]
+        assert [r["run_id"] for r in memory.read_flow_run_history(
+            "timed", until=middle.isoformat())] == ["early"]
+        audit = memory.read_audit_log(since=middle)
+        assert [row["target"] for row in audit] == ["late"]
+
+
+def test_store_returns_the_connected_store_of_a_role(api: MemoryAPI) -> None:
+    """store(role) gives the backend object serving that role, connected."""
+    history = api.store("history")
+    assert history is api.store("context")
+    assert history.backend_name == "sqlite"
+    assert api.store("vectors").backend_name == "numpy"
