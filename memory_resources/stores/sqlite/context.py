@@ -17,7 +17,7 @@ from ...codec import decode, encode
 from ...records import ContextRecord, JSONDict
 from ...validation import require_dict, require_id, require_ttl
 from .audit import write_audit
-from .connection import Database
+from .connection import Database, raise_backend_error
 
 DELETE_EXPIRED_ONE = (
     "DELETE FROM memory_context WHERE context_id = ? AND expires_at IS NOT NULL"
@@ -117,8 +117,11 @@ class ContextRepo:
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored context, or None when absent or expired."""
         context_id = require_id(context_id, "context_id")
-        with self._db.read("get_context") as conn:
+        conn = self._db.conn()
+        try:
             row = conn.execute(SELECT_CONTEXT, (context_id, self._clock.time())).fetchone()
+        except sqlite3.Error as exc:
+            raise_backend_error(exc, "get_context")
         if row is None:
             return None
         return _record(context_id, row)

@@ -1,0 +1,174 @@
+"""SQLiteStore vs raw sqlite3 doing the same statements, in one process and one run.
+
+Run: ``python benchmarks/bench_sqlite.py [--ops N] [--rounds R] [--out FILE]``.
+
+What "raw" does, per operation, on its own file with the same schema and pragmas (WAL,
+synchronous=NORMAL, foreign_keys=ON, busy_timeout) and one connection in autocommit mode:
+
+* set_context: ``json.dumps`` of the data, ``BEGIN IMMEDIATE``, the delete-if-expired, the
+  upsert ``... RETURNING version, created_at``, the audit ``INSERT`` (details via
+  ``json.dumps``), ``COMMIT``.
+* get_context: the ``SELECT`` with the expiry condition and ``json.loads`` of the data.
+* append_event: ``json.dumps``, ``BEGIN IMMEDIATE``, the delete-if-expired, the event
+  ``INSERT``, the audit ``INSERT``, ``COMMIT``.
+
+The store additionally validates arguments, encodes through the codec (tagged types, size
+limit), reads the acting run ids, builds the record it returns (timestamps as ISO text,
+data decoded) and maps driver errors. Rounds alternate store and raw; the best round of
+each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from memory_resources.clock import utc_iso
+from memory_resources.config import EmbeddedConfig
+from memory_resources.stores.sqlite import SQLiteStore
+from memory_resources.stores.sqlite.audit import INSERT_AUDIT
+from memory_resources.stores.sqlite.context import (
+    DELETE_EVENTS_OF,
+    DELETE_EXPIRED_ONE,
+    SELECT_CONTEXT,
+    UPSERT_CONTEXT,
+)
+from memory_resources.stores.sqlite.events import INSERT_EVENT
+
+DATA = {
+    "user_id": "user_123",
+    "session_id": "session_456",
+    "goal": "summarise the quarterly report",
+    "steps": [{"n": 1, "tool": "search"}, {"n": 2, "tool": "read"}],
+    "score": 0.87,
+}
+EVENT = {"type": "user_action", "action": "login", "ok": True}
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Raw:
+    """The same statements on a plain sqlite3 connection."""
+
+    def __init__(self, path: Path) -> None:
+        SQLiteStore(EmbeddedConfig(path=str(path))).connect()  # same schema, then raw only
+        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def set_context(self, context_id: str, data: dict[str, object]) -> None:
+        conn = self.conn
+        payload = _dumps(data)
+        now = time.time()
+        stamp = utc_iso(now)
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute(DELETE_EXPIRED_ONE, (context_id, now)).rowcount:
+            conn.execute(DELETE_EVENTS_OF, (context_id,))
+        version, _created = conn.execute(
+            UPSERT_CONTEXT, (context_id, payload, stamp, None, None)).fetchone()
+        conn.execute(INSERT_AUDIT, (stamp, "context.set", context_id, None, None,
+                                    _dumps({"version": version, "ttl": None})))
+        conn.execute("COMMIT")
+
+    def get_context(self, context_id: str) -> object:
+        row = self.conn.execute(SELECT_CONTEXT, (context_id, time.time())).fetchone()
+        return json.loads(row[0])
+
+    def append_event(self, context_id: str, event: dict[str, object]) -> None:
+        conn = self.conn
+        payload = _dumps(event)
+        now = time.time()
+        stamp = utc_iso(now)
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute(DELETE_EXPIRED_ONE, (context_id, now)).rowcount:
+            conn.execute(DELETE_EVENTS_OF, (context_id,))
+        event_id = conn.execute(INSERT_EVENT, (context_id, stamp, payload)).lastrowid
+        conn.execute(INSERT_AUDIT, (stamp, "event.append", context_id, None, None,
+                                    _dumps({"event_id": str(event_id)})))
+        conn.execute("COMMIT")
+
+
+def _rate(fn: Callable[[int], object], ops: int) -> float:
+    started = time.perf_counter()
+    for i in range(ops):
+        fn(i)
+    return ops / (time.perf_counter() - started)
+
+
+def run(ops: int, rounds: int) -> list[tuple[str, float, float]]:
+    """(operation, store ops/s, raw ops/s) — best of ``rounds`` alternating rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(EmbeddedConfig(path=f"{tmp}/store.db"))
+        store.connect()
+        raw = Raw(Path(tmp) / "raw.db")
+        keys = [f"ctx-{i % 100}" for i in range(ops)]
+        cases: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
+            ("set_context", lambda i: store.set_context(keys[i], DATA),
+             lambda i: raw.set_context(keys[i], DATA)),
+            ("get_context", lambda i: store.get_context(keys[i]),
+             lambda i: raw.get_context(keys[i])),
+            ("append_event", lambda i: store.append_event(keys[i], EVENT),
+             lambda i: raw.append_event(keys[i], EVENT)),
+        ]
+        results = []
+        for name, mine, theirs in cases:
+            _rate(mine, min(ops, 500))  # warm caches / statement cache
+            _rate(theirs, min(ops, 500))
+            best_mine = best_raw = 0.0
+            for _ in range(rounds):
+                best_mine = max(best_mine, _rate(mine, ops))
+                best_raw = max(best_raw, _rate(theirs, ops))
+            results.append((name, best_mine, best_raw))
+        store.close()
+        raw.conn.close()
+    return results
+
+
+def render(results: list[tuple[str, float, float]], ops: int, rounds: int) -> str:
+    """A markdown table of the results."""
+    lines = [
+        f"ops per round: {ops}, rounds: {rounds} (best round shown); "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{platform.machine()}",
+        "",
+        "| operation | SQLiteStore ops/s | raw sqlite3 ops/s | time ratio (store/raw) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, mine, theirs in results:
+        lines.append(f"| {name} | {mine:,.0f} | {theirs:,.0f} | {theirs / mine:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--ops", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the table into this markdown file")
+    args = parser.parse_args(argv)
+    table = render(run(args.ops, args.rounds), args.ops, args.rounds)
+    print(table)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            "# SQLite embedded store vs raw sqlite3\n\n"
+            "Produced by `python benchmarks/bench_sqlite.py --out benchmarks/results/sqlite.md`"
+            " (target: time ratio <= 1.5x). What raw does is listed in the script's"
+            " docstring: the same statements, pragmas, JSON encoding and audit insert.\n\n"
+            f"{table}\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
