@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,26 @@ def test_bad_configuration_exits_2_with_a_message(memory_home: Path,
     result = runner.invoke(app, ["stats"])
     assert result.exit_code == 2
     assert default.ENV_VECTOR_DIMENSION in result.output
+
+
+def test_unreachable_redis_is_degraded_not_unhealthy(memory_home: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Redis unreachable only its adapter is unhealthy: overall degraded, exit code 0."""
+    monkeypatch.setenv(default.ENV_REDIS_URL, "redis://127.0.0.1:1/0")
+    result = runner.invoke(app, ["health", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["overall_status"] == "degraded"
+    assert report["adapters"]["redis"]["status"] == "unhealthy"
+    assert report["adapters"]["redis"]["backend"] == "redis"
+    assert report["adapters"]["postgres"]["status"] == "healthy"
+
+
+def test_console_script_prints_clean_json(tmp_path: Path) -> None:
+    """The installed `memory-resources` script prints only JSON on stdout."""
+    script = Path(sys.executable).parent / "memory-resources"
+    env = {"MEMORY_RESOURCES_HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run([str(script), "stats", "--json"], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["adapters"]["vector"]["total_embeddings"] == 0
