@@ -5,7 +5,16 @@
 -- every month partition. No cron is needed: the store calls memory_create_partitions()
 -- on connect and when the month changes; this file calls it once for psql users.
 -- Retention drops whole partitions: SELECT * FROM memory_drop_partitions(now() - interval '90 days').
--- The functions run with the search_path they were created with (the schema of the tables).
+-- The functions run with the search_path they were created with: the schema of the tables
+-- (then public, where extensions usually live). It is normalised first so that psql and the
+-- migration runner give the functions the same setting.
+
+SELECT set_config(
+    'search_path',
+    CASE WHEN current_schema() = 'public' THEN 'public'
+         ELSE quote_ident(current_schema()) || ', public' END,
+    false
+) AS search_path;
 
 CREATE OR REPLACE FUNCTION memory_create_month_partition(
     parent text, key_column text, month_start timestamptz
