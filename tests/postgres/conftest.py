@@ -113,7 +113,8 @@ def catalog_snapshot(dsn: str, schema: str = "public") -> list[tuple[object, ...
                 " UNION ALL SELECT 'con', conrelid::regclass::text, conname,"
                 " pg_get_constraintdef(c.oid) FROM pg_constraint c"
                 " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %(s)s"
-                " UNION ALL SELECT 'fn', p.proname, md5(p.prosrc), array_to_string(p.proconfig, ',')"
+                " UNION ALL SELECT 'fn', p.proname, md5(p.prosrc),"
+                " array_to_string(p.proconfig, ',')"
                 " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                 " WHERE n.nspname = %(s)s ORDER BY 1, 2, 3, 4",
                 {"s": schema},
