@@ -14,10 +14,11 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretBytes, SecretStr, model_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretBytes, SecretStr, model_validator
 
 from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from ..errors import ConfigurationError
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..api import MemoryAPI
     from ..handles import ContextHandle
     from ..locking import Lock
+    from ..prefect.outbox import Outbox, OutboxTarget
     from ..prefect.writer import CaptureStores, CaptureWriter
 
 F = TypeVar("F")
@@ -44,10 +46,10 @@ class _Runtime:
     def __init__(self, api: MemoryAPI, stores: CaptureStores) -> None:
         self.api = api
         self.stores = stores
-        self.writers: dict[str, CaptureWriter] = {}
 
 
 _RUNTIMES: dict[str, _Runtime] = {}
+_WRITERS: dict[str, CaptureWriter] = {}
 _RUNTIMES_LOCK = threading.RLock()
 _ATEXIT = False
 
@@ -56,10 +58,12 @@ def close_all() -> None:
     """Disconnect every MemoryAPI the blocks built in this process (run at exit)."""
     with _RUNTIMES_LOCK:
         runtimes = list(_RUNTIMES.values())
+        writers = list(_WRITERS.values())
         _RUNTIMES.clear()
+        _WRITERS.clear()
+    for writer in writers:
+        writer.outbox.close()
     for runtime in runtimes:
-        for writer in runtime.writers.values():
-            writer.outbox.close()
         with contextlib.suppress(Exception):  # exit must go on
             runtime.api.disconnect()
 
@@ -74,7 +78,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if hasattr(value, "model_fields"):
+    if isinstance(value, BaseModel):
         return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
     return value
 
@@ -279,33 +283,43 @@ class MemoryStore(Block):
         return self.api.lock(name, timeout=timeout, blocking_timeout=blocking_timeout,
                              auto_extend=auto_extend)
 
-    def capture_writer(self) -> CaptureWriter:
-        """The writer the capture hooks use (store first, durable outbox on failure)."""
-        from ..prefect.outbox import Outbox, default_outbox_path
+    def capture_writer(self, outbox: Outbox | None = None,
+                       target: OutboxTarget | None = None) -> CaptureWriter:
+        """The writer the capture hooks use (store first, durable outbox on failure).
+
+        One per process per configuration and outbox file; ``outbox``/``target`` let the
+        replay command drain records kept under another file or an older configuration.
+        """
+        from ..prefect.outbox import Outbox as OutboxFile
+        from ..prefect.outbox import default_outbox_path
         from ..prefect.writer import CaptureWriter
 
-        runtime = self._runtime()
-        outbox_key = str(self.outbox_path or default_outbox_path())
-        writer = runtime.writers.get(outbox_key)
+        if outbox is None:
+            outbox_key = str(Path(self.outbox_path or default_outbox_path()).expanduser())
+        else:
+            outbox_key = str(outbox.path)
+        target = target or self.outbox_target()
+        key = f"{self.fingerprint()}#{outbox_key}#{target.target}"
+        writer = _WRITERS.get(key)
         if writer is None:
             with _RUNTIMES_LOCK:
-                writer = runtime.writers.get(outbox_key)
+                writer = _WRITERS.get(key)
                 if writer is None:
-                    writer = CaptureWriter(
-                        lambda: self._ensure_capture_stores(runtime), Outbox(outbox_key),
-                        self.outbox_target(),
-                    )
-                    runtime.writers[outbox_key] = writer
+                    # the stores are built on the writer's first write, inside its fallback
+                    writer = CaptureWriter(self._capture_stores, outbox or OutboxFile(outbox_key),
+                                           target)
+                    _WRITERS[key] = writer
         return writer
 
-    def _ensure_capture_stores(self, runtime: _Runtime) -> CaptureStores:
+    def _capture_stores(self) -> CaptureStores:
+        runtime = self._runtime()
         api_ensure = getattr(runtime.api, "_ensure", None)
         if api_ensure is not None:  # connect through the API so it tracks the connection
             api_ensure(runtime.stores.history)
             api_ensure(runtime.stores.outputs)
         return runtime.stores
 
-    def outbox_target(self) -> Any:
+    def outbox_target(self) -> OutboxTarget:
         """How ``memory-resources outbox replay`` finds this store again."""
         from ..prefect.outbox import OutboxTarget
 
@@ -326,9 +340,10 @@ class MemoryStore(Block):
         key = self.fingerprint()
         with _RUNTIMES_LOCK:
             runtime = _RUNTIMES.pop(key, None)
+            writers = [_WRITERS.pop(k) for k in list(_WRITERS) if k.startswith(key + "#")]
+        for writer in writers:
+            writer.outbox.close()
         if runtime is not None:
-            for writer in runtime.writers.values():
-                writer.outbox.close()
             runtime.api.disconnect()
 
     # -- declaration -----------------------------------------------------------------------
