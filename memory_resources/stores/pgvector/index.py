@@ -150,7 +150,12 @@ class PgVectorIndex:
             owned = pool is None
             if pool is None:
                 assert self._postgres is not None
-                pool = PostgresPool(self._postgres)
+                config = self._postgres
+                if config.local_server:  # a private embedded PostgreSQL (has pgvector)
+                    from ..postgres.local import start_local_server
+
+                    config = start_local_server(config)
+                pool = PostgresPool(config)
             try:
                 if owned and self._postgres is not None and self._postgres.auto_migrate:
                     from ..postgres.migrate import migrate
