@@ -162,14 +162,21 @@ class MemoryAPI:
     def disconnect(self) -> None:
         """Close the connections of the stores this API owns. Idempotent; any later call
         reconnects lazily."""
+        failure: BaseException | None = None
         with self._connect_lock:
             owned = {id(store) for store in self._owned}
             for store in distinct_stores(self._roles):
-                if id(store) in owned:
-                    close = getattr(store, "close", None)
+                close = getattr(store, "close", None) if id(store) in owned else None
+                try:
                     if close is not None:
                         close()
+                except Exception as exc:  # close the others, then report the first failure
+                    _log.warning("closing a store failed", backend=backend_name(store),
+                                 error=str(exc))
+                    failure = failure or exc
             self._connected.clear()
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> MemoryAPI:
         self.connect()
