@@ -21,7 +21,7 @@ BACKENDS: dict[str, list[str]] = {
     "run_history": ["sqlite", "postgres"],
     "task_outputs": ["sqlite", "postgres"],
     "audit_log": ["sqlite", "postgres"],
-    "vector_index": ["numpy", "numpy_file"],
+    "vector_index": ["numpy", "numpy_file", "pgvector"],
 }
 
 
