@@ -198,3 +198,17 @@ def test_redlock_release_and_extend_need_a_quorum(
     with pytest.raises(LockLostError):
         lock.extend()
     assert lock.release() is False
+
+
+def test_redlock_reloads_scripts_flushed_from_a_node(
+    three_masters: list[RedisServer], make_redis_store: MakeRedisStore
+) -> None:
+    """After SCRIPT FLUSH on every master (as after a restart) locking still works."""
+    store = _redlock_store(make_redis_store, three_masters)
+    with Lock(store, "flush", blocking_timeout=0):
+        pass
+    for server in three_masters:
+        with server.client() as client:
+            client.script_flush()
+    with Lock(store, "flush", blocking_timeout=0) as lock:
+        assert lock.fencing_token == 2

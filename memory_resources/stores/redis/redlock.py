@@ -5,8 +5,9 @@ validity = ttl - elapsed - drift, watchdog); what is Redis-specific lives here:
 
 * **acquire**: one Lua script per node does ``SET NX PX`` and, on success, ``INCR`` of the
   lock's fencing counter, so acquire plus token is one round trip per node. All nodes are
-  asked concurrently. Success needs a quorum ``N//2+1``; otherwise the lease is released on
-  every node before returning ``None``.
+  asked concurrently (requests written to every socket, then replies read). Success
+  needs a quorum ``N//2+1``; otherwise the lease is released on every node before
+  returning ``None``.
 * **fencing token**: the largest counter among the quorum. When the nodes' counters
   disagree (a node missed earlier rounds), the nodes of the quorum are lifted to that token
   in a second step, so any later quorum, which overlaps this one, returns a larger token.
@@ -21,15 +22,20 @@ to ever reach one, :class:`BackendUnavailableError` is raised instead of a silen
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import Any
+
+import redis.exceptions as rex
 
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
 from .scripts import Scripts
 
-T = TypeVar("T")
+_ACQUIRE = attrgetter("acquire")
+_RELEASE = attrgetter("release")
+_EXTEND = attrgetter("extend")
+_RAISE_FENCE = attrgetter("raise_fence")
 
 
 class LockNode:
@@ -52,31 +58,53 @@ class Redlock:
         self.keys = keys
         self.quorum = len(self.nodes) // 2 + 1
         self._secrets = secrets
-        self._pool = (
-            ThreadPoolExecutor(max_workers=len(self.nodes), thread_name_prefix="redlock")
-            if len(self.nodes) > 1 else None
-        )
+        self.single = len(self.nodes) == 1
 
-    def close(self) -> None:
-        """Stop the worker threads used to reach the nodes concurrently."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+    def _on_all(self, pick: Callable[[Scripts], Any], keys: tuple[str, ...],
+                args: tuple[Any, ...], nodes: Sequence[LockNode] | None = None
+                ) -> list[Any]:
+        """Run one script on every node concurrently; a node's failure is returned as its
+        typed error.
 
-    def _on_all(self, call: Callable[[LockNode], T],
-                nodes: Sequence[LockNode] | None = None) -> list[T | BackendError]:
-        """``call`` on each node concurrently; a failure is returned as its typed error."""
+        The requests are written to every node's socket first and the replies read after,
+        so one call costs about the slowest node's round trip, not the sum, without
+        threads. A node that lost the script cache (``NOSCRIPT``) is answered through
+        redis-py's ``Script`` call, which loads it.
+        """
         targets = self.nodes if nodes is None else nodes
-
-        def guarded(node: LockNode) -> T | BackendError:
+        sent: list[tuple[LockNode, Any, Any]] = []
+        for node in targets:
+            pool = node.client.connection_pool
+            conn = None
             try:
-                return call(node)
+                conn = pool.get_connection()
+                conn.send_command("EVALSHA", pick(node.scripts).sha, len(keys), *keys, *args)
+                sent.append((node, conn, None))
             except CAUGHT as exc:
-                return translate(exc, self._secrets, where=f"lock node {node.label}")
+                if conn is not None:
+                    conn.disconnect()
+                    pool.release(conn)
+                sent.append((node, None, self._error(exc, node)))
+        results: list[Any] = []
+        for node, conn, error in sent:
+            if conn is None:
+                results.append(error)
+                continue
+            pool = node.client.connection_pool
+            try:
+                try:
+                    results.append(conn.read_response())
+                except rex.NoScriptError:
+                    results.append(pick(node.scripts)(keys=keys, args=args))
+            except CAUGHT as exc:
+                conn.disconnect()
+                results.append(self._error(exc, node))
+            finally:
+                pool.release(conn)
+        return results
 
-        if self._pool is None or len(targets) == 1:
-            return [guarded(node) for node in targets]
-        return list(self._pool.map(guarded, targets))
+    def _error(self, exc: BaseException, node: LockNode) -> BackendError:
+        return translate(exc, self._secrets, where=f"lock node {node.label}")
 
     def _check_reachable(self, results: Sequence[object], action: str) -> None:
         """Raise when failed nodes leave fewer than a quorum able to answer."""
@@ -98,15 +126,14 @@ class Redlock:
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """Take the lease on a quorum and return its fencing token, else ``None``."""
         lease, fence = self.keys.lock_pair(name)
-        if self._pool is None:
+        if self.single:
             node = self.nodes[0]
             try:
                 token = node.scripts.acquire(keys=(lease, fence), args=(owner, ttl_ms))
             except CAUGHT as exc:
                 raise translate(exc, self._secrets) from exc
             return None if token is None else int(token)
-        results = self._on_all(
-            lambda n: n.scripts.acquire(keys=(lease, fence), args=(owner, ttl_ms)))
+        results = self._on_all(_ACQUIRE, (lease, fence), (owner, ttl_ms))
         won = [(node, int(r)) for node, r in zip(self.nodes, results, strict=True)
                if r is not None and not isinstance(r, BackendError)]
         if len(won) < self.quorum:
@@ -116,8 +143,7 @@ class Redlock:
         token = max(t for _, t in won)
         behind = [node for node, t in won if t < token]
         if behind:
-            lifted = self._on_all(
-                lambda n: n.scripts.raise_fence(keys=(lease, fence), args=(owner, token)), behind)
+            lifted = self._on_all(_RAISE_FENCE, (lease, fence), (owner, token), behind)
             confirmed = len(won) - len(behind) + sum(1 for r in lifted if r == 1)
             if confirmed < self.quorum:
                 self.release(name, owner, quiet=True)
@@ -127,14 +153,14 @@ class Redlock:
     def release(self, name: str, owner: str, *, quiet: bool = False) -> bool:
         """Compare-and-delete on every node; True when a quorum released it."""
         lease, _ = self.keys.lock_pair(name)
-        if self._pool is None:
+        if self.single:
             try:
                 return bool(self.nodes[0].scripts.release(keys=(lease,), args=(owner,)))
             except CAUGHT as exc:
                 if quiet:
                     return False
                 raise translate(exc, self._secrets) from exc
-        results = self._on_all(lambda n: n.scripts.release(keys=(lease,), args=(owner,)))
+        results = self._on_all(_RELEASE, (lease,), (owner,))
         if not quiet:
             self._check_reachable(results, "release")
         return sum(1 for r in results if r == 1) >= self.quorum
@@ -142,11 +168,11 @@ class Redlock:
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Compare-and-pexpire on every node; True when a quorum still held it."""
         lease, _ = self.keys.lock_pair(name)
-        if self._pool is None:
+        if self.single:
             try:
                 return bool(self.nodes[0].scripts.extend(keys=(lease,), args=(owner, ttl_ms)))
             except CAUGHT as exc:
                 raise translate(exc, self._secrets) from exc
-        results = self._on_all(lambda n: n.scripts.extend(keys=(lease,), args=(owner, ttl_ms)))
+        results = self._on_all(_EXTEND, (lease,), (owner, ttl_ms))
         self._check_reachable(results, "extend")
         return sum(1 for r in results if r == 1) >= self.quorum

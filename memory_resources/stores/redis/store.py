@@ -6,7 +6,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...clock import SYSTEM_CLOCK, Clock, utc_iso
 from ...codec import decode, encode
@@ -24,6 +24,16 @@ from .redlock import LockNode, Redlock
 from .scripts import Scripts
 
 _log = get_logger(__name__)
+
+
+class _ContextWrite(NamedTuple):
+    """One prepared set_context: validated id, encoded data, TTL and its timestamps."""
+
+    cid: str
+    payload: str
+    ttl: int | None
+    updated_at: str
+    expires_at: str | None
 _STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
@@ -98,7 +108,6 @@ class RedisStore:
             redlock, self._redlock = self._redlock, None
             self._client = self._scripts = self._batch = None
         if redlock is not None:
-            redlock.close()
             for node in redlock.nodes:
                 try:
                     clients.close_client(node.client)
@@ -138,28 +147,29 @@ class RedisStore:
             seconds = self.config.default_ttl
         return cid, payload, seconds
 
-    def _envelope_tail(self, cid: str, payload: str, ttl: int | None, now: float) -> str:
-        expires = "null" if ttl is None else f'"{utc_iso(now + ttl)}"'
-        return (f',"updated_at":"{utc_iso(now)}","ttl":{"null" if ttl is None else ttl},'
-                f'"expires_at":{expires},"context_id":{json.dumps(cid, ensure_ascii=False)},'
-                f'"data":{payload}}}')
+    def _stamp(self, cid: str, payload: str, ttl: int | None, now: float) -> _ContextWrite:
+        return _ContextWrite(cid, payload, ttl, utc_iso(now),
+                             None if ttl is None else utc_iso(now + ttl))
 
-    def _set_args(self, cid: str, payload: str, ttl: int | None,
-                  now: float) -> tuple[tuple[str, str], tuple[str, str, str]]:
-        return self.keys.context_pair(cid), (
-            utc_iso(now), self._envelope_tail(cid, payload, ttl, now),
-            "" if ttl is None else str(ttl * 1000))
+    def _set_call(self, w: _ContextWrite) -> tuple[tuple[str, str], tuple[str, str, str]]:
+        """Keys and args of the SET_CONTEXT script (the envelope after its fixed head)."""
+        expires = "null" if w.expires_at is None else f'"{w.expires_at}"'
+        tail = (f',"updated_at":"{w.updated_at}","ttl":{"null" if w.ttl is None else w.ttl},'
+                f'"expires_at":{expires},'
+                f'"context_id":{json.dumps(w.cid, ensure_ascii=False)},"data":{w.payload}}}')
+        return self.keys.context_pair(w.cid), (
+            w.updated_at, tail, "" if w.ttl is None else str(w.ttl * 1000))
 
-    def _record(self, cid: str, data: JSONDict, ttl: int | None, now: float,
-                reply: Sequence[Any]) -> ContextRecord:
+    @staticmethod
+    def _record(w: _ContextWrite, reply: Sequence[Any]) -> ContextRecord:
         return {
-            "context_id": cid,
-            "data": data,
+            "context_id": w.cid,
+            "data": decode(w.payload),
             "created_at": str(reply[1]),
-            "updated_at": utc_iso(now),
+            "updated_at": w.updated_at,
             "version": int(reply[0]),
-            "ttl": ttl,
-            "expires_at": None if ttl is None else utc_iso(now + ttl),
+            "ttl": w.ttl,
+            "expires_at": w.expires_at,
         }
 
     def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
@@ -168,13 +178,13 @@ class RedisStore:
         stream given the same expiry, or none when ``ttl`` is None)."""
         cid, payload, seconds = self._prepare_context(context_id, data, ttl)
         _, scripts = self._open()
-        now = self.clock.time()
-        keys, args = self._set_args(cid, payload, seconds, now)
+        write = self._stamp(cid, payload, seconds, self.clock.time())
+        keys, args = self._set_call(write)
         try:
             reply = scripts.set_context(keys=keys, args=args)
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return self._record(cid, decode(payload), seconds, now, reply)
+        return self._record(write, reply)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
@@ -214,13 +224,13 @@ class RedisStore:
             return []
         self._open()
         now = self.clock.time()
-        calls = [self._set_args(cid, payload, seconds, now) for cid, payload, seconds in prepared]
+        writes = [self._stamp(cid, payload, seconds, now) for cid, payload, seconds in prepared]
         try:
-            replies = self._batcher.run(lambda s: s.set_context, calls)
+            replies = self._batcher.run(lambda s: s.set_context,
+                                        [self._set_call(w) for w in writes])
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return [self._record(cid, decode(payload), seconds, now, reply)
-                for (cid, payload, seconds), reply in zip(prepared, replies, strict=True)]
+        return [self._record(w, reply) for w, reply in zip(writes, replies, strict=True)]
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""

@@ -1,0 +1,219 @@
+"""Redis backend vs raw redis-py on the same server, side by side in one process.
+
+    python benchmarks/bench_redis.py [--url redis://127.0.0.1:6379/0] [--ops 2000]
+                                     [--lock-node URL --lock-node URL] [--out FILE]
+
+Measures one thread, ops/s and p50/p99 latency of: set_context vs ``SET EX`` +
+``json.dumps``; get_context vs ``GET`` + ``json.loads``; append_event vs ``XADD``; the
+pipelined batch (set_contexts/get_contexts of 100) vs single calls and vs a raw 100-command
+pipeline; lock acquire+release with fencing token on one node vs redis-py's ``Lock``; and
+Redlock over 3 nodes (concurrent) vs the same scripts sent node after node. Without
+``--lock-node`` two throwaway redis-servers are started for the 3-node case. Raw and store
+runs alternate in rounds; each figure is the median round. Keys live under a unique prefix
+and are deleted at the end. Writes a Markdown table to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+import structlog
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from memory_resources.config import RedisConfig  # noqa: E402
+from memory_resources.locking import Lock  # noqa: E402
+from memory_resources.stores.redis import RedisStore  # noqa: E402
+
+ROUNDS = 5
+DATA = {"user_id": "user_123", "session_id": "session_456", "turn": 7,
+        "history": ["hello", "how can I help?"], "scores": [0.25, 0.5, 0.75]}
+
+
+def timed(op: Callable[[int], Any], n: int) -> list[float]:
+    """Run ``op(i)`` n times; the latency of each call in seconds."""
+    out = []
+    clock = time.perf_counter
+    for i in range(n):
+        t0 = clock()
+        op(i)
+        out.append(clock() - t0)
+    return out
+
+
+def summary(latencies: list[float], per_call: int = 1) -> dict[str, float]:
+    """ops/s (counting per_call ops per call) and p50/p99 in microseconds."""
+    ordered = sorted(latencies)
+    total = sum(latencies)
+    return {"ops": per_call * len(latencies) / total,
+            "p50": ordered[len(ordered) // 2] * 1e6,
+            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6}
+
+
+def compare(name: str, raw: Callable[[int], Any], ours: Callable[[int], Any], n: int,
+            per_call: int = 1) -> dict[str, Any]:
+    """Alternate raw and store rounds; the median-throughput round of each."""
+    raw_rounds, our_rounds = [], []
+    for _ in range(ROUNDS):
+        raw_rounds.append(summary(timed(raw, n), per_call))
+        our_rounds.append(summary(timed(ours, n), per_call))
+    pick = lambda rounds: sorted(rounds, key=lambda r: r["ops"])[len(rounds) // 2]  # noqa: E731
+    r, o = pick(raw_rounds), pick(our_rounds)
+    return {"name": name, "raw": r, "ours": o, "overhead": r["ops"] / o["ops"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--ops", type=int, default=2000, help="calls per round")
+    parser.add_argument("--lock-node", action="append", default=[],
+                        help="extra Redlock master URL (give two); default: throwaway servers")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "redis.md"))
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    raw = redis.Redis.from_url(args.url)
+    store = RedisStore(RedisConfig(url=args.url, key_prefix=prefix))
+    store.connect()
+    n = args.ops
+    rows = []
+    text = json.dumps(DATA)
+
+    def raw_set(i: int) -> None:
+        raw.set(f"{prefix}raw:{i % 100}", json.dumps(DATA), ex=3600)
+
+    def raw_get(i: int) -> None:
+        json.loads(raw.get(f"{prefix}raw:{i % 100}") or "null")
+
+    def raw_xadd(i: int) -> None:
+        raw.xadd(f"{prefix}rawstream", {"d": json.dumps(DATA)})
+
+    rows.append(compare("set_context (ttl) vs SET EX + json.dumps", raw_set,
+                        lambda i: store.set_context(f"c{i % 100}", DATA, ttl=3600), n))
+    rows.append(compare("get_context vs GET + json.loads", raw_get,
+                        lambda i: store.get_context(f"c{i % 100}"), n))
+    rows.append(compare("append_event vs XADD", raw_xadd,
+                        lambda i: store.append_event("events", DATA), n))
+
+    batch = {f"b{j}": DATA for j in range(100)}
+    ids = list(batch)
+
+    def raw_pipeline(_: int) -> None:
+        with raw.pipeline(transaction=False) as pipe:
+            for j in range(100):
+                pipe.set(f"{prefix}rawb:{j}", text, ex=3600)
+            pipe.execute()
+
+    rows.append(compare("set_contexts(100) vs raw 100-command pipeline", raw_pipeline,
+                        lambda i: store.set_contexts(batch, ttl=3600), max(5, n // 50), 100))
+    single = compare("100 x set_context vs set_contexts(100) (speed-up)",
+                     lambda i: [store.set_context(c, DATA, ttl=3600) for c in ids],
+                     lambda i: store.set_contexts(batch, ttl=3600), max(5, n // 50), 100)
+    rows.append(single)
+    rows.append(compare("100 x get_context vs get_contexts(100) (speed-up)",
+                        lambda i: [store.get_context(c) for c in ids],
+                        lambda i: store.get_contexts(ids), max(5, n // 50), 100))
+
+    def raw_lock(i: int) -> None:
+        lock = raw.lock(f"{prefix}rawlock", timeout=10, blocking_timeout=0)
+        lock.acquire()
+        lock.release()
+
+    def our_lock(i: int) -> None:
+        with Lock(store, "lock", timeout=10, blocking_timeout=0) as lock:
+            assert lock.fencing_token is not None
+
+    rows.append(compare("lock acquire+release with fencing token vs redis-py Lock",
+                        raw_lock, our_lock, n))
+
+    three = three_nodes(args, prefix, n)
+    rows.append(three)
+    write(args, rows, store)
+    for client in (raw, store.client):
+        for key in list(client.scan_iter(match=prefix + "*", count=1000)):
+            client.delete(key)
+    store.close()
+    raw.close()
+
+
+def three_nodes(args: argparse.Namespace, prefix: str, n: int) -> dict[str, Any]:
+    """Redlock over the primary + 2 nodes: concurrent store vs the same scripts in sequence."""
+    servers: list[Any] = []
+    urls = list(args.lock_node)
+    if len(urls) < 2:
+        from tests.servers import RedisServer
+
+        servers = [RedisServer().start() for _ in range(2 - len(urls))]
+        urls += [s.url for s in servers]
+    try:
+        store = RedisStore(RedisConfig(url=args.url, key_prefix=prefix, lock_nodes=urls[:2]))
+        store.connect()
+        redlock = store._lock_manager()
+        lease, fence = store.keys.lock_pair("seq")
+
+        def sequential(i: int) -> None:
+            owner = uuid.uuid4().hex
+            for node in redlock.nodes:
+                node.scripts.acquire(keys=(lease, fence), args=(owner, 10_000))
+            for node in redlock.nodes:
+                node.scripts.release(keys=(lease,), args=(owner,))
+
+        def concurrent(i: int) -> None:
+            with Lock(store, "three", timeout=10, blocking_timeout=0) as lock:
+                assert lock.fencing_token is not None
+
+        row = compare("Redlock 3 nodes: node after node (raw scripts) vs concurrent (store)",
+                      sequential, concurrent, max(50, n // 4))
+        for node in redlock.nodes[1:]:
+            for key in list(node.client.scan_iter(match=prefix + "*")):
+                node.client.delete(key)
+        store.close()
+        return row
+    finally:
+        for server in servers:
+            server.close()
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], store: RedisStore) -> None:
+    """Print and save the Markdown table."""
+    info = store.client.info("server")
+    lines = [
+        "# Redis backend vs raw redis-py",
+        "",
+        f"`python benchmarks/bench_redis.py --ops {args.ops}` on {platform.machine()}, "
+        f"Python {platform.python_version()}, redis-py {redis.__version__} "
+        f"(hiredis: {redis.utils.HIREDIS_AVAILABLE}), server {info.get('redis_version')}, "
+        f"one thread, median of {ROUNDS} alternating rounds; machine shared with other work.",
+        "",
+        "| operation (baseline vs ours) | baseline ops/s | p50 µs | p99 µs | ours ops/s "
+        "| p50 µs | p99 µs | baseline/ours |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        r, o = row["raw"], row["ours"]
+        lines.append(f"| {row['name']} | {r['ops']:,.0f} | {r['p50']:.0f} | {r['p99']:.0f} "
+                     f"| {o['ops']:,.0f} | {o['p50']:.0f} | {o['p99']:.0f} "
+                     f"| {row['overhead']:.2f}x |")
+    lines += ["", "Batch rows count 100 ops per call; p50/p99 there are per call of 100.",
+              "baseline/ours > 1 means ours is slower (overhead); < 1 means ours is faster "
+              "(speed-up rows)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
