@@ -1,6 +1,6 @@
 """SQLiteStore vs raw sqlite3 doing the same statements, in one process and one run.
 
-Run: ``python benchmarks/bench_sqlite.py [--ops N] [--rounds R] [--out FILE]``.
+Run: ``python benchmarks/bench_sqlite.py [--ops N] [--block B] [--out FILE]``.
 
 What "raw" does, per operation, on its own file with the same schema and pragmas (WAL,
 synchronous=NORMAL, foreign_keys=ON, busy_timeout) and one connection in autocommit mode:
@@ -14,16 +14,18 @@ synchronous=NORMAL, foreign_keys=ON, busy_timeout) and one connection in autocom
 
 The store additionally validates arguments, encodes through the codec (tagged types, size
 limit), reads the acting run ids, builds the record it returns (timestamps as ISO text,
-data decoded) and maps driver errors. Rounds alternate store and raw; the best round of
-each is reported.
+data decoded) and maps driver errors. Store and raw alternate in blocks so both run under
+the same machine load; the median block is reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -98,20 +100,24 @@ class Raw:
         conn.execute("COMMIT")
 
 
-def _rate(fn: Callable[[int], object], ops: int) -> float:
-    started = time.perf_counter()
-    for i in range(ops):
+def _block_time(fn: Callable[[int], object], start: int, count: int) -> float:
+    began = time.perf_counter()
+    for i in range(start, start + count):
         fn(i)
-    return ops / (time.perf_counter() - started)
+    return time.perf_counter() - began
 
 
-def run(ops: int, rounds: int) -> list[tuple[str, float, float]]:
-    """(operation, store ops/s, raw ops/s) — best of ``rounds`` alternating rounds."""
+def run(ops: int, block: int) -> list[tuple[str, float, float, float]]:
+    """(operation, store ops/s, raw ops/s, median paired time ratio).
+
+    Store and raw alternate in blocks of ``block`` operations, so both see the same machine
+    load; ops/s come from the median block time, the ratio is the median of paired ratios.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(EmbeddedConfig(path=f"{tmp}/store.db"))
         store.connect()
         raw = Raw(Path(tmp) / "raw.db")
-        keys = [f"ctx-{i % 100}" for i in range(ops)]
+        keys = [f"ctx-{i % 100}" for i in range(ops + block)]
         cases: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
             ("set_context", lambda i: store.set_context(keys[i], DATA),
              lambda i: raw.set_context(keys[i], DATA)),
@@ -122,41 +128,50 @@ def run(ops: int, rounds: int) -> list[tuple[str, float, float]]:
         ]
         results = []
         for name, mine, theirs in cases:
-            _rate(mine, min(ops, 500))  # warm caches / statement cache
-            _rate(theirs, min(ops, 500))
-            best_mine = best_raw = 0.0
-            for _ in range(rounds):
-                best_mine = max(best_mine, _rate(mine, ops))
-                best_raw = max(best_raw, _rate(theirs, ops))
-            results.append((name, best_mine, best_raw))
+            _block_time(mine, 0, block)  # warm the statement caches
+            _block_time(theirs, 0, block)
+            mine_times: list[float] = []
+            raw_times: list[float] = []
+            for start in range(0, ops, block):
+                if (start // block) % 2:  # alternate who goes first
+                    raw_times.append(_block_time(theirs, start, block))
+                    mine_times.append(_block_time(mine, start, block))
+                else:
+                    mine_times.append(_block_time(mine, start, block))
+                    raw_times.append(_block_time(theirs, start, block))
+            ratio = statistics.median(m / r for m, r in zip(mine_times, raw_times, strict=True))
+            results.append((name, block / statistics.median(mine_times),
+                            block / statistics.median(raw_times), ratio))
         store.close()
         raw.conn.close()
     return results
 
 
-def render(results: list[tuple[str, float, float]], ops: int, rounds: int) -> str:
+def render(results: list[tuple[str, float, float, float]], ops: int, block: int) -> str:
     """A markdown table of the results."""
     lines = [
-        f"ops per round: {ops}, rounds: {rounds} (best round shown); "
+        f"{ops} operations of each kind per side, alternating in blocks of {block}; "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"{platform.machine()}",
+        f"{platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (ratios are measured side by side, so a busy "
+        "machine lowers both columns)",
         "",
-        "| operation | SQLiteStore ops/s | raw sqlite3 ops/s | time ratio (store/raw) |",
+        "| operation | SQLiteStore ops/s | raw sqlite3 ops/s | time ratio store/raw (median) |",
         "|---|---:|---:|---:|",
     ]
-    for name, mine, theirs in results:
-        lines.append(f"| {name} | {mine:,.0f} | {theirs:,.0f} | {theirs / mine:.2f}x |")
+    for name, mine, theirs, ratio in results:
+        lines.append(f"| {name} | {mine:,.0f} | {theirs:,.0f} | {ratio:.2f}x |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--ops", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--block", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the table into this markdown file")
     args = parser.parse_args(argv)
-    table = render(run(args.ops, args.rounds), args.ops, args.rounds)
+    table = render(run(args.ops, args.block), args.ops, args.block)
     print(table)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

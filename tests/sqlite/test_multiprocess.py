@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import sqlite3
 from pathlib import Path
 
@@ -102,5 +103,32 @@ def test_abandoned_lease_is_taken_after_its_ttl(tmp_path: Path) -> None:
             assert lock.fencing_token is not None and lock.fencing_token > dead_token
         rows = store.read_audit(target="abandoned", operation="lock.acquire")
         assert [r["details"]["fencing_token"] for r in rows] == [lock.fencing_token, dead_token]
+    finally:
+        store.close()
+
+
+def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    """A store used in a forked child opens a new connection instead of the parent's."""
+    store = SQLiteStore(EmbeddedConfig(path=str(tmp_path / "fork.db")))
+    store.set_context("parent", {"n": 1})
+    fork = multiprocessing.get_context("fork")
+    parent_connection = id(store._db.conn())
+
+    def child() -> None:
+        if id(store._db.conn()) == parent_connection:
+            os._exit(3)  # reusing the parent's SQLite connection would be unsafe
+        store.set_context("child", {"n": 2})
+        store.append_event("child", {"e": 1})
+
+    process = fork.Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    try:
+        record = store.get_context("child")
+        assert record is not None and record["data"] == {"n": 2}
+        store.set_context("parent", {"n": 3})  # the parent's connection still works
+        assert len(store.get_events("child")) == 1
+        assert store.stats()["active_connections"] == 1
     finally:
         store.close()
