@@ -1,0 +1,202 @@
+"""PostgresStore behaviour beyond the contract suites: NUL handling, codec errors, audit
+attribution, bulk writes, statement_timeout, read-replica routing, pool reuse."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+import psycopg2
+import pytest
+
+from memory_resources.errors import (
+    BackendError,
+    BackendTimeoutError,
+    SerializationError,
+)
+from memory_resources.records import FlowRunWrite
+from memory_resources.runinfo import acting_as
+from memory_resources.stores.postgres import PostgresStore
+
+
+def test_nul_in_json_is_refused_naming_the_path_and_nothing_is_written(
+    postgres_store: PostgresStore,
+) -> None:
+    """JSONB cannot hold \\u0000: every JSON write refuses it with SerializationError naming
+    where it sits, before any SQL, and neither the row nor an audit row is written."""
+    with pytest.raises(SerializationError) as info:
+        postgres_store.set_context("c", {"notes": ["ok", "bad\x00text"]})
+    assert info.value.path == "data['notes'][1]"
+    assert "NUL" in str(info.value)
+    with pytest.raises(SerializationError):
+        postgres_store.write_task_output("t", {"k": "\x00"})
+    with pytest.raises(SerializationError):
+        postgres_store.append_event("c", {"\x00key": 1})
+    with pytest.raises(SerializationError) as history:
+        postgres_store.write_flow_run(FlowRunWrite("f", "r", data={"x": "a\x00"}))
+    assert history.value.path == "data['x']"
+    assert postgres_store.get_context("c") is None
+    assert postgres_store.read_task_output("t") is None
+    assert postgres_store.read_flow_runs("f") == []
+    assert postgres_store.read_audit() == []
+
+
+def test_nul_in_a_text_column_is_refused(postgres_store: PostgresStore) -> None:
+    """A NUL in a text field (e.g. error_message) is a validation error naming the field."""
+    with pytest.raises(Exception) as info:
+        postgres_store.write_flow_run(FlowRunWrite("f", "r", error_message="boom\x00"))
+    assert getattr(info.value, "field", None) == "error_message"
+    assert postgres_store.read_flow_runs("f") == []
+
+
+def test_non_serialisable_output_raises_the_codec_error(postgres_store: PostgresStore) -> None:
+    """An output holding a socket raises SerializationError with its path; nothing stored."""
+    with socket.socket() as sock, pytest.raises(SerializationError) as info:
+        postgres_store.write_task_output("t", {"items": [1, 2, 3, sock]})
+    assert info.value.path == "output['items'][3]"
+    assert "socket" in str(info.value)
+    assert postgres_store.list_task_outputs("t") == []
+
+
+def test_audit_rows_carry_the_acting_run_ids(postgres_store: PostgresStore) -> None:
+    """Writes made while acting as a run are attributed to it in the audit log."""
+    with acting_as("flow-run-1", "task-run-9"):
+        postgres_store.write_flow_run(FlowRunWrite("f", "r1", status="running"))
+        postgres_store.write_task_output("t", 42)
+    rows = postgres_store.read_audit(flow_run_id="flow-run-1")
+    assert {r["operation"] for r in rows} == {"history.write", "output.write"}
+    assert {r["task_run_id"] for r in rows} == {"task-run-9"}
+
+
+def test_bulk_write_equals_the_same_writes_one_by_one(postgres_store: PostgresStore) -> None:
+    """write_flow_runs with repeated runs in one batch merges them exactly like sequential
+    write_flow_run calls would, and audits every run."""
+    writes = [FlowRunWrite("f", f"r{i}", status="running", data={"i": i}, tags=["a"])
+              for i in range(1500)]
+    writes += [FlowRunWrite("f", "r7", status="completed", data={"done": True}, duration=2.5),
+               FlowRunWrite("f", "r7", error_message="late note")]
+    assert postgres_store.write_flow_runs(writes) == len(writes)
+    row = postgres_store.read_flow_runs("f", "r7")[0]
+    assert row["status"] == "completed"
+    assert row["data"] == {"i": 7, "done": True}
+    assert row["tags"] == ["a"]
+    assert row["duration"] == 2.5
+    assert row["error_message"] == "late note"
+    assert len(postgres_store.read_flow_runs("f", limit=10_000)) == 1500
+    assert len(postgres_store.read_audit(operation="history.write", limit=10_000)) == 1500
+
+
+def test_history_filters_by_status_and_time(postgres_store: PostgresStore) -> None:
+    """read_flow_runs filters by status and by a created_at range (since incl., until excl.)."""
+    for i, status in enumerate(["completed", "failed", "completed"]):
+        postgres_store.write_flow_run(FlowRunWrite(
+            "f", f"r{i}", status=status, created_at=f"2026-0{i + 1}-15T00:00:00+00:00"))
+    assert [r["run_id"] for r in postgres_store.read_flow_runs("f", status="completed")] == [
+        "r2", "r0"]
+    window = postgres_store.read_flow_runs(None, since="2026-02-15T00:00:00Z",
+                                           until="2026-03-15T00:00:00Z")
+    assert [r["run_id"] for r in window] == ["r1"]
+
+
+def test_statement_timeout_is_enforced(postgres_dsn: str, pg_schema: str) -> None:
+    """A statement running longer than statement_timeout is cancelled with a typed error,
+    not retried, and the connection goes back to the pool healthy."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema, "statement_timeout": 200,
+                           "max_connections": 1})
+    try:
+        with pytest.raises(BackendTimeoutError) as info:
+            store.pool.run(lambda cur: cur.execute("SELECT pg_sleep(2)"))
+        assert "statement timeout" in str(info.value)
+        assert isinstance(info.value, TimeoutError)
+        assert store.health_check()["status"] == "healthy"
+        assert store.pool.stats()["in_use"] == 0
+    finally:
+        store.close()
+
+
+def _application_name(cur: Any) -> str:
+    cur.execute("SELECT current_setting('application_name')")
+    return str(cur.fetchone()[0])
+
+
+def test_reads_go_to_the_read_replica_when_configured(postgres_dsn: str, pg_schema: str) -> None:
+    """With read_replica_dsn set, read_only work runs on the replica connections (seen by
+    their application_name) and writes on the primary; store reads use the replica."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema,
+                           "read_replica_dsn": postgres_dsn, "application_name": "mr_probe"})
+    try:
+        assert store.pool.run(_application_name) == "mr_probe"
+        assert store.pool.run(_application_name, read_only=True) == "mr_probe[replica]"
+        store.write_flow_run(FlowRunWrite("f", "r", status="running"))
+        before = store.pool.stats()["replica"]["free"]
+        assert store.read_flow_runs("f")[0]["status"] == "running"
+        assert store.pool.stats()["replica"]["free"] >= max(1, before)
+    finally:
+        store.close()
+
+
+def test_pool_waits_for_a_free_connection_instead_of_failing(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """With every connection borrowed, another caller waits and proceeds on release."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema, "max_connections": 2})
+    try:
+        release = threading.Event()
+        holding = threading.Barrier(3)
+
+        def hold() -> None:
+            with store.pool.connection():
+                holding.wait()
+                release.wait(10)
+
+        holders = [threading.Thread(target=hold) for _ in range(2)]
+        for thread in holders:
+            thread.start()
+        holding.wait()
+        assert store.pool.stats()["in_use"] == 2
+        result: list[int] = []
+        waiter = threading.Thread(target=lambda: result.append(
+            store.pool.run(lambda cur: (cur.execute("SELECT 7"), cur.fetchone()[0])[1])))
+        waiter.start()
+        waiter.join(0.3)
+        assert result == []  # still waiting: no connection free
+        release.set()
+        waiter.join(10)
+        for thread in holders:
+            thread.join(10)
+        assert result == [7]
+        assert store.pool.stats()["in_use"] == 0
+    finally:
+        store.close()
+
+
+def test_a_terminated_connection_is_replaced_transparently(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """When the server kills pooled connections, the next idempotent call retries on a
+    fresh connection and succeeds; the broken ones are not returned to the pool."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema, "max_connections": 2,
+                           "application_name": f"mr_kill_{pg_schema}"})
+    try:
+        store.write_flow_run(FlowRunWrite("f", "r", status="running"))
+        admin = psycopg2.connect(postgres_dsn)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE application_name = %s", (f"mr_kill_{pg_schema}",))
+            assert cur.fetchone()[0] >= 1
+        admin.close()
+        assert store.read_flow_runs("f")[0]["status"] == "running"
+        assert store.pool.stats()["in_use"] == 0
+    finally:
+        store.close()
+
+
+def test_driver_errors_never_escape_raw(postgres_store: PostgresStore) -> None:
+    """A SQL error inside pool.connection() surfaces as BackendError with the SQLSTATE."""
+    with pytest.raises(BackendError) as info, postgres_store.pool.connection() as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT * FROM no_such_table_here")
+    assert "42P01" in str(info.value)
+    assert not isinstance(info.value, psycopg2.Error)
