@@ -100,16 +100,10 @@ def optional_contenders(matrix: Any, notes: list[str]) -> tuple[dict[str, Any], 
     return single, batch
 
 
-def time_batches(fn: Callable[[Any], Any], queries: Any, batch: int, reps: int) -> float:
-    """Median ms per query over ``reps`` batches of ``batch`` queries."""
-    fn(queries[:batch])
-    runs = []
-    for rep in range(reps):
-        chunk = queries[(rep * batch) % (len(queries) - batch + 1):][:batch]
-        started = time.perf_counter()
-        fn(chunk)
-        runs.append((time.perf_counter() - started) * 1000 / len(chunk))
-    return statistics.median(runs)
+def batches_of(queries: Any, batch: int, reps: int) -> list[Any]:
+    """``reps`` batches of ``batch`` query rows (wrapping around ``queries``)."""
+    return [np.take(queries, np.arange(rep * batch, (rep + 1) * batch), axis=0, mode="wrap")
+            for rep in range(reps)]
 
 
 def insert_rate(make: Callable[[], NumpyVectorIndex], data: Any, batch: int = 1000) -> float:
@@ -216,24 +210,32 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
     single_f16 = interleaved({
         "bare numpy matmul + argpartition": lambda q: bare_single(data, q),
         "numpy index, cosine, float16": lambda q: half.query(q, TOP_K),
-    }, queries[: max(5, args.queries // 3)])
-    single["numpy index, cosine, float16"] = single_f16["numpy index, cosine, float16"]
+    }, queries[:5])
+    single["numpy index, cosine, float16"] = (
+        single_f16["numpy index, cosine, float16"]
+        / single_f16["bare numpy matmul + argpartition"]
+        * single["bare numpy matmul + argpartition"]
+    )
 
-    reps = 5
-    batch = {
-        "bare numpy matmul + argpartition":
-            time_batches(lambda qs: bare_batch(data, qs), queries, args.batch, reps),
-        "numpy index, dotproduct": time_batches(
-            lambda qs: indexes["dotproduct"].query_batch(qs, TOP_K), queries, args.batch, reps),
-        "numpy index, cosine": time_batches(
-            lambda qs: indexes["cosine"].query_batch(qs, TOP_K), queries, args.batch, reps),
-        **{name: time_batches(fn, queries, args.batch, reps) for name, fn in extra_batch.items()},
-        "numpy index, cosine, float16": time_batches(
-            lambda qs: half.query_batch(qs, TOP_K), queries, args.batch, 2),
-    }
+    chunks = batches_of(queries, args.batch, 3)
+    batch = {name: ms / args.batch for name, ms in interleaved({
+        "bare numpy matmul + argpartition": lambda qs: bare_batch(data, qs),
+        "numpy index, dotproduct": lambda qs: indexes["dotproduct"].query_batch(qs, TOP_K),
+        "numpy index, cosine": lambda qs: indexes["cosine"].query_batch(qs, TOP_K),
+        **extra_batch,
+    }, chunks).items()}
+    f16_batch = interleaved({
+        "bare": lambda qs: bare_batch(data, qs),
+        "float16": lambda qs: half.query_batch(qs, TOP_K),
+    }, chunks[:1])
+    batch["numpy index, cosine, float16"] = (
+        f16_batch["float16"] / f16_batch["bare"] * batch["bare numpy matmul + argpartition"]
+    )
     recall_queries = queries[: args.batch]
     f16_recall = recall(indexes["cosine"].query_batch(recall_queries, TOP_K),
                         half.query_batch(recall_queries, TOP_K))
+    notes.append("float16 rows: timed in a shorter interleaved run beside the bare baseline "
+                 "(5 single queries, 1 batch) and expressed against the main run's baseline")
     return single, batch, f16_recall, indexes["cosine"].stats(), half.stats()
 
 

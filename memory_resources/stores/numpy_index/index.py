@@ -58,6 +58,11 @@ STORAGE_DTYPES: dict[str, type[np.floating[Any]]] = {
 _log = get_logger("memory_resources.vector.numpy")
 
 
+def _metadata(text: str) -> JSONDict:
+    """Decode a row's metadata text (a fresh dict every time, so callers may mutate it)."""
+    return {} if text == "{}" else dict(decode(text))
+
+
 class NumpyVectorIndex:
     """Exact vector index of one namespace, in memory, optionally persisted.
 
@@ -271,7 +276,7 @@ class NumpyVectorIndex:
             if row is None:
                 return None
             vector = np.array(stored.buffer[row], dtype=np.float32)
-            return vector, decode(stored.metadata[row])
+            return vector, _metadata(stored.metadata[row])
 
     def query(
         self, vector: npt.ArrayLike, top_k: int = 10, filter: Any = None
@@ -333,7 +338,7 @@ class NumpyVectorIndex:
                 best, best_scores = rank(np.asarray(rows_j), scores, self.metric, top_k)
                 results.append([
                     VectorMatch(id=stored.ids[row], score=float(score),
-                                metadata=decode(stored.metadata[row]))
+                                metadata=_metadata(stored.metadata[row]))
                     for row, score in zip(best.tolist(), best_scores.tolist(), strict=True)
                 ])
             return results
