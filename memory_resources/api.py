@@ -51,6 +51,11 @@ if TYPE_CHECKING:
     from .handles import ContextHandle
 
 _log = get_logger(__name__)
+_CONTEXT_NAMES = argument_names(data="context_data")
+_EVENT_NAMES = argument_names(data="event")
+_HISTORY_NAMES = argument_names(record="data")
+_INDEX_NAMES = argument_names(vectors="embedding", vector="embedding")
+_QUERY_NAMES = argument_names(vector="query_embedding", filter="filter_metadata")
 MAX_LIMIT = 100_000
 """Largest ``limit`` / ``top_k`` a read accepts."""
 
@@ -211,7 +216,7 @@ class MemoryAPI:
         context_id = require_id(context_id, "context_id")
         context_data = require_dict(context_data, "context_data")
         ttl = require_ttl(ttl, "ttl")
-        with argument_names(data="context_data"):
+        with _CONTEXT_NAMES:
             record: ContextRecord = self._ensure(self._context).set_context(
                 context_id, context_data, ttl)
         return record
@@ -238,7 +243,7 @@ class MemoryAPI:
         """:meth:`append_event`, returning the stored event with its id and timestamp."""
         context_id = require_id(context_id, "context_id")
         event = require_dict(event, "event")
-        with argument_names(data="event"):
+        with _EVENT_NAMES:
             record: EventRecord = self._ensure(self._events).append_event(context_id, event)
         return record
 
@@ -258,7 +263,7 @@ class MemoryAPI:
         started_at, ended_at, duration, parameters, tags, error, …) fill its columns and the
         whole dict is kept (merged) in its ``data``."""
         write = flow_run_write(flow_id, run_id, data)
-        with argument_names(record="data"):
+        with _HISTORY_NAMES:
             self._ensure(self._history).write_flow_run(write)
         return True
 
@@ -362,7 +367,7 @@ class MemoryAPI:
         vector = as_vector(embedding, self.vector_dimension, self._vectors.metric,
                            field="embedding")
         metadata = optional_dict(metadata, "metadata")
-        with argument_names(vectors="embedding", vector="embedding"):
+        with _INDEX_NAMES:
             self._ensure(self._vectors).upsert([id], vector[None, :], [metadata])
         return True
 
@@ -380,7 +385,7 @@ class MemoryAPI:
         top_k = require_positive_int(top_k, "top_k", maximum=MAX_LIMIT)
         flt = None if filter_metadata is None else require_dict(filter_metadata,
                                                                 "filter_metadata")
-        with argument_names(vector="query_embedding", filter="filter_metadata"):
+        with _QUERY_NAMES:
             return list(self._ensure(self._vectors).query(vector, top_k=top_k, filter=flt))
 
     def delete_embedding(self, id: str) -> bool:

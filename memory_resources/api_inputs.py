@@ -7,10 +7,10 @@ any store is called.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 from .clock import to_datetime, utc_iso
@@ -135,20 +135,29 @@ def flow_run_write(flow_id: Any, run_id: Any, data: Any) -> FlowRunWrite:
     return FlowRunWrite(flow_id=flow_id, run_id=run_id, data=data, **fields)
 
 
-@contextlib.contextmanager
-def argument_names(**names: str) -> Iterator[None]:
+class argument_names:
     """Re-raise a store's validation error under the facade's argument name.
 
-    ``argument_names(data="context_data")``: a store complaining about ``data`` is
-    reported as ``context_data`` (with the same path and problem).
+    ``with argument_names(data="context_data"): ...``: a store complaining about ``data``
+    is reported as ``context_data`` (with the same path and problem). A plain class, not a
+    generator context manager: it sits on every write path and must cost next to nothing.
     """
-    try:
-        yield
-    except MemoryValidationError as exc:
-        renamed = _rename(exc, names)
-        if renamed is None:
-            raise
-        raise renamed from exc
+
+    __slots__ = ("names",)
+
+    def __init__(self, **names: str) -> None:
+        self.names = names
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if isinstance(exc, MemoryValidationError):
+            renamed = _rename(exc, self.names)
+            if renamed is not None:
+                raise renamed from exc
+        return False
 
 
 def _rename(exc: MemoryValidationError, names: dict[str, str]) -> MemoryValidationError | None:
