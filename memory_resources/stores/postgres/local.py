@@ -71,3 +71,13 @@ def _ensure_database(admin_uri: str, database: str) -> None:
                     cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     finally:
         conn.close()
+
+
+def stop_local_server(config: PostgresConfig) -> bool:
+    """Stop the local server of ``config`` if this process started it. True if it did."""
+    folder = local_data_dir(config)
+    server = _SERVERS.pop(folder, None)
+    if server is None:
+        return False
+    server.cleanup()
+    return True
