@@ -262,3 +262,28 @@ def test_config_must_be_an_embedded_config() -> None:
     with pytest.raises(MemoryValidationError) as info:
         SQLiteStore({"path": "x.db"})  # type: ignore[arg-type]
     assert info.value.field == "config"
+
+
+def test_a_failed_sweep_does_not_fail_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the periodic purge fails (e.g. the file is busy) the committed write still returns."""
+    clock = ManualClock()
+    store = SQLiteStore(EmbeddedConfig(path=str(tmp_path / "p.db")), clock=clock,
+                        purge_interval=1)
+    calls: list[int] = []
+
+    def failing_purge() -> int:
+        calls.append(1)
+        raise BackendUnavailableError("sqlite", "busy")
+
+    try:
+        store.set_context("c", {"v": 1})
+        monkeypatch.setattr(store._purger, "purge", failing_purge)
+        clock.advance(2)
+        record = store.set_context("c", {"v": 2})
+        assert record["version"] == 2 and calls == [1]
+        stored = store.get_context("c")
+        assert stored is not None and stored["data"] == {"v": 2}
+    finally:
+        store.close()

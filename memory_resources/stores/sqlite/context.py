@@ -14,10 +14,14 @@ from typing import Any
 
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
+from ...errors import BackendError
+from ...log import get_logger
 from ...records import ContextRecord, JSONDict
 from ...validation import require_dict, require_id, require_ttl
 from .audit import write_audit
 from .connection import Database, raise_backend_error
+
+_log = get_logger(__name__)
 
 DELETE_EXPIRED_ONE = (
     "DELETE FROM memory_context WHERE context_id = ? AND expires_at IS NOT NULL"
@@ -63,14 +67,21 @@ class Purger:
         self._lock = threading.Lock()
 
     def maybe_purge(self) -> None:
-        """Purge if the interval has elapsed since the last sweep (cheap when it has not)."""
+        """Purge if the interval has elapsed since the last sweep (cheap when it has not).
+
+        Never raises: it runs after a write that already committed, so a failed sweep (e.g.
+        the file is busy) is logged and left to the next interval.
+        """
         if self._clock.monotonic() < self._next:
             return
         with self._lock:
             if self._clock.monotonic() < self._next:
                 return
             self._next = self._clock.monotonic() + self.interval
-        self.purge()
+        try:
+            self.purge()
+        except BackendError as exc:  # best effort: the write that triggered it succeeded
+            _log.warning("purge of expired contexts failed; retried later", error=str(exc))
 
     def purge(self) -> int:
         """Delete every expired context and its events now; returns contexts removed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -171,7 +172,7 @@ class HistoryRepo:
                 self._upsert(conn, item)
         return len(prepared)
 
-    def _upsert(self, conn: Any, prepared: _Prepared) -> tuple[Any, ...]:
+    def _upsert(self, conn: sqlite3.Connection, prepared: _Prepared) -> tuple[Any, ...]:
         now = self._clock.time()
         stamp = utc_iso(now)
         values = prepared.values
