@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import platform
-import statistics
 import sys
 import time
 import uuid
@@ -77,7 +76,7 @@ def compare(name: str, raw: Callable[[int], Any], ours: Callable[[int], Any], n:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--ops", type=int, default=2000, help="calls per round")
+    parser.add_argument("--ops", type=int, default=1000, help="calls per round")
     parser.add_argument("--lock-node", action="append", default=[],
                         help="extra Redlock master URL (give two); default: throwaway servers")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "redis.md"))

@@ -3,6 +3,7 @@ crashed holders, quorum over three masters, fencing-token monotonicity and clean
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -47,7 +48,7 @@ def test_processes_increment_exactly_under_the_lock(
     rounds = sorted(pair for result in results for pair in result)
     assert [value for value, _ in rounds] == list(range(1, 2001))
     tokens = [token for _, token in rounds]
-    assert all(a < b for a, b in zip(tokens, tokens[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(tokens))
 
 
 def test_killed_holder_is_replaced_within_the_ttl_with_a_larger_token(
@@ -99,7 +100,9 @@ def test_held_lock_refuses_others_until_released(redis_store: RedisStore) -> Non
     second.release()
 
 
-def test_extend_keeps_and_watchdog_loses(redis_store: RedisStore, redis_client: redis.Redis) -> None:
+def test_extend_keeps_and_watchdog_loses(
+    redis_store: RedisStore, redis_client: redis.Redis
+) -> None:
     """extend() resets the lease; when the lease is taken away the watchdog marks the handle
     lost and a later extend raises LockLostError."""
     lock = Lock(redis_store, "ext", timeout=0.6, auto_extend=True).acquire()

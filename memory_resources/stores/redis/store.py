@@ -224,7 +224,13 @@ class RedisStore:
             return []
         self._open()
         now = self.clock.time()
-        writes = [self._stamp(cid, payload, seconds, now) for cid, payload, seconds in prepared]
+        stamps: dict[int | None, _ContextWrite] = {}
+        writes = []
+        for cid, payload, seconds in prepared:
+            stamp = stamps.get(seconds)
+            if stamp is None:
+                stamp = stamps[seconds] = self._stamp("", "", seconds, now)
+            writes.append(stamp._replace(cid=cid, payload=payload))
         try:
             replies = self._batcher.run(lambda s: s.set_context,
                                         [self._set_call(w) for w in writes])
