@@ -16,7 +16,6 @@ always means that fewer rows match.
 from __future__ import annotations
 
 import contextlib
-import io
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,44 +23,40 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import psycopg2.extras
 from psycopg2 import sql
 
-from ... import codec
 from ...config import PostgresConfig, VectorConfig
 from ...embedding import Float32Vector, as_matrix, as_vector, require_ids, require_top_k
 from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
 from ...protocols import VectorFilter
 from ...records import HealthReport, JSONDict, Metric, VectorMatch
-from ...runinfo import current_run_ids
-from ...validation import optional_dict, require_id
+from ...validation import require_id
 from ...vector_filter import Condition, parse_filter
 from ..postgres.pool import Cursor, PostgresPool
 from .filters import compile_filter, filter_keys
-from .naming import METRICS, TABLE_COMMENT_PREFIX, hnsw_index_name, table_name
+from .monitoring import namespace_counts, table_sizes
+from .naming import hnsw_index_name, table_name
+from .search import DEFAULT_MAX_SCAN_TUPLES, check_filter_keys, nearest, tune
 from .setup import (
     ServerInfo,
+    check_hnsw_options,
     ensure_extension,
     ensure_hnsw_index,
     ensure_schema,
     ensure_table,
     fetch_one,
 )
-from .statements import Statements, copy_rows, vector_literal
+from .statements import Statements, vector_literal
+from .writes import COPY_THRESHOLD, encode_metadata, write_audit, write_rows
+
+__all__ = ["COPY_THRESHOLD", "DEFAULT_MAINTENANCE_WORK_MEM", "DEFAULT_MAX_SCAN_TUPLES",
+           "PgVectorIndex"]
 
 _log = get_logger(__name__)
 
 DEFAULT_MAINTENANCE_WORK_MEM = "256MB"
 """``maintenance_work_mem`` for HNSW builds (20k x 768: 29 s at the 64MB default, 18 s here)."""
-DEFAULT_MAX_SCAN_TUPLES = 20_000
-"""``hnsw.max_scan_tuples``: how far an iterative scan may go before the exact fallback."""
-COPY_THRESHOLD = 32
-"""Batches above this size are upserted through a binary COPY instead of VALUES lists."""
-OVERFETCH = 10
-"""pgvector < 0.8: filtered queries raise ``ef_search`` to ``top_k * OVERFETCH`` (max 1000)."""
-MAX_EF_SEARCH = 1000
-AUDIT_MAX_IDS = 100
 
 
 class PgVectorIndex:
@@ -88,7 +83,7 @@ class PgVectorIndex:
             raise ConfigurationError(
                 "PgVectorIndex needs exactly one of postgres (a PostgresConfig) or pool"
             )
-        _check_hnsw_options(config)
+        check_hnsw_options(config)
         if max_scan_tuples < 1:
             raise ConfigurationError(f"max_scan_tuples must be >= 1, got {max_scan_tuples}")
         self.config = config
@@ -247,62 +242,25 @@ class PgVectorIndex:
             raise MemoryValidationError(
                 "vectors", f"has {matrix.shape[0]} rows for {len(id_list)} ids"
             )
-        encoded = self._encode_metadata(metadata, len(id_list))
+        encoded = encode_metadata(metadata, len(id_list), max_bytes=self._max_payload_bytes())
         pool, statements = self._ready()
 
         def write(cur: Cursor) -> int:
-            if len(id_list) > COPY_THRESHOLD:
-                cur.execute(statements.create_staging())
-                cur.copy_expert(statements.copy_staging().as_string(cur),
-                                io.BytesIO(copy_rows(id_list, matrix, encoded)))
-                cur.execute(statements.upsert_from_staging())
-            else:
-                rows = [(item, vector_literal(vector), meta)
-                        for item, vector, meta in zip(id_list, matrix, encoded, strict=True)]
-                psycopg2.extras.execute_values(
-                    cur, statements.insert_values().as_string(cur), rows,
-                    template=statements.values_template().as_string(cur), page_size=COPY_THRESHOLD,
-                )
+            write_rows(cur, statements, id_list, matrix, encoded)
             self._write_audit(cur, "vector.upsert", id_list)
             return len(id_list)
 
         return pool.run(write, idempotent=True)
 
-    def _encode_metadata(self, metadata: Sequence[JSONDict | None] | None,
-                         count: int) -> list[str]:
-        if metadata is None:
-            return ["{}"] * count
-        if isinstance(metadata, (str, bytes, dict)) or not isinstance(metadata, Sequence):
-            raise MemoryValidationError(
-                "metadata", f"must be a list of dicts (one per id), got {type(metadata).__name__}"
-            )
-        if len(metadata) != count:
-            raise MemoryValidationError("metadata", f"has {len(metadata)} items for {count} ids")
-        limit = self._max_payload_bytes()
-        encoded: list[str] = []
-        for index, item in enumerate(metadata):
-            field = f"metadata[{index}]"
-            encoded.append(codec.encode(optional_dict(item, field), field=field,
-                                        max_bytes=limit, reject_nul=True))
-        return encoded
-
     def _max_payload_bytes(self) -> int:
-        config = self._postgres if self._postgres is not None else self._given_pool.config  # type: ignore[union-attr]
+        config = self._postgres if self._given_pool is None else self._given_pool.config
+        assert config is not None
         return int(config.max_payload_bytes)
 
     def _write_audit(self, cur: Cursor, operation: str, ids: Sequence[str]) -> None:
-        if not self._audit:
-            return
-        run = current_run_ids()
-        details = {"namespace": self.namespace, "count": len(ids),
-                   "ids": list(ids[:AUDIT_MAX_IDS]), "truncated": len(ids) > AUDIT_MAX_IDS}
-        cur.execute(
-            sql.SQL("INSERT INTO {} (operation, target, flow_run_id, task_run_id, details) "
-                    "VALUES (%s, %s, %s, %s, %s::jsonb)").format(
-                sql.Identifier(self.schema, "audit_log")),
-            (operation, ids[0] if len(ids) == 1 else f"namespace:{self.namespace}",
-             run.flow_run_id, run.task_run_id, codec.encode(details, max_bytes=None)),
-        )
+        if self._audit:
+            write_audit(cur, schema=self.schema, namespace=self.namespace,
+                        operation=operation, ids=ids)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Remove vectors by id; returns how many existed."""
@@ -373,55 +331,22 @@ class PgVectorIndex:
         keys = filter_keys(conditions)
         literals = [vector_literal(query) for query in queries]
         pool, statements = self._ready()
-        score = METRICS[self.metric].score
 
         def search(cur: Cursor) -> list[list[VectorMatch]]:
             if keys:
-                self._check_keys(cur, statements, keys)
+                check_filter_keys(cur, statements, keys)
             self._tune(cur, top_k, filtered=where is not None)
-            results: list[list[VectorMatch]] = []
-            for literal in literals:
-                params = statements.search_params(literal, filter_params, top_k)
-                cur.execute(statements.search(self.metric, where, exact=not self._indexed),
-                            params)
-                rows = cur.fetchall()
-                if len(rows) < top_k and self._indexed:
-                    cur.execute(statements.search(self.metric, where, exact=True), params)
-                    rows = cur.fetchall()
-                results.append([
-                    VectorMatch(id=row[0], score=score(float(row[2])), metadata=dict(row[1]))
-                    for row in rows
-                ])
-            return results
+            return nearest(cur, statements, metric=self.metric, where=where,
+                           filter_params=filter_params, literals=literals, top_k=top_k,
+                           indexed=self._indexed)
 
         return pool.run(search, read_only=True)
 
-    def _check_keys(self, cur: Cursor, statements: Statements, keys: list[str]) -> None:
-        cur.execute(statements.missing_keys(), (keys,))
-        missing = [row[0] for row in cur.fetchall()]
-        if missing:
-            raise MemoryValidationError(
-                f"filter[{missing[0]!r}]",
-                "no stored vector in this namespace has this metadata key",
-                hint="check the key's spelling",
-            )
-
     def _tune(self, cur: Cursor, top_k: int, *, filtered: bool) -> None:
-        """``SET LOCAL`` the HNSW search parameters for this transaction."""
-        if not self._indexed or self._info is None:
-            return
-        ef_search = max(self.ef_search, min(top_k, MAX_EF_SEARCH))
-        if self._info.iterative_scan:
-            cur.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.max_scan_tuples', %s, true)",
-                (str(ef_search), str(self.max_scan_tuples)),
-            )
-            return
-        if filtered:
-            ef_search = max(ef_search, min(top_k * OVERFETCH, MAX_EF_SEARCH))
-        cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
+        """``SET LOCAL`` the HNSW search parameters for this transaction (index only)."""
+        if self._indexed and self._info is not None:
+            tune(cur, self._info, ef_search=self.ef_search, top_k=top_k, filtered=filtered,
+                 max_scan_tuples=self.max_scan_tuples)
 
     # -- monitoring --------------------------------------------------------------------
 
@@ -450,23 +375,7 @@ class PgVectorIndex:
         schema = self.schema
 
         def collect(cur: Cursor) -> JSONDict:
-            cur.execute(
-                "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relkind = 'r' "
-                "AND obj_description(c.oid, 'pg_class') LIKE %s ORDER BY 2",
-                (schema, TABLE_COMMENT_PREFIX.replace("_", r"\_") + "%"),
-            )
-            namespaces: dict[str, int] = {}
-            for table, comment in cur.fetchall():
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                    sql.Identifier(schema, table)))
-                namespaces[comment[len(TABLE_COMMENT_PREFIX):]] = int(fetch_one(cur)[0])
-            cur.execute(
-                "SELECT pg_indexes_size(%s::regclass), pg_total_relation_size(%s::regclass)",
-                (statements.table.as_string(cur),) * 2,
-            )
-            index_size, total_size = fetch_one(cur)
+            namespaces = namespace_counts(cur, schema)
             return {
                 "backend": self.backend_name,
                 "namespace": self.namespace,
@@ -476,8 +385,7 @@ class PgVectorIndex:
                 "schema_embeddings": sum(namespaces.values()),
                 "namespaces": namespaces,
                 "table": f"{schema}.{self._table}",
-                "index_size_bytes": int(index_size),
-                "table_size_bytes": int(total_size),
+                **table_sizes(cur, statements),
                 "hnsw_index": self._indexed,
                 "ef_search": self.ef_search,
                 "hnsw_m": self.config.hnsw_m,
@@ -494,22 +402,3 @@ class PgVectorIndex:
     def __repr__(self) -> str:
         return (f"PgVectorIndex(namespace={self.namespace!r}, dimension={self.dimension}, "
                 f"metric={self.metric!r}, connected={self._sql is not None})")
-
-
-def _check_hnsw_options(config: VectorConfig) -> None:
-    """pgvector's own bounds, checked before connecting (it would refuse them later)."""
-    if not 2 <= config.hnsw_m <= 100:
-        raise ConfigurationError(f"hnsw_m must be between 2 and 100, got {config.hnsw_m}")
-    if not 4 <= config.hnsw_ef_construction <= 1000:
-        raise ConfigurationError(
-            f"hnsw_ef_construction must be between 4 and 1000, got {config.hnsw_ef_construction}"
-        )
-    if config.hnsw_ef_construction < 2 * config.hnsw_m:
-        raise ConfigurationError(
-            f"hnsw_ef_construction ({config.hnsw_ef_construction}) must be >= 2 * hnsw_m "
-            f"({2 * config.hnsw_m})"
-        )
-    if not 1 <= config.ef_search <= MAX_EF_SEARCH:
-        raise ConfigurationError(
-            f"ef_search must be between 1 and {MAX_EF_SEARCH}, got {config.ef_search}"
-        )

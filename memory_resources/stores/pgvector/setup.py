@@ -14,6 +14,7 @@ import psycopg2
 import psycopg2.errors
 from psycopg2 import sql
 
+from ...config import VectorConfig
 from ...errors import ConfigurationError, SchemaError
 from ...records import Metric
 from ..postgres.pool import Cursor
@@ -247,3 +248,26 @@ def ensure_hnsw_index(cur: Cursor, *, schema: str, table: str, metric: Metric, d
         )
     )
     return True
+
+
+MAX_EF_SEARCH = 1000
+"""pgvector's upper bound of ``hnsw.ef_search``."""
+
+
+def check_hnsw_options(config: VectorConfig) -> None:
+    """pgvector's own bounds, checked before connecting (it would refuse them later)."""
+    if not 2 <= config.hnsw_m <= 100:
+        raise ConfigurationError(f"hnsw_m must be between 2 and 100, got {config.hnsw_m}")
+    if not 4 <= config.hnsw_ef_construction <= 1000:
+        raise ConfigurationError(
+            f"hnsw_ef_construction must be between 4 and 1000, got {config.hnsw_ef_construction}"
+        )
+    if config.hnsw_ef_construction < 2 * config.hnsw_m:
+        raise ConfigurationError(
+            f"hnsw_ef_construction ({config.hnsw_ef_construction}) must be >= 2 * hnsw_m "
+            f"({2 * config.hnsw_m})"
+        )
+    if not 1 <= config.ef_search <= MAX_EF_SEARCH:
+        raise ConfigurationError(
+            f"ef_search must be between 1 and {MAX_EF_SEARCH}, got {config.ef_search}"
+        )

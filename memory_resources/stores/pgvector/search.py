@@ -1,0 +1,79 @@
+"""Nearest-neighbour search of the pgvector backend (inside the caller's transaction).
+
+Per transaction: ``hnsw.ef_search`` (at least ``top_k``), and on pgvector >= 0.8 an
+iterative index scan in ``relaxed_order`` bounded by ``hnsw.max_scan_tuples``; on older
+versions filtered queries over-fetch by raising ``ef_search``. When the index returns fewer
+than ``top_k`` rows the query is re-run as an exact scan, so a short result means fewer
+rows match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg2 import sql
+
+from ...errors import MemoryValidationError
+from ...records import VectorMatch
+from ..postgres.pool import Cursor
+from .naming import METRICS
+from .setup import MAX_EF_SEARCH, ServerInfo
+from .statements import Statements
+
+DEFAULT_MAX_SCAN_TUPLES = 20_000
+"""``hnsw.max_scan_tuples``: how far an iterative scan may go before the exact fallback."""
+OVERFETCH = 10
+"""pgvector < 0.8: filtered queries raise ``ef_search`` to ``top_k * OVERFETCH`` (max 1000)."""
+
+
+def tune(cur: Cursor, info: ServerInfo, *, ef_search: int, top_k: int, filtered: bool,
+         max_scan_tuples: int) -> None:
+    """``SET LOCAL`` the HNSW search parameters for this transaction."""
+    ef = max(ef_search, min(top_k, MAX_EF_SEARCH))
+    if info.iterative_scan:
+        cur.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.max_scan_tuples', %s, true)",
+            (str(ef), str(max_scan_tuples)),
+        )
+        return
+    if filtered:
+        ef = max(ef, min(top_k * OVERFETCH, MAX_EF_SEARCH))
+    cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+
+
+def check_filter_keys(cur: Cursor, statements: Statements, keys: list[str]) -> None:
+    """MemoryValidationError naming ``filter[key]`` for a key no stored row carries (a typo
+    must not silently match nothing, or everything under ``$ne``); none on an empty table."""
+    cur.execute(statements.missing_keys(), (keys,))
+    missing = [row[0] for row in cur.fetchall()]
+    if missing:
+        raise MemoryValidationError(
+            f"filter[{missing[0]!r}]",
+            "no stored vector in this namespace has this metadata key",
+            hint="check the key's spelling",
+        )
+
+
+def nearest(cur: Cursor, statements: Statements, *, metric: str, where: sql.Composable | None,
+            filter_params: Sequence[Any], literals: Sequence[str], top_k: int,
+            indexed: bool) -> list[list[VectorMatch]]:
+    """The ``top_k`` best matches of each query literal, best first."""
+    score = METRICS[metric].score
+    approximate = statements.search(metric, where, exact=not indexed)
+    exact = statements.search(metric, where, exact=True)
+    results: list[list[VectorMatch]] = []
+    for literal in literals:
+        params = statements.search_params(literal, filter_params, top_k)
+        cur.execute(approximate, params)
+        rows = cur.fetchall()
+        if len(rows) < top_k and indexed:
+            cur.execute(exact, params)
+            rows = cur.fetchall()
+        results.append([
+            VectorMatch(id=row[0], score=score(float(row[2])), metadata=dict(row[1]))
+            for row in rows
+        ])
+    return results
