@@ -3,6 +3,7 @@ busy and broken files, schema versioning, health and stats."""
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import threading
 from pathlib import Path
@@ -287,3 +288,15 @@ def test_a_failed_sweep_does_not_fail_the_write(
         assert stored is not None and stored["data"] == {"v": 2}
     finally:
         store.close()
+
+
+def test_store_pickles_as_configuration(sqlite_store: SQLiteStore) -> None:
+    """A pickled store carries its configuration, not its connections, and works after."""
+    sqlite_store.set_context("c", {"v": 1})
+    copy = pickle.loads(pickle.dumps(sqlite_store))
+    try:
+        assert copy.path == sqlite_store.path and copy is not sqlite_store
+        record = copy.get_context("c")
+        assert record is not None and record["data"] == {"v": 1}
+    finally:
+        copy.close()

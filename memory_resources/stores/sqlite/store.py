@@ -290,8 +290,16 @@ class SQLiteStore:
         return self._audit.read_audit(operation=operation, target=target,
                                       flow_run_id=flow_run_id, since=since, limit=limit)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as configuration only; connections are reopened lazily after unpickling."""
+        return (_rebuild, (self.config, self.clock, self._purger.interval))
+
     def __repr__(self) -> str:
         return f"SQLiteStore(path={str(self.path)!r})"
+
+
+def _rebuild(config: EmbeddedConfig, clock: Clock, purge_interval: float) -> SQLiteStore:
+    return SQLiteStore(config, clock=clock, purge_interval=purge_interval)
 
 
 def _size(path: str) -> int:
