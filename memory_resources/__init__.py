@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -18,9 +19,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .api import MemoryAPI
+    from .blocks import MemoryStore, PostgresMemory, RedisMemory, VectorMemory
     from .default import configure_memory_api, get_memory_api, reset_memory_api, set_memory_api
     from .handles import ContextHandle
     from .locking import Lock
+    from .prefect import current_memory, remember, remembered_task
 
 _LAZY: dict[str, str] = {
     "MemoryAPI": "memory_resources.api",
@@ -30,6 +33,14 @@ _LAZY: dict[str, str] = {
     "get_memory_api": "memory_resources.default",
     "reset_memory_api": "memory_resources.default",
     "set_memory_api": "memory_resources.default",
+    # Prefect blocks and capture (import Prefect on first access only)
+    "MemoryStore": "memory_resources.blocks",
+    "RedisMemory": "memory_resources.blocks",
+    "PostgresMemory": "memory_resources.blocks",
+    "VectorMemory": "memory_resources.blocks",
+    "remember": "memory_resources.prefect",
+    "remembered_task": "memory_resources.prefect",
+    "current_memory": "memory_resources.prefect",
 }
 """Public names imported on first access, so ``import memory_resources`` stays cheap."""
 
@@ -43,6 +54,21 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    # ``prefect block register -m memory_resources`` lists the module with dir(): show the
+    # lazy names so the block classes are found.
+    return sorted({*globals(), *_LAZY})
+
+
+if "prefect.blocks.core" in sys.modules:
+    # Imported by Prefect (the ``prefect.collections`` entry point, e.g. when the server
+    # registers block types or a block document is loaded): register our block classes.
+    # A plain ``import memory_resources`` without Prefect loaded stays cheap.
+    from .blocks import load_all as _load_blocks
+
+    _load_blocks()
+
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
@@ -52,10 +78,17 @@ __all__ = [
     "LockNotAcquiredError",
     "MemoryAPI",
     "MemoryResourcesError",
+    "MemoryStore",
     "MemoryValidationError",
+    "PostgresMemory",
+    "RedisMemory",
+    "VectorMemory",
     "__version__",
     "configure_memory_api",
+    "current_memory",
     "get_memory_api",
+    "remember",
+    "remembered_task",
     "reset_memory_api",
     "set_memory_api",
 ]

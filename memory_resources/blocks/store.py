@@ -101,6 +101,24 @@ def _config_of(block: Any, model: type[Any]) -> Any:
     return model.model_validate(values)
 
 
+_NESTED: dict[str, type[Block]] = {
+    "redis": RedisMemory, "postgres": PostgresMemory, "vector": VectorMemory,
+}
+
+
+def _strip_nested_slugs(value: dict[str, Any]) -> dict[str, Any]:
+    """Drop the ``block_type_slug`` Prefect adds to nested block data when it names the
+    expected block type (the backend configs forbid unknown keys)."""
+    cleaned = dict(value)
+    for key, block_class in _NESTED.items():
+        nested = cleaned.get(key)
+        if isinstance(nested, dict) and (
+            nested.get("block_type_slug") == block_class.get_block_type_slug()
+        ):
+            cleaned[key] = {k: v for k, v in nested.items() if k != "block_type_slug"}
+    return cleaned
+
+
 class MemoryStore(Block):
     """Durable memory for agent flows: Redis, PostgreSQL and vector blocks in one place.
 
@@ -194,6 +212,8 @@ class MemoryStore(Block):
                 else value
             loader: Any = cls.load  # async_dispatch: _sync=True forces the sync path
             return loader(name, _sync=True)
+        if isinstance(value, dict):
+            value = _strip_nested_slugs(value)
         return handler(value)
 
     # -- configuration ---------------------------------------------------------------------
