@@ -13,6 +13,7 @@ import pytest
 from memory_resources.clock import ManualClock
 from memory_resources.config import EmbeddedConfig
 from memory_resources.errors import (
+    BackendError,
     BackendUnavailableError,
     MemoryValidationError,
     SchemaError,
@@ -300,3 +301,24 @@ def test_store_pickles_as_configuration(sqlite_store: SQLiteStore) -> None:
         assert record is not None and record["data"] == {"v": 1}
     finally:
         copy.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_backend_error(tmp_path: Path) -> None:
+    """A path holding something else than SQLite raises BackendError; health says unhealthy."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not an sqlite file" * 200)
+    store = SQLiteStore(EmbeddedConfig(path=str(path)))
+    with pytest.raises(BackendError) as info:
+        store.get_context("c")
+    assert info.value.backend == "sqlite"
+    assert store.health_check()["status"] == "unhealthy"
+    store.close()
+
+
+def test_timestamps_keep_microseconds(sqlite_store: SQLiteStore) -> None:
+    """History timestamps given with microseconds and offsets are stored exactly in UTC."""
+    written = sqlite_store.write_flow_run(FlowRunWrite(
+        flow_id="f", run_id="r", started_at="2026-01-31T12:00:00.123457+02:00",
+        ended_at="2026-01-31T10:00:00.999999Z"))
+    assert written["started_at"] == "2026-01-31T10:00:00.123457+00:00"
+    assert written["ended_at"] == "2026-01-31T10:00:00.999999+00:00"

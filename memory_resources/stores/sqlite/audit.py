@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ...clock import to_datetime, utc_iso
+from ...clock import to_datetime
 from ...errors import MemoryValidationError
 from ...records import AuditRecord
 from ...runinfo import current_run_ids
@@ -49,7 +49,7 @@ def normalize_timestamp(value: Any, field: str) -> str:
     if not isinstance(value, str) and not hasattr(value, "tzinfo"):
         raise MemoryValidationError(field, f"must be an ISO-8601 timestamp, got {value!r}")
     try:
-        return utc_iso(to_datetime(value).timestamp())
+        return to_datetime(value).isoformat(timespec="microseconds")
     except (ValueError, TypeError, OverflowError, OSError):
         raise MemoryValidationError(
             field, f"must be an ISO-8601 timestamp, got {value!r}",
