@@ -25,6 +25,8 @@ from typing import NoReturn
 from ...errors import BackendError, BackendUnavailableError, SchemaError
 
 BACKEND = "sqlite"
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes the WAL file is truncated to after a checkpoint (it grows while readers pin it)."""
 
 _UNAVAILABLE_CODES = frozenset(
     getattr(sqlite3, name)
@@ -105,6 +107,8 @@ class Database:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # after a checkpoint, truncate the WAL back to at most this size
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             conn.close()
             raise_backend_error(exc, f"configuring {self.path}")
