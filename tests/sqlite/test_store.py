@@ -18,6 +18,15 @@ from memory_resources.errors import (
     MemoryValidationError,
     SchemaError,
 )
+from memory_resources.protocols import (
+    AuditLog,
+    ContextStore,
+    EventLog,
+    Lifecycle,
+    LockManager,
+    RunHistory,
+    TaskOutputs,
+)
 from memory_resources.records import FlowRunWrite
 from memory_resources.stores.sqlite import SQLiteStore
 from memory_resources.stores.sqlite.schema import SCHEMA_VERSION, TABLES
@@ -322,3 +331,12 @@ def test_timestamps_keep_microseconds(sqlite_store: SQLiteStore) -> None:
         ended_at="2026-01-31T10:00:00.999999Z"))
     assert written["started_at"] == "2026-01-31T10:00:00.123457+00:00"
     assert written["ended_at"] == "2026-01-31T10:00:00.999999+00:00"
+
+
+def test_store_implements_every_embedded_protocol(sqlite_store: SQLiteStore) -> None:
+    """SQLiteStore is a Lifecycle, ContextStore, EventLog, LockManager, RunHistory,
+    TaskOutputs and AuditLog named "sqlite"."""
+    for protocol in (Lifecycle, ContextStore, EventLog, LockManager, RunHistory, TaskOutputs,
+                     AuditLog):
+        assert isinstance(sqlite_store, protocol), protocol.__name__
+    assert sqlite_store.backend_name == "sqlite"
