@@ -1,0 +1,333 @@
+"""PostgreSQL backend vs raw psycopg2 on the same server, in one run (< 3 min).
+
+Measures, side by side and interleaved in rounds (the machine is shared, so each figure is
+the median of the rounds):
+
+* a history write INCLUDING its audit row (``PostgresStore.write_flow_run``) vs the bare
+  ``INSERT ... ON CONFLICT`` upsert of the same row with raw psycopg2 (target <= 1.2x);
+* bulk history rows/s (``write_flow_runs``) vs raw ``execute_values`` (target <= 1.2x) and
+  vs ``COPY``;
+* ``read_flow_runs`` p50/p99 with 1M rows in the table (loaded with COPY over 12 monthly
+  partitions), vs the same SELECT with raw psycopg2, and the EXPLAIN showing pruning.
+
+Usage: ``python benchmarks/bench_postgres.py [--dsn DSN] [--rows 1000000] [--out FILE]``.
+The DSN defaults to ``$MEMORY_BENCH_POSTGRES_DSN``, ``$MEMORY_RESOURCES_POSTGRES_DSN`` or
+``postgresql://postgres@127.0.0.1:5432/test``. Everything runs in a throwaway schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+from psycopg2 import sql
+
+from memory_resources.records import FlowRunWrite
+from memory_resources.stores.postgres import PostgresStore
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+RESULTS = Path(__file__).parent / "results" / "postgres.md"
+UTC = dt.timezone.utc
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+class Bench:
+    """One benchmark session on a throwaway schema."""
+
+    def __init__(self, dsn: str, rows: int) -> None:
+        self.dsn = dsn
+        self.rows = rows
+        self.schema = f"mrbench_{uuid.uuid4().hex[:8]}"
+        self.store = PostgresStore({"dsn": dsn, "schema": self.schema, "max_connections": 4})
+        self.store.connect()
+        self.raw = psycopg2.connect(dsn)
+        with self.raw.cursor() as cur:
+            cur.execute(sql.SQL("SET search_path = {}, public").format(
+                sql.Identifier(self.schema)))
+        self.raw.commit()
+        self.lines: list[str] = []
+        self.figures: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self.store.close()
+        with self.raw.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))
+        self.raw.commit()
+        self.raw.close()
+
+    # -- single writes -----------------------------------------------------------------------
+
+    def single_writes(self, rounds: int = 5, per_round: int = 300) -> None:
+        upsert = (
+            "INSERT INTO flow_run_history (flow_id, run_id, status, data, created_at,"
+            " updated_at) VALUES (%s, %s, %s, %s::jsonb, %s, %s)"
+            " ON CONFLICT (flow_id, run_id, created_at) DO UPDATE SET"
+            " status = EXCLUDED.status, data = flow_run_history.data || EXCLUDED.data,"
+            " updated_at = EXCLUDED.updated_at"
+        )
+        ours: list[float] = []
+        raw: list[float] = []
+        for r in range(rounds):
+            now = dt.datetime.now(UTC)
+
+            def run_ours(r: int = r) -> None:
+                for i in range(per_round):
+                    self.store.write_flow_run(FlowRunWrite(
+                        "bench-ours", f"r{r}-{i}", status="running", data={"step": i}))
+
+            def run_raw(r: int = r, now: dt.datetime = now) -> None:
+                with self.raw.cursor() as cur:
+                    for i in range(per_round):
+                        cur.execute(upsert, ("bench-raw", f"r{r}-{i}", "running",
+                                             json.dumps({"step": i}), now, now))
+                        self.raw.commit()
+
+            ours.append(_rate(per_round, _timed(run_ours)))
+            raw.append(_rate(per_round, _timed(run_raw)))
+        o, w = statistics.median(ours), statistics.median(raw)
+        self.figures["single_write"] = {"ours_ops_s": o, "raw_ops_s": w, "ratio": w / o}
+        self.lines += [
+            "## Single history write (one row + its audit row, one round trip)",
+            "",
+            f"{rounds} interleaved rounds x {per_round} writes, each its own transaction "
+            "(fsync as configured on the server).",
+            "",
+            "| | ops/s (median) | time ratio vs raw |",
+            "|---|---:|---:|",
+            f"| raw psycopg2 bare `INSERT ... ON CONFLICT` | {w:,.0f} | 1.00x |",
+            f"| `write_flow_run` incl. key upsert + audit row | {o:,.0f} | {w / o:.2f}x |",
+            "",
+        ]
+
+    # -- bulk writes --------------------------------------------------------------------------
+
+    def bulk_writes(self, rounds: int = 3, per_round: int = 20_000) -> None:
+        now = dt.datetime.now(UTC)
+        ours: list[float] = []
+        values: list[float] = []
+        copy: list[float] = []
+        template = "(%s, %s, %s, %s::jsonb, %s, %s)"
+        insert = ("INSERT INTO flow_run_history (flow_id, run_id, status, data, created_at,"
+                  " updated_at) VALUES %s ON CONFLICT (flow_id, run_id, created_at) DO UPDATE"
+                  " SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at")
+        for r in range(rounds):
+            writes = [FlowRunWrite("bulk-ours", f"b{r}-{i}", status="completed",
+                                   data={"i": i}) for i in range(per_round)]
+            rows = [("bulk-raw", f"b{r}-{i}", "completed", json.dumps({"i": i}), now, now)
+                    for i in range(per_round)]
+
+            def run_values(rows: list[Any] = rows) -> None:
+                with self.raw.cursor() as cur:
+                    psycopg2.extras.execute_values(cur, insert, rows, template=template,
+                                                   page_size=1000)
+                self.raw.commit()
+
+            def run_copy(r: int = r) -> None:
+                buffer = io.StringIO()
+                stamp = now.isoformat()
+                for i in range(per_round):
+                    buffer.write(f"bulk-copy\tc{r}-{i}\tcompleted\t{{\"i\": {i}}}\t{stamp}"
+                                 f"\t{stamp}\n")
+                buffer.seek(0)
+                with self.raw.cursor() as cur:
+                    cur.copy_expert(
+                        "COPY flow_run_history (flow_id, run_id, status, data, created_at,"
+                        " updated_at) FROM STDIN", buffer)
+                self.raw.commit()
+
+            ours.append(_rate(per_round, _timed(lambda w=writes: self.store.write_flow_runs(w))))
+            values.append(_rate(per_round, _timed(run_values)))
+            copy.append(_rate(per_round, _timed(run_copy)))
+        o, v, c = (statistics.median(x) for x in (ours, values, copy))
+        self.figures["bulk"] = {"ours_rows_s": o, "execute_values_rows_s": v, "copy_rows_s": c,
+                                "ratio_vs_execute_values": v / o, "ratio_vs_copy": c / o}
+        self.lines += [
+            "## Bulk history write",
+            "",
+            f"{rounds} interleaved rounds x {per_round:,} new runs in one transaction.",
+            "",
+            "| | rows/s (median) | time ratio |",
+            "|---|---:|---:|",
+            f"| raw `COPY` (no upsert, no audit) | {c:,.0f} | {c / o:.2f}x faster than ours |",
+            f"| raw `execute_values` upsert (no audit) | {v:,.0f} | 1.00x |",
+            f"| `write_flow_runs` (keys + upsert + audit rows) | {o:,.0f} | {v / o:.2f}x |",
+            "",
+        ]
+
+    # -- reads on 1M rows ------------------------------------------------------------------
+
+    def load(self) -> float:
+        start = dt.datetime(2025, 1, 1, tzinfo=UTC)
+        self.store.create_partitions(start, 11)
+        flows = 1000
+        span = 365 * 86400
+
+        def rows(for_keys: bool) -> io.StringIO:
+            rng = random.Random(7)
+            buffer = io.StringIO()
+            for i in range(self.rows):
+                created = (start + dt.timedelta(seconds=rng.randrange(span))).isoformat()
+                flow = f"flow-{i % flows}"
+                if for_keys:
+                    buffer.write(f"{flow}\trun-{i}\t{created}\n")
+                else:
+                    status = "failed" if i % 17 == 0 else "completed"
+                    buffer.write(f"{flow}\trun-{i}\t{status}\t{{\"n\": {i}}}\t{created}"
+                                 f"\t{created}\n")
+            buffer.seek(0)
+            return buffer
+
+        def copy_all() -> None:
+            with self.raw.cursor() as cur:
+                cur.copy_expert("COPY flow_run_history (flow_id, run_id, status, data,"
+                                " created_at, updated_at) FROM STDIN", rows(False))
+                cur.copy_expert("COPY flow_run_history_keys (flow_id, run_id, created_at)"
+                                " FROM STDIN", rows(True))
+            self.raw.commit()
+            self.raw.autocommit = True
+            with self.raw.cursor() as cur:
+                cur.execute("ANALYZE flow_run_history")
+                cur.execute("ANALYZE flow_run_history_keys")
+            self.raw.autocommit = False
+
+        return _timed(copy_all)
+
+    def reads(self, samples: int = 400) -> None:
+        load_s = self.load()
+        rng = random.Random(11)
+        flows = [f"flow-{rng.randrange(1000)}" for _ in range(samples)]
+        select = (self.store.statement("history.read")
+                  + " WHERE h.flow_id = %(flow_id)s"
+                  " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s")
+        cases: list[tuple[str, Callable[[str], Any], Callable[[str], Any]]] = []
+
+        def raw_query(statement: str, params: dict[str, Any]) -> Any:
+            with self.raw.cursor() as cur:
+                cur.execute(statement, params)
+                result = cur.fetchall()
+            self.raw.commit()
+            return result
+
+        cases.append((
+            "`read_flow_run_history(flow_id, limit=100)` (newest first, all partitions)",
+            lambda f: self.store.read_flow_runs(f, limit=100),
+            lambda f: raw_query(select, {"flow_id": f, "limit": 100}),
+        ))
+        month = {"since": dt.datetime(2025, 6, 1, tzinfo=UTC),
+                 "until": dt.datetime(2025, 7, 1, tzinfo=UTC)}
+        ranged = (self.store.statement("history.read")
+                  + " WHERE h.flow_id = %(flow_id)s AND h.created_at >= %(since)s"
+                  " AND h.created_at < %(until)s"
+                  " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s")
+        cases.append((
+            "one month (`since`/`until`, pruned to one partition)",
+            lambda f: self.store.read_flow_runs(f, limit=100, since="2025-06-01T00:00:00Z",
+                                                until="2025-07-01T00:00:00Z"),
+            lambda f: raw_query(ranged, {"flow_id": f, "limit": 100, **month}),
+        ))
+        point = self.store.statement("history.read_run") + " LIMIT 1"
+        runs = [f"run-{rng.randrange(self.rows)}" for _ in range(samples)]
+        cases.append((
+            "one run (`run_id`, key lookup + run-time pruning)",
+            lambda r: self.store.read_flow_runs(None, r),
+            lambda r: raw_query(point, {"run_id": r}),
+        ))
+        self.lines += [
+            f"## read_flow_run_history with {self.rows:,} rows",
+            "",
+            f"Loaded with COPY in {load_s:.1f} s ({_rate(self.rows, load_s):,.0f} rows/s incl. "
+            "the keys table and ANALYZE), 12 monthly partitions, 1,000 flows. "
+            f"{samples} queries per case, ours and raw alternating.",
+            "",
+            "| query | ours p50 ms | ours p99 ms | raw p50 ms | raw p99 ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        self.figures["reads"] = {}
+        for label, ours_fn, raw_fn in cases:
+            ours_t: list[float] = []
+            raw_t: list[float] = []
+            args = runs if "run_id" in label else flows
+            for arg in args:
+                ours_t.append(_timed(lambda a=arg, fn=ours_fn: fn(a)) * 1000)
+                raw_t.append(_timed(lambda a=arg, fn=raw_fn: fn(a)) * 1000)
+            q = [statistics.quantiles(t, n=100) for t in (ours_t, raw_t)]
+            figures = {"ours_p50": statistics.median(ours_t), "ours_p99": q[0][98],
+                       "raw_p50": statistics.median(raw_t), "raw_p99": q[1][98]}
+            self.figures["reads"][label] = figures
+            self.lines.append(
+                f"| {label} | {figures['ours_p50']:.2f} | {figures['ours_p99']:.2f} | "
+                f"{figures['raw_p50']:.2f} | {figures['raw_p99']:.2f} |")
+        with self.raw.cursor() as cur:
+            cur.execute("EXPLAIN (COSTS OFF) " + ranged,
+                        {"flow_id": "flow-1", "limit": 100, **month})
+            plan = "\n".join(row[0] for row in cur.fetchall())
+        self.raw.commit()
+        self.lines += ["", "EXPLAIN of the one-month read (only the June partition is scanned):",
+                       "", "```", plan, "```", ""]
+
+    def header(self) -> list[str]:
+        with self.raw.cursor() as cur:
+            cur.execute("SELECT current_setting('server_version'), current_setting('fsync'),"
+                        " current_setting('synchronous_commit')")
+            version, fsync, sync = cur.fetchone()  # type: ignore[misc]
+        self.raw.commit()
+        return [
+            "# PostgreSQL backend benchmark",
+            "",
+            f"Run {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_postgres.py`: "
+            f"PostgreSQL {version} (fsync={fsync}, synchronous_commit={sync}) on loopback, "
+            f"Python {platform.python_version()}, psycopg2 {psycopg2.__version__.split()[0]}, "
+            f"{os.cpu_count()} CPUs shared with other workloads. Ours and raw psycopg2 run "
+            "against the same server and schema in one process, interleaved.",
+            "",
+        ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=os.environ.get("MEMORY_BENCH_POSTGRES_DSN")
+                        or os.environ.get("MEMORY_RESOURCES_POSTGRES_DSN") or DEFAULT_DSN)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    bench = Bench(args.dsn, args.rows)
+    started = time.perf_counter()
+    try:
+        lines = bench.header()
+        bench.single_writes()
+        bench.bulk_writes()
+        bench.reads()
+    finally:
+        bench.close()
+    lines += bench.lines
+    lines.append(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(json.dumps(bench.figures, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
