@@ -15,6 +15,7 @@ from memory_resources import default
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RUNNABLE = re.compile(r"<!-- runnable -->\s*```python\n(.*?)```", re.DOTALL)
+RUNNABLE_PREFECT = re.compile(r"<!-- runnable: prefect -->\s*```python\n(.*?)```", re.DOTALL)
 
 
 def runnable_blocks() -> list[str]:
@@ -86,3 +87,19 @@ def test_documented_environment_variables_are_the_ones_read() -> None:
     read = {default.ENV_REDIS_URL, default.ENV_POSTGRES_DSN, default.ENV_VECTOR_BACKEND,
             default.ENV_VECTOR_DIMENSION, "MEMORY_RESOURCES_HOME"}
     assert documented == read
+
+
+@pytest.mark.prefect
+def test_prefect_example_captures_the_run(sandbox: Path, prefect_harness: None,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's Prefect example runs a real flow whose history row is captured."""
+    blocks = RUNNABLE_PREFECT.findall(README.read_text(encoding="utf-8"))
+    assert len(blocks) == 1
+    module = sandbox / "readme_prefect_example.py"
+    module.write_text(blocks[0], encoding="utf-8")
+    namespace = {"__name__": "readme_prefect_example", "__file__": str(module)}
+    try:
+        exec(compile(blocks[0], str(module), "exec"), namespace)
+    finally:
+        namespace["memory"].close()
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "agent completed"
