@@ -152,12 +152,11 @@ class argument_names:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> None:
         if isinstance(exc, MemoryValidationError):
             renamed = _rename(exc, self.names)
             if renamed is not None:
                 raise renamed from exc
-        return False
 
 
 def _rename(exc: MemoryValidationError, names: dict[str, str]) -> MemoryValidationError | None:
