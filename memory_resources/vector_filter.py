@@ -218,9 +218,10 @@ class MetadataColumns:
                 if column.count == 0:
                     del self._columns[key]
 
-    def set_row(self, row: int, metadata: Mapping[str, Any]) -> None:
-        """Replace ``row``'s values by ``metadata``."""
-        self.clear_row(row)
+    def set_row(self, row: int, metadata: Mapping[str, Any], *, fresh: bool = False) -> None:
+        """Replace ``row``'s values by ``metadata`` (``fresh``: the row is known empty)."""
+        if not fresh:
+            self.clear_row(row)
         for key, value in metadata.items():
             column = self._columns.get(key)
             if column is None:

@@ -113,7 +113,7 @@ class VectorMatrix:
                 self.rows[ids[i]] = row
                 self.ids.append(ids[i])
                 self.metadata.append(metadata[i])
-                self.columns.set_row(row, decoded[i])
+                self.columns.set_row(row, decoded[i], fresh=True)
             self.size = start + len(fresh)
 
     def delete(self, ids: Sequence[str]) -> int:
