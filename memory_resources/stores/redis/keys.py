@@ -14,6 +14,21 @@ follows the tag, so keys are unique and readable in ``redis-cli``::
 from __future__ import annotations
 
 import hashlib
+from typing import Any
+
+from ...errors import MemoryValidationError
+from ...validation import require_id
+
+
+def require_key_id(value: Any, field: str) -> str:
+    """:func:`require_id` plus: encodable as UTF-8 (Redis keys are bytes)."""
+    ident = require_id(value, field)
+    try:
+        ident.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MemoryValidationError(
+            field, "must be valid UTF-8 text (it contains a lone surrogate)") from None
+    return ident
 
 
 def hash_tag(ident: str) -> str:

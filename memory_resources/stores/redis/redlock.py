@@ -30,7 +30,7 @@ import redis.exceptions as rex
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
-from .scripts import Scripts
+from .scripts import Scripts, run
 
 _ACQUIRE = attrgetter("acquire")
 _RELEASE = attrgetter("release")
@@ -129,7 +129,7 @@ class Redlock:
         if self.single:
             node = self.nodes[0]
             try:
-                token = node.scripts.acquire(keys=(lease, fence), args=(owner, ttl_ms))
+                token = run(node.scripts.acquire, node.client, (lease, fence), (owner, ttl_ms))
             except CAUGHT as exc:
                 raise translate(exc, self._secrets) from exc
             return None if token is None else int(token)
@@ -155,7 +155,8 @@ class Redlock:
         lease, _ = self.keys.lock_pair(name)
         if self.single:
             try:
-                return bool(self.nodes[0].scripts.release(keys=(lease,), args=(owner,)))
+                node = self.nodes[0]
+                return bool(run(node.scripts.release, node.client, (lease,), (owner,)))
             except CAUGHT as exc:
                 if quiet:
                     return False
@@ -170,7 +171,8 @@ class Redlock:
         lease, _ = self.keys.lock_pair(name)
         if self.single:
             try:
-                return bool(self.nodes[0].scripts.extend(keys=(lease,), args=(owner, ttl_ms)))
+                node = self.nodes[0]
+                return bool(run(node.scripts.extend, node.client, (lease,), (owner, ttl_ms)))
             except CAUGHT as exc:
                 raise translate(exc, self._secrets) from exc
         results = self._on_all(_EXTEND, (lease,), (owner, ttl_ms))

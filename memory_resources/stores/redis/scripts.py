@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.exceptions as rex
+
 SET_CONTEXT = """
 local old = redis.call('GET', KEYS[1])
 local version = 1
@@ -116,3 +118,15 @@ class Scripts:
         """Every script, e.g. to pre-load them before a pipeline."""
         return [self.set_context, self.append_event, self.clear_context, self.acquire,
                 self.release, self.extend, self.raise_fence]
+
+
+def run(script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    """``EVALSHA`` of a registered ``script`` on ``client`` (not a pipeline); on
+    ``NOSCRIPT`` (script cache flushed, server restarted) redis-py's ``Script`` call loads it.
+
+    Same effect as ``script(keys=..., args=...)`` without its per-call overhead.
+    """
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except rex.NoScriptError:
+        return script(keys=keys, args=args, client=client)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
-from ...clock import SYSTEM_CLOCK, Clock, utc_iso
+from ...clock import SYSTEM_CLOCK, Clock
 from ...codec import decode, encode
 from ...config import RedisConfig, parse_config
 from ...errors import MemoryValidationError
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
-from ...validation import require_dict, require_id, require_positive_int, require_ttl
+from ...validation import require_dict, require_positive_int, require_ttl
 from . import client as clients
 from .batch import ScriptBatcher
 from .errors import CAUGHT, translate
-from .keys import KeySpace
+from .keys import KeySpace, require_key_id
 from .monitor import health_report, stats_report
 from .redlock import LockNode, Redlock
-from .scripts import Scripts
+from .scripts import Scripts, run
+from .timefmt import iso_utc
 
 _log = get_logger(__name__)
 
@@ -139,7 +140,7 @@ class RedisStore:
     # -- context ---------------------------------------------------------------------------
 
     def _prepare_context(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
-        cid = require_id(context_id, "context_id")
+        cid = require_key_id(context_id, "context_id")
         payload = encode(require_dict(data, "data"), field="data",
                          max_bytes=self.config.max_payload_bytes)
         seconds = require_ttl(ttl)
@@ -148,15 +149,15 @@ class RedisStore:
         return cid, payload, seconds
 
     def _stamp(self, cid: str, payload: str, ttl: int | None, now: float) -> _ContextWrite:
-        return _ContextWrite(cid, payload, ttl, utc_iso(now),
-                             None if ttl is None else utc_iso(now + ttl))
+        return _ContextWrite(cid, payload, ttl, iso_utc(now),
+                             None if ttl is None else iso_utc(now + ttl))
 
     def _set_call(self, w: _ContextWrite) -> tuple[tuple[str, str], tuple[str, str, str]]:
         """Keys and args of the SET_CONTEXT script (the envelope after its fixed head)."""
         expires = "null" if w.expires_at is None else f'"{w.expires_at}"'
         tail = (f',"updated_at":"{w.updated_at}","ttl":{"null" if w.ttl is None else w.ttl},'
                 f'"expires_at":{expires},'
-                f'"context_id":{json.dumps(w.cid, ensure_ascii=False)},"data":{w.payload}}}')
+                f'"context_id":{encode_basestring(w.cid)},"data":{w.payload}}}')
         return self.keys.context_pair(w.cid), (
             w.updated_at, tail, "" if w.ttl is None else str(w.ttl * 1000))
 
@@ -177,18 +178,20 @@ class RedisStore:
         """Store ``data`` (one atomic script: new version, ``SET`` with ``PX``, the event
         stream given the same expiry, or none when ``ttl`` is None)."""
         cid, payload, seconds = self._prepare_context(context_id, data, ttl)
-        _, scripts = self._open()
+        client, scripts = self._open()
         write = self._stamp(cid, payload, seconds, self.clock.time())
         keys, args = self._set_call(write)
         try:
-            reply = scripts.set_context(keys=keys, args=args)
+            reply = run(scripts.set_context, client, keys, args)
+        except UnicodeEncodeError:
+            raise _not_utf8("data") from None
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return self._record(write, reply)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
-        key = self.keys.context(require_id(context_id, "context_id"))
+        key = self.keys.context(require_key_id(context_id, "context_id"))
         client, _ = self._open()
         try:
             raw = client.get(key)
@@ -198,10 +201,10 @@ class RedisStore:
 
     def clear_context(self, context_id: str) -> bool:
         """Delete the context and its event stream in one atomic script."""
-        keys = self.keys.context_pair(require_id(context_id, "context_id"))
-        _, scripts = self._open()
+        keys = self.keys.context_pair(require_key_id(context_id, "context_id"))
+        client, scripts = self._open()
         try:
-            return int(scripts.clear_context(keys=keys, args=())) > 0
+            return int(run(scripts.clear_context, client, keys, ())) > 0
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
 
@@ -234,6 +237,8 @@ class RedisStore:
         try:
             replies = self._batcher.run(lambda s: s.set_context,
                                         [self._set_call(w) for w in writes])
+        except UnicodeEncodeError:
+            raise _not_utf8("items") from None
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return [self._record(w, reply) for w, reply in zip(writes, replies, strict=True)]
@@ -242,7 +247,7 @@ class RedisStore:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""
         if isinstance(context_ids, str) or not isinstance(context_ids, Sequence):
             raise MemoryValidationError("context_ids", "must be a sequence of context ids")
-        keys = [self.keys.context(require_id(cid, f"context_ids[{i}]"))
+        keys = [self.keys.context(require_key_id(cid, f"context_ids[{i}]"))
                 for i, cid in enumerate(context_ids)]
         if not keys:
             return []
@@ -260,16 +265,17 @@ class RedisStore:
 
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         """``XADD`` (``MAXLEN ~ events_maxlen`` when set); the stream keeps the context's TTL."""
-        cid = require_id(context_id, "context_id")
+        cid = require_key_id(context_id, "context_id")
         payload = encode(require_dict(event, "event"), field="event",
                          max_bytes=self.config.max_payload_bytes)
-        _, scripts = self._open()
-        timestamp = utc_iso(self.clock.time())
+        client, scripts = self._open()
+        timestamp = iso_utc(self.clock.time())
         maxlen = self.config.events_maxlen
         try:
-            event_id = scripts.append_event(
-                keys=self.keys.context_pair(cid),
-                args=(payload, timestamp, "" if maxlen is None else str(maxlen)))
+            event_id = run(scripts.append_event, client, self.keys.context_pair(cid),
+                           (payload, timestamp, "" if maxlen is None else str(maxlen)))
+        except UnicodeEncodeError:
+            raise _not_utf8("event") from None
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
@@ -278,7 +284,7 @@ class RedisStore:
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
         """Events in append order via ``XRANGE``; ``since`` is an exclusive stream id."""
-        cid = require_id(context_id, "context_id")
+        cid = require_key_id(context_id, "context_id")
         if since is not None and (not isinstance(since, str) or not _STREAM_ID.match(since)):
             raise MemoryValidationError(
                 "since", f"must be an event id returned by this store, got {since!r}",
@@ -302,21 +308,21 @@ class RedisStore:
 
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """Redlock acquire on the quorum; the fencing token, or None if held elsewhere."""
-        require_id(name, "lock_name")
-        require_id(owner, "owner")
+        require_key_id(name, "lock_name")
+        require_key_id(owner, "owner")
         require_positive_int(ttl_ms, "ttl_ms")
         return self._lock_manager().try_acquire(name, owner, ttl_ms)
 
     def release(self, name: str, owner: str) -> bool:
         """Compare-and-delete on every lock node; True when a quorum released it."""
-        require_id(name, "lock_name")
-        require_id(owner, "owner")
+        require_key_id(name, "lock_name")
+        require_key_id(owner, "owner")
         return self._lock_manager().release(name, owner)
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Compare-and-pexpire on every lock node; True when a quorum still held it."""
-        require_id(name, "lock_name")
-        require_id(owner, "owner")
+        require_key_id(name, "lock_name")
+        require_key_id(owner, "owner")
         require_positive_int(ttl_ms, "ttl_ms")
         return self._lock_manager().extend(name, owner, ttl_ms)
 
@@ -327,6 +333,11 @@ class RedisStore:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return (f"RedisStore({target}={where!r}, key_prefix={self.config.key_prefix!r}, "
                 f"lock_nodes={len(self.config.lock_nodes)})")
+
+
+def _not_utf8(field: str) -> MemoryValidationError:
+    return MemoryValidationError(
+        field, "contains a string that is not valid UTF-8 (a lone surrogate); nothing written")
 
 
 def _parse_envelope(raw: str) -> ContextRecord:
