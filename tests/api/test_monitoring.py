@@ -76,3 +76,22 @@ def test_spec_monitoring_snippet_runs(api: MemoryAPI) -> None:
     ]
     assert not degraded
     assert lines[2] == "Vector embeddings: 0"
+
+
+def test_health_of_an_adapter_served_by_several_stores(tmp_path: Path) -> None:
+    """When an adapter's roles use different stores, its entry lists each role's report."""
+    from memory_resources.config import EmbeddedConfig
+    from memory_resources.stores.sqlite import SQLiteStore
+
+    separate = SQLiteStore(EmbeddedConfig(path=str(tmp_path / "context.db")))
+    api = MemoryAPI.from_stores(context=separate,
+                                embedded_config={"path": str(tmp_path / "rest.db")},
+                                vector_config={"dimension": DIMENSION})
+    health = api.health_check()
+    redis_entry = health["adapters"]["redis"]
+    assert redis_entry["status"] == "healthy" and redis_entry["backend"] == "sqlite"
+    assert set(redis_entry["roles"]) == {"context", "events", "locks"}
+    paths = {role: report["details"]["path"] for role, report in redis_entry["roles"].items()}
+    assert paths["context"].endswith("context.db") and paths["events"].endswith("rest.db")
+    assert "roles" not in health["adapters"]["postgres"]
+    api.disconnect()

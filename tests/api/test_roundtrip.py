@@ -275,3 +275,32 @@ def test_store_returns_the_connected_store_of_a_role(api: MemoryAPI) -> None:
     assert history is api.store("context")
     assert history.backend_name == "sqlite"
     assert api.store("vectors").backend_name == "numpy"
+
+
+def test_one_api_shared_by_many_threads(api: MemoryAPI) -> None:
+    """Eight threads writing through one MemoryAPI lose no context, event or output."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for index in range(15):
+                api.set_context(f"t{worker}-{index}", {"w": worker, "i": index})
+                api.append_event(f"stream-{worker}", {"i": index})
+                api.write_task_output(f"task-{worker}", {"i": index})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for worker in range(8):
+        assert [e["data"]["i"] for e in api.get_events(f"stream-{worker}")] == list(range(15))
+        assert len(api.list_task_outputs(f"task-{worker}")) == 15
+        for index in range(15):
+            record = api.get_context(f"t{worker}-{index}")
+            assert record is not None and record["data"] == {"w": worker, "i": index}
