@@ -9,12 +9,21 @@ the second run lists the first.
 
 from __future__ import annotations
 
+import os
+
+# A fresh Prefect home migrates its database on the first ephemeral start, which can take
+# longer than Prefect's 20 s default on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the summary readable
+
 import sys
 from typing import Any
 
 from prefect import flow, task
 from prefect.context import FlowRunContext
 
+from flows import quiet_structlog
 from flows.embedding import embed
 from memory_resources.blocks import MemoryStore
 from memory_resources.prefect import remember
@@ -63,7 +72,7 @@ def answer(goal: str, notes: list[dict[str, Any]]) -> str:
 @remember(memory)
 @flow(name="demo-agent")
 def demo_agent(session_id: str = "demo-session",
-               goal: str = "How does the agent keep its history durable?") -> dict[str, Any]:
+               goal: str = "Where does the agent store its flow run history?") -> dict[str, Any]:
     """Plan, recall notes by similarity, answer, and remember the session."""
     ctx = memory.context(session_id)  # TTL from the block: context_ttl=3600 s
     runs_before = int(ctx.data.get("runs", 0))
@@ -119,7 +128,8 @@ def summary(result: dict[str, Any], session_id: str = "demo-session") -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo once and print the summary."""
     args = sys.argv[1:] if argv is None else argv
-    goal = " ".join(args) if args else "How does the agent keep its history durable?"
+    quiet_structlog()
+    goal = " ".join(args) if args else "Where does the agent store its flow run history?"
     result = demo_agent(goal=goal)
     print(summary(result))
     return 0

@@ -11,6 +11,14 @@ as the ``memory`` parameter (block name, ``$ref`` or instance).
 
 from __future__ import annotations
 
+import os
+
+# A fresh Prefect home migrates its database on the first ephemeral start, which can take
+# longer than Prefect's 20 s default on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # keep the answer readable
+
 import hashlib
 import re
 import sys
@@ -18,6 +26,7 @@ from typing import Any
 
 from prefect import flow, task
 
+from flows import quiet_structlog
 from flows.embedding import embed
 from memory_resources.blocks import MemoryStore
 from memory_resources.prefect import current_memory, remember
@@ -120,6 +129,7 @@ def rag_agent(question: str, session_id: str = "rag-session",
 def main(argv: list[str] | None = None) -> int:
     """Ask one question and print the answer with its citations."""
     args = sys.argv[1:] if argv is None else argv
+    quiet_structlog()
     question = " ".join(args) or "What happens when a hook cannot write?"
     result = rag_agent(question)
     print(f"Q: {question}\nA: {result['answer']}\nsources: {', '.join(result['citations'])}")
