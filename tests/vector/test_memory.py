@@ -10,7 +10,7 @@ import pytest
 
 from memory_resources.stores.numpy_index import NumpyVectorIndex
 
-ROWS, DIM = 20_000, 768
+ROWS, DIM = 10_000, 768
 
 
 def traced_index_bytes(batch: int, storage_dtype: str = "float32") -> tuple[int, int]:
