@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,27 @@ def test_sqlite_persistence_shares_the_file_between_namespaces(tmp_path: Path) -
     one.upsert(["a", "b"], [[1, 0], [0, 1]])
     two.upsert(["a"], [[1, 1]])
     stats = one.stats()
-    assert stats["namespaces"] == {"one": 2} and stats["persisted_bytes"] > 0
+    assert stats["namespaces"] == {"one": 2, "two": 1} and stats["persisted_bytes"] > 0
     assert NumpyVectorIndex(2, "cosine", "two", persistence=SqliteVectorPersistence(db)
                             ).count() == 1
+
+
+def test_pickled_index_reloads_from_persistence(tmp_path: Path) -> None:
+    """A pickled index (e.g. crossing a task runner) drops its lock, connection and matrix
+    and reloads the persisted vectors lazily."""
+    index = NumpyVectorIndex(2, "cosine", "ns",
+                             persistence=SqliteVectorPersistence(tmp_path / "v.db"))
+    index.upsert(["a"], [[1, 0]], [{"k": "v"}])
+    clone = pickle.loads(pickle.dumps(index))
+    assert clone._matrix is None
+    assert clone.get("a")[1] == {"k": "v"}
+    clone.upsert(["b"], [[0, 1]])
+    assert clone.count() == 2
+
+
+def test_pickled_memory_only_index_keeps_its_vectors() -> None:
+    """Without persistence the pickled index carries its vectors and filter columns."""
+    index = NumpyVectorIndex(2, "euclidean")
+    index.upsert(["a", "b"], [[1, 0], [0, 1]], [{"t": "x"}, {"t": "y"}])
+    clone = pickle.loads(pickle.dumps(index))
+    assert [m["id"] for m in clone.query([0, 1], filter={"t": "y"})] == ["b"]

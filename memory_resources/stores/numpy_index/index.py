@@ -178,10 +178,14 @@ class NumpyVectorIndex:
         }
 
     def stats(self) -> JSONDict:
-        """Counts and sizes: ``total_embeddings``, ``namespaces`` (counts), ``matrix_bytes``
-        (raw live rows), ``memory_bytes`` (allocated arrays), ``persisted_bytes``."""
+        """Counts and sizes: ``total_embeddings`` (this namespace), ``namespaces`` (count per
+        namespace: every namespace of a SQLite file, else this one), ``matrix_bytes`` (raw
+        live rows), ``memory_bytes`` (allocated arrays), ``persisted_bytes``."""
         with self._lock:
             matrix = self._loaded()
+            counts = getattr(self._persistence, "namespace_counts", None)
+            namespaces: dict[str, int] = counts() if callable(counts) else {}
+            namespaces[self.namespace] = matrix.size
             return {
                 "backend": self.backend_name,
                 "namespace": self.namespace,
@@ -189,13 +193,26 @@ class NumpyVectorIndex:
                 "metric": self.metric,
                 "storage_dtype": self.storage_dtype,
                 "total_embeddings": matrix.size,
-                "namespaces": {self.namespace: matrix.size},
+                "namespaces": namespaces,
                 "capacity": matrix.capacity,
                 "matrix_bytes": matrix.size * self.dimension * matrix.dtype.itemsize,
                 "memory_bytes": matrix.nbytes(),
                 "persistence": self._persistence.location if self._persistence else None,
                 "persisted_bytes": self._persistence.size_bytes() if self._persistence else 0,
             }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the lock; with persistence also without the in-memory copy
+        (the unpickled index reloads it lazily)."""
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        if self._persistence is not None:
+            state["_matrix"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # -- writes ------------------------------------------------------------------------
     def _validate_metadata(self, metadata: Any, count: int) -> tuple[list[str], list[JSONDict]]:

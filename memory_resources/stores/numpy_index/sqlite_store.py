@@ -133,6 +133,27 @@ class SqliteVectorPersistence:
             except sqlite3.Error as exc:
                 raise BackendError("sqlite", f"cannot write vectors: {exc}") from exc
 
+    def namespace_counts(self) -> dict[str, int]:
+        """Rows per namespace stored in the file."""
+        with self._lock:
+            try:
+                rows = self._connection().execute(
+                    "SELECT namespace, COUNT(*) FROM vector_embeddings GROUP BY namespace"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise BackendError("sqlite", f"cannot count vectors: {exc}") from exc
+        return {str(name): int(count) for name, count in rows}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration only; the connection reopens lazily."""
+        state = self.__dict__.copy()
+        state["_conn"], state["_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def ping(self) -> None:
         """Run ``SELECT 1`` on the connection."""
         with self._lock:
