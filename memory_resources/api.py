@@ -10,7 +10,6 @@ the vector backend. Writes return ``True``; failures raise typed errors, never `
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +18,9 @@ from .api_build import (
     Composition,
     compose_from_configs,
     compose_from_stores,
-    distinct_stores,
 )
 from .api_inputs import argument_names, flow_run_write, optional_timestamp
+from .api_lifecycle import StoreConnections
 from .api_monitor import backend_name, health, memory_stats
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
 from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
@@ -121,10 +120,9 @@ class MemoryAPI:
 
     def _setup(self, composition: Composition, clock: Clock) -> None:
         self._roles = composition.roles
-        self._owned = composition.owned
         self._clock = clock
-        self._connected: set[int] = set()
-        self._connect_lock = threading.Lock()
+        self._connections = StoreConnections(composition)
+        self._ensure = self._connections.ensure
         r = composition.roles
         self._context, self._events, self._locks = r["context"], r["events"], r["locks"]
         self._history, self._outputs, self._audit = r["history"], r["outputs"], r["audit"]
@@ -137,18 +135,6 @@ class MemoryAPI:
         """Which backend serves each role, e.g. ``{"context": "redis", "history": "sqlite"}``."""
         return {role: backend_name(store) for role, store in self._roles.items()}
 
-    def _ensure(self, store: Any) -> Any:
-        """Connect ``store`` once (thread-safe); returns it."""
-        if id(store) in self._connected:
-            return store
-        with self._connect_lock:
-            if id(store) not in self._connected:
-                connect = getattr(store, "connect", None)
-                if connect is not None:
-                    connect()
-                self._connected.add(id(store))
-        return store
-
     def store(self, role: str) -> Any:
         """The connected store serving ``role`` (``context``, ``events``, ``locks``,
         ``history``, ``outputs``, ``audit`` or ``vectors``), for backend-specific calls."""
@@ -159,29 +145,15 @@ class MemoryAPI:
 
     def connect(self) -> bool:
         """Connect every backend; ``True``, or raise the first backend's typed error."""
-        for store in distinct_stores(self._roles):
-            self._ensure(store)
+        self._connections.connect_all()
         _log.debug("memory api connected", backends=self.backends)
         return True
 
     def disconnect(self) -> None:
-        """Close the connections of the stores this API owns. Idempotent; any later call
+        """Close the connections of the stores this API owns (all of them, even when one
+        close fails; that error is raised afterwards). Idempotent; any later call
         reconnects lazily."""
-        failure: BaseException | None = None
-        with self._connect_lock:
-            owned = {id(store) for store in self._owned}
-            for store in distinct_stores(self._roles):
-                close = getattr(store, "close", None) if id(store) in owned else None
-                try:
-                    if close is not None:
-                        close()
-                except Exception as exc:  # close the others, then report the first failure
-                    _log.warning("closing a store failed", backend=backend_name(store),
-                                 error=str(exc))
-                    failure = failure or exc
-            self._connected.clear()
-        if failure is not None:
-            raise failure
+        self._connections.close_owned()
 
     def __enter__(self) -> MemoryAPI:
         self.connect()
