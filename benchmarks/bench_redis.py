@@ -117,14 +117,14 @@ def main() -> None:
             pipe.execute()
 
     rows.append(compare("set_contexts(100) vs raw 100-command pipeline", raw_pipeline,
-                        lambda i: store.set_contexts(batch, ttl=3600), max(5, n // 50), 100))
+                        lambda i: store.set_contexts(batch, ttl=3600), max(5, n // 100), 100))
     single = compare("100 x set_context vs set_contexts(100) (speed-up)",
                      lambda i: [store.set_context(c, DATA, ttl=3600) for c in ids],
-                     lambda i: store.set_contexts(batch, ttl=3600), max(5, n // 50), 100)
+                     lambda i: store.set_contexts(batch, ttl=3600), max(5, n // 100), 100)
     rows.append(single)
     rows.append(compare("100 x get_context vs get_contexts(100) (speed-up)",
                         lambda i: [store.get_context(c) for c in ids],
-                        lambda i: store.get_contexts(ids), max(5, n // 50), 100))
+                        lambda i: store.get_contexts(ids), max(5, n // 100), 100))
 
     def raw_lock(i: int) -> None:
         lock = raw.lock(f"{prefix}rawlock", timeout=10, blocking_timeout=0)

@@ -133,12 +133,13 @@ def _redlock_store(make: MakeRedisStore, servers: list[RedisServer]) -> RedisSto
 def test_redlock_survives_one_stopped_master_and_refuses_with_two(
     three_masters: list[RedisServer], make_redis_store: MakeRedisStore
 ) -> None:
-    """Over 3 masters the lock is taken with one master stopped (quorum 2) and refused with
-    two stopped; the tokens stay strictly increasing."""
+    """Over 3 masters the lock is taken with one master stopped (quorum 2, health degraded)
+    and refused with two stopped (health unhealthy); the tokens stay strictly increasing."""
     store = _redlock_store(make_redis_store, three_masters)
     with Lock(store, "q", blocking_timeout=0) as lock:
         first = lock.fencing_token
     three_masters[2].stop()
+    assert store.health_check()["status"] == "degraded"
     with Lock(store, "q", blocking_timeout=0) as lock:
         second = lock.fencing_token
     assert first is not None and second is not None and second > first
