@@ -195,8 +195,9 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
     """Single and batch ms/query of every contender, float16 recall and index stats."""
     ids = [f"doc-{i}" for i in range(args.n)]
     indexes = {metric: NumpyVectorIndex(args.dim, metric) for metric in ("cosine", "dotproduct")}
+    buckets = [{"bucket": i % 10} for i in range(args.n)]
     for index in indexes.values():
-        index.upsert(ids, data)
+        index.upsert(ids, data, buckets)
     half = NumpyVectorIndex(args.dim, "cosine", storage_dtype="float16")
     half.upsert(ids, data)
     extra_single, extra_batch = optional_contenders(data, notes)
@@ -205,6 +206,8 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         "bare numpy matmul + argpartition": lambda q: bare_single(data, q),
         "numpy index, dotproduct": lambda q: indexes["dotproduct"].query(q, TOP_K),
         "numpy index, cosine": lambda q: indexes["cosine"].query(q, TOP_K),
+        "numpy index, cosine, filter matching 10%": lambda q: indexes["cosine"].query(
+            q, TOP_K, filter={"bucket": 3}),
         **extra_single,
     }, queries[: args.queries])
     single_f16 = interleaved({
