@@ -18,6 +18,7 @@ from memory_resources.errors import (
     BackendAuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ConfigurationError,
 )
 from memory_resources.locking import Lock
 from tests.fixtures.redis import MakeRedisStore
@@ -131,3 +132,34 @@ def test_server_errors_are_backend_errors(make_redis_store: MakeRedisStore) -> N
     with pytest.raises(BackendError) as info:
         store.append_event("c", {"e": 1})
     assert not isinstance(info.value, BackendUnavailableError)
+
+
+def test_corrupt_stored_values_are_backend_errors(make_redis_store: MakeRedisStore) -> None:
+    """A context key or stream entry not written by the store (not an envelope) gives a
+    BackendError, not a raw JSON or KeyError."""
+    store = make_redis_store()
+    store.client.set(store.keys.context("c"), "{not json")
+    store.client.xadd(store.keys.events("c"), {"other": "field"})
+    with pytest.raises(BackendError):
+        store.get_context("c")
+    with pytest.raises(BackendError):
+        store.get_events("c")
+
+
+def test_unusable_urls_are_configuration_errors(make_redis_store: MakeRedisStore) -> None:
+    """A lock node URL redis-py cannot use is a ConfigurationError naming it, without the
+    password it carries."""
+    store = make_redis_store(lock_nodes=["http://user:Pw-In-Url-77@127.0.0.1:1/0"])
+    with pytest.raises(ConfigurationError) as info:
+        store.connect()
+    assert "lock_nodes[0]" in str(info.value)
+    assert "Pw-In-Url-77" not in str(info.value)
+
+
+def test_unreachable_cluster_is_unavailable(make_redis_store: MakeRedisStore) -> None:
+    """cluster=True with no reachable startup node raises BackendUnavailableError."""
+    store = make_redis_store(url=f"redis://127.0.0.1:{free_port()}/0", cluster=True,
+                             retry_attempts=0, connection_timeout=0.5, socket_timeout=0.5)
+    with pytest.raises(BackendUnavailableError):
+        store.get_context("c")
+    assert store.health_check()["status"] == "unhealthy"

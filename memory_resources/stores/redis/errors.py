@@ -36,10 +36,11 @@ def translate(
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError,
                         OSError)):
         return BackendUnavailableError(BACKEND, f"unreachable after retries ({detail})")
-    if isinstance(exc, rex.ClusterDownError):
-        return BackendUnavailableError(BACKEND, f"cluster down ({detail})")
+    if isinstance(exc, (rex.ClusterDownError, rex.RedisClusterException)):
+        # RedisClusterException is what redis-py raises when no startup node answers
+        return BackendUnavailableError(BACKEND, f"cluster unavailable ({detail})")
     return BackendError(BACKEND, detail)
 
 
-CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, OSError)
+CAUGHT: tuple[type[BaseException], ...] = (rex.RedisError, rex.RedisClusterException, OSError)
 """What store methods catch and pass to :func:`translate`."""

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from ...clock import SYSTEM_CLOCK, Clock
 from ...codec import decode, encode
 from ...config import RedisConfig, parse_config
-from ...errors import MemoryValidationError
+from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
 from ...validation import require_dict, require_positive_int, require_ttl
@@ -71,13 +71,19 @@ class RedisStore:
             return client, scripts
         with self._guard:
             if self._client is None or self._scripts is None:
+                field = "url"
                 try:
                     primary = clients.build_primary(self.config)
+                    nodes = [LockNode(primary, "primary")]
+                    for i, url in enumerate(self.config.lock_nodes):
+                        field = f"lock_nodes[{i}]"
+                        nodes.append(LockNode(clients.build_lock_node(self.config, url),
+                                              f"#{i + 1}"))
                 except CAUGHT as exc:
                     raise translate(exc, self._secrets, where="connect") from exc
-                nodes = [LockNode(primary, "primary")]
-                nodes += [LockNode(clients.build_lock_node(self.config, url), f"#{i + 1}")
-                          for i, url in enumerate(self.config.lock_nodes)]
+                except ValueError as exc:  # redis-py refusing a URL
+                    raise ConfigurationError(
+                        f"redis_config[{field!r}]: {_scrub_url(str(exc))}") from None
                 self._redlock = Redlock(nodes, self.keys, self._secrets)
                 self._scripts = nodes[0].scripts
                 self._batch = ScriptBatcher(primary, nodes[0].scripts, self.config.cluster)
@@ -296,8 +302,7 @@ class RedisStore:
                                     min="-" if since is None else f"({since}", count=count)
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return [{"id": str(entry_id), "context_id": cid, "timestamp": fields["t"],
-                 "data": decode(fields["d"])} for entry_id, fields in entries]
+        return [_parse_event(cid, entry_id, fields) for entry_id, fields in entries]
 
     # -- lock primitives (driven by memory_resources.locking.Lock) ---------------------------
 
@@ -340,14 +345,31 @@ def _not_utf8(field: str) -> MemoryValidationError:
         field, "contains a string that is not valid UTF-8 (a lone surrogate); nothing written")
 
 
+def _scrub_url(text: str) -> str:
+    return re.sub(r"//[^/@\s]*@", "//***@", text)
+
+
 def _parse_envelope(raw: str) -> ContextRecord:
-    env = decode(raw)
-    return {
-        "context_id": env["context_id"],
-        "data": env["data"],
-        "created_at": env["created_at"],
-        "updated_at": env["updated_at"],
-        "version": env["version"],
-        "ttl": env["ttl"],
-        "expires_at": env["expires_at"],
-    }
+    try:
+        env = decode(raw)
+        return {
+            "context_id": env["context_id"],
+            "data": env["data"],
+            "created_at": env["created_at"],
+            "updated_at": env["updated_at"],
+            "version": env["version"],
+            "ttl": env["ttl"],
+            "expires_at": env["expires_at"],
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError("redis", f"stored context is not a valid envelope ({exc!r:.200})"
+                           ) from None
+
+
+def _parse_event(cid: str, entry_id: Any, fields: Mapping[str, str]) -> EventRecord:
+    try:
+        return {"id": str(entry_id), "context_id": cid, "timestamp": fields["t"],
+                "data": decode(fields["d"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError("redis", f"stored event {entry_id} is malformed ({exc!r:.200})"
+                           ) from None
