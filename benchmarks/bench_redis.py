@@ -1,6 +1,6 @@
 """Redis backend vs raw redis-py on the same server, side by side in one process.
 
-    python benchmarks/bench_redis.py [--url redis://127.0.0.1:6379/0] [--ops 2000]
+    python benchmarks/bench_redis.py [--url redis://127.0.0.1:6379/0] [--ops 1000]
                                      [--lock-node URL --lock-node URL] [--out FILE]
 
 Measures one thread, ops/s and p50/p99 latency of: set_context vs ``SET EX`` +
@@ -75,7 +75,9 @@ def compare(name: str, raw: Callable[[int], Any], ours: Callable[[int], Any], n:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--url", default=None,
+                        help="default: $MEMORY_TEST_REDIS_URL, else 127.0.0.1:6379 if it "
+                        "answers, else a throwaway redis-server")
     parser.add_argument("--ops", type=int, default=1000, help="calls per round")
     parser.add_argument("--lock-node", action="append", default=[],
                         help="extra Redlock master URL (give two); default: throwaway servers")
@@ -83,6 +85,24 @@ def main() -> None:
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
+    throwaway = None
+    if args.url is None:
+        from tests.servers import RedisServer
+        from tests.servers.resolve import redis_choice
+
+        args.url = redis_choice().url
+        if args.url is None:
+            throwaway = RedisServer().start()
+            args.url = throwaway.url
+    try:
+        run(args)
+    finally:
+        if throwaway is not None:
+            throwaway.close()
+
+
+def run(args: argparse.Namespace) -> None:
+    """All comparisons against the server at ``args.url``."""
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     raw = redis.Redis.from_url(args.url)
     store = RedisStore(RedisConfig(url=args.url, key_prefix=prefix))
