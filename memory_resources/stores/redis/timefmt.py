@@ -1,8 +1,9 @@
 """A faster twin of :func:`memory_resources.clock.utc_iso` for the hot write path.
 
-It formats the whole seconds once per second (cached) and appends the microseconds, with
-the same rounding as ``datetime.fromtimestamp`` (half-even on the fraction), so the text is
-identical to ``utc_iso`` (checked by a test over many timestamps).
+It formats each whole second once (a small cache: "now" and "now + ttl" are both hot)
+and appends the microseconds, with the same rounding as ``datetime.fromtimestamp``
+(half-even on the fraction), so the text is identical to ``utc_iso`` (checked by a test
+over many timestamps).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import time
 from ...clock import utc_iso
 
 _MAX_SECONDS = 253_402_300_800  # 10000-01-01: beyond, strftime's %Y is not 4 digits
-_cache: tuple[int, str] = (-1, "")
+_CACHE_SIZE = 64
+_cache: dict[int, str] = {}
 
 
 def iso_utc(epoch_seconds: float) -> str:
     """``epoch_seconds`` as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (same text as utc_iso)."""
-    global _cache
     frac, whole = math.modf(epoch_seconds)
     seconds = int(whole)
     micros = round(frac * 1e6)
@@ -30,8 +31,9 @@ def iso_utc(epoch_seconds: float) -> str:
         micros += 1_000_000
     if not 0 <= seconds < _MAX_SECONDS:
         return utc_iso(epoch_seconds)
-    cached_seconds, prefix = _cache
-    if cached_seconds != seconds:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        _cache = (seconds, prefix)
+    prefix = _cache.get(seconds)
+    if prefix is None:
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        prefix = _cache[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{prefix}.{micros:06d}+00:00"
