@@ -16,6 +16,7 @@ from memory_resources.stores.numpy_index import (
     FileVectorPersistence,
     NumpyVectorIndex,
     SqliteVectorPersistence,
+    file_store,
 )
 
 
@@ -97,18 +98,27 @@ def test_close_drops_memory_and_reloads(tmp_path: Path) -> None:
     assert index.get("a")[1] == {"k": 1}
 
 
-def test_failed_persistence_write_changes_nothing(tmp_path: Path) -> None:
-    """When the store cannot write, upsert raises BackendError and memory is unchanged."""
-    index = file_index(tmp_path / "dir")
+def test_failed_persistence_write_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the disk fails (fsync raises), upsert and delete raise BackendError, memory is
+    unchanged and the half-written record is cut from the log."""
+    index = file_index(tmp_path)
     index.upsert(["a"], [[1, 0, 0, 0]])
-    log = tmp_path / "dir" / "ns.0.log"
-    log.unlink()
-    log.mkdir()  # the log path is now a directory: every write to it fails (even as root)
+    size = (tmp_path / "ns.0.log").stat().st_size
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(file_store.os, "fsync", broken_fsync)
     with pytest.raises(BackendError, match="cannot write"):
         index.upsert(["b"], [[0, 1, 0, 0]])
     with pytest.raises(BackendError):
         index.delete(["a"])
+    monkeypatch.undo()
+    assert (tmp_path / "ns.0.log").stat().st_size == size
     assert index.count() == 1 and index.get("b") is None and index.get("a") is not None
+    assert file_index(tmp_path).count() == 1
 
 
 def test_failed_sqlite_write_changes_nothing(tmp_path: Path) -> None:
@@ -219,3 +229,29 @@ def test_pickled_memory_only_index_keeps_its_vectors() -> None:
     index.upsert(["a", "b"], [[1, 0], [0, 1]], [{"t": "x"}, {"t": "y"}])
     clone = pickle.loads(pickle.dumps(index))
     assert [m["id"] for m in clone.query([0, 1], filter={"t": "y"})] == ["b"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "file"])
+def test_other_writers_changes_are_picked_up(tmp_path: Path, kind: str) -> None:
+    """An index reloads when another instance (another process, in real use) wrote the
+    namespace, and does not reload after its own writes or unrelated writes."""
+    def make() -> NumpyVectorIndex:
+        persistence: Any = (SqliteVectorPersistence(tmp_path / "v.db") if kind == "sqlite"
+                            else FileVectorPersistence(tmp_path / "dir"))
+        return NumpyVectorIndex(2, "euclidean", "ns", persistence=persistence)
+
+    reader, writer = make(), make()
+    reader.upsert(["a"], [[1, 0]])
+    matrix = reader._matrix
+    reader.upsert(["b"], [[0, 1]])
+    assert reader.count() == 2 and reader._matrix is matrix  # own writes: no reload
+    if kind == "sqlite":
+        with sqlite3.connect(tmp_path / "v.db") as conn:  # an unrelated table changes
+            conn.execute("CREATE TABLE IF NOT EXISTS other (x)")
+            conn.execute("INSERT INTO other VALUES (1)")
+        assert reader.count() == 2 and reader._matrix is matrix
+    writer.upsert(["c"], [[5, 5]], [{"from": "writer"}])
+    writer.delete(["a"])
+    assert reader.count() == 2
+    assert reader.get("c")[1] == {"from": "writer"} and reader.get("a") is None
+    assert [m["id"] for m in reader.query([5, 5], top_k=1)] == ["c"]

@@ -59,6 +59,7 @@ class FileVectorPersistence:
         self.location = str(self.directory)
         self.compact_min_bytes = compact_min_bytes
         self._valid_end: dict[str, tuple[int, int]] = {}  # namespace -> (generation, offset)
+        self._seen: dict[str, tuple[int, int]] = {}  # namespace -> (generation, log size)
 
     # -- paths -------------------------------------------------------------------------
     def _snapshot(self, namespace: str) -> Path:
@@ -148,7 +149,9 @@ class FileVectorPersistence:
         """Snapshot plus complete log records of ``namespace``."""
         try:
             with self._locked():
-                _, state = self._state(namespace, dimension)
+                generation, state = self._state(namespace, dimension)
+                log = self._log(namespace, generation)
+                self._seen[namespace] = (generation, log.stat().st_size if log.exists() else 0)
         except OSError as exc:
             raise BackendError("numpy", f"cannot read {self.directory}: {exc}") from exc
         if not state:
@@ -181,12 +184,16 @@ class FileVectorPersistence:
         try:
             with self._locked():
                 generation, end = self._append_position(namespace, dimension)
+                # our reader is in sync if it saw exactly what is on disk before this append
+                in_sync = self._seen.get(namespace) == (generation, end)
                 path = self._log(namespace, generation)
                 with open(path, "r+b" if path.exists() else "w+b") as handle:
                     self._append(handle, end, record)
                 self._valid_end[namespace] = (generation, end + len(record))
                 if self._wants_compaction(namespace, generation, end + len(record)):
                     self._compact(namespace, dimension)
+                if in_sync:  # else stale() stays true and the index reloads
+                    self._seen[namespace] = self._valid_end[namespace]
         except OSError as exc:
             raise BackendError("numpy", f"cannot write to {self.directory}: {exc}") from exc
 
@@ -214,9 +221,15 @@ class FileVectorPersistence:
     def _append(handle: IO[bytes], end: int, record: bytes) -> None:
         handle.truncate(end)  # drop a torn tail left by a crash
         handle.seek(end)
-        handle.write(record)
-        handle.flush()
-        os.fsync(handle.fileno())
+        try:
+            handle.write(record)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):  # best effort: leave no half-acknowledged record
+                handle.truncate(end)
+                os.fsync(handle.fileno())
+            raise
 
     def _wants_compaction(self, namespace: str, generation: int, log_bytes: int) -> bool:
         snapshot = self._snapshot(namespace)
@@ -256,9 +269,26 @@ class FileVectorPersistence:
         """Compact ``namespace`` now."""
         try:
             with self._locked():
+                in_sync = self._seen.get(namespace) == self._append_position(namespace, dimension)
                 self._compact(namespace, dimension)
+                if in_sync:
+                    self._seen[namespace] = self._valid_end[namespace]
         except OSError as exc:
             raise BackendError("numpy", f"cannot compact {self.directory}: {exc}") from exc
+
+    def stale(self, namespace: str) -> bool:
+        """Whether another writer changed ``namespace``'s files since this instance read or
+        wrote them (a snapshot header read and a ``stat``)."""
+        seen = self._seen.get(namespace)
+        if seen is None:
+            return False
+        try:
+            generation = self._snapshot_generation(namespace)
+            log = self._log(namespace, generation)
+            size = log.stat().st_size if log.exists() else 0
+        except OSError as exc:
+            raise BackendError("numpy", f"cannot read {self.directory}: {exc}") from exc
+        return (generation, size) != seen
 
     def ping(self) -> None:
         """Check the directory exists (creating it) and is writable."""
@@ -278,3 +308,4 @@ class FileVectorPersistence:
     def close(self) -> None:
         """Nothing stays open between calls; forget cached offsets."""
         self._valid_end.clear()
+        self._seen.clear()

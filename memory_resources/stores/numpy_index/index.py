@@ -8,7 +8,8 @@ returned rows. Metadata filters (:mod:`memory_resources.vector_filter`) become a
 before ranking; a selective filter scores only its candidate rows.
 
 Writes go to the persistence store first (one atomic batch) and then to memory, so a
-failed write changes nothing. Data is loaded lazily on first use. One ``RLock`` guards
+failed write changes nothing. Data is loaded lazily on first use, and reloaded when the
+persistence store reports that another writer (process) changed the namespace. One ``RLock`` guards
 the matrix: calls from several threads are safe and serialised.
 """
 
@@ -128,20 +129,24 @@ class NumpyVectorIndex:
 
     # -- lifecycle ---------------------------------------------------------------------
     def _loaded(self) -> VectorMatrix:
-        """The matrix, loading it from persistence on first use (caller holds the lock)."""
-        if self._matrix is None:
-            matrix = VectorMatrix(self.dimension, STORAGE_DTYPES[self.storage_dtype])
-            if self._persistence is not None:
-                started = time.perf_counter()
-                loaded = self._persistence.load(self.namespace, self.dimension)
-                if loaded.ids:
-                    matrix.upsert(loaded.ids, loaded.vectors, loaded.metadata,
-                                  [decode(text) for text in loaded.metadata])
-                _log.debug("vectors loaded", namespace=self.namespace, rows=matrix.size,
-                           seconds=round(time.perf_counter() - started, 3),
-                           location=self._persistence.location)
-            self._matrix = matrix
-        return self._matrix
+        """The matrix, loading it from persistence on first use, and again when another
+        writer changed the namespace (caller holds the lock)."""
+        if self._matrix is not None:
+            if self._persistence is None or not self._persistence.stale(self.namespace):
+                return self._matrix
+            _log.info("vectors changed by another writer; reloading", namespace=self.namespace)
+        matrix = VectorMatrix(self.dimension, STORAGE_DTYPES[self.storage_dtype])
+        if self._persistence is not None:
+            started = time.perf_counter()
+            loaded = self._persistence.load(self.namespace, self.dimension)
+            if loaded.ids:
+                matrix.upsert(loaded.ids, loaded.vectors, loaded.metadata,
+                              [decode(text) for text in loaded.metadata])
+            _log.debug("vectors loaded", namespace=self.namespace, rows=matrix.size,
+                       seconds=round(time.perf_counter() - started, 3),
+                       location=self._persistence.location)
+        self._matrix = matrix  # replaced only once loaded: a failed reload keeps the old copy
+        return matrix
 
     def connect(self) -> None:
         """Check the persistence store is usable. Data loads lazily on first use."""

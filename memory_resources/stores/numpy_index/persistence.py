@@ -50,6 +50,11 @@ class VectorPersistence(Protocol):
         """Upsert ``ids``/``vectors``/``metadata`` and delete ``deletes``, atomically."""
         ...
 
+    def stale(self, namespace: str) -> bool:
+        """Whether another writer (connection, process) changed ``namespace`` since this
+        instance loaded or wrote it; the index then reloads."""
+        ...
+
     def ping(self) -> None:
         """Raise a BackendError if the store is not usable."""
         ...

@@ -4,6 +4,11 @@ One row per vector: ``(namespace, id)`` primary key, ``dimension``, ``vector`` (
 little-endian BLOB), ``metadata`` (JSON text), ``updated_at`` (ISO UTC). A batch of
 upserts and deletes is one ``BEGIN IMMEDIATE`` transaction. The connection is our own
 (WAL mode), so it shares the file with the embedded store without sharing its connection.
+
+Table ``vector_namespaces (namespace, version)`` counts the write batches of each namespace
+(bumped in the same transaction), so :meth:`SqliteVectorPersistence.stale` can tell — with
+``PRAGMA data_version`` first, which costs no table read — whether another connection or
+process changed a namespace since this one loaded or wrote it.
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ CREATE TABLE IF NOT EXISTS vector_embeddings (
     metadata   TEXT    NOT NULL DEFAULT '{}',
     updated_at TEXT    NOT NULL,
     PRIMARY KEY (namespace, id)
-)
+);
+CREATE TABLE IF NOT EXISTS vector_namespaces (
+    namespace TEXT    PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
 """
+_VERSION = "SELECT version FROM vector_namespaces WHERE namespace = ?"
 
 
 class SqliteVectorPersistence:
@@ -44,6 +54,8 @@ class SqliteVectorPersistence:
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._versions: dict[str, int] = {}  # namespace -> version this instance has seen
+        self._data_version: int | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -55,7 +67,7 @@ class SqliteVectorPersistence:
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(SCHEMA)
+                conn.executescript(SCHEMA)
             except (sqlite3.Error, OSError) as exc:
                 raise BackendUnavailableError(
                     "sqlite", f"cannot open {self.path}: {exc}"
@@ -68,18 +80,11 @@ class SqliteVectorPersistence:
         with self._lock:
             try:
                 conn = self._connection()
-                dims = [row[0] for row in conn.execute(
-                    "SELECT DISTINCT dimension FROM vector_embeddings WHERE namespace = ?",
-                    (namespace,),
-                )]
-                if any(stored != dimension for stored in dims):
-                    stored = next(d for d in dims if d != dimension)
-                    raise dimension_mismatch(self.location, namespace, stored, dimension)
-                rows = conn.execute(
-                    "SELECT id, vector, metadata FROM vector_embeddings WHERE namespace = ? "
-                    "ORDER BY rowid",
-                    (namespace,),
-                ).fetchall()
+                conn.execute("BEGIN")  # one read snapshot for the version and the rows
+                try:
+                    rows = self._load_rows(conn, namespace, dimension)
+                finally:
+                    conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BackendError("sqlite", f"cannot load vectors: {exc}") from exc
         if not rows:
@@ -90,6 +95,41 @@ class SqliteVectorPersistence:
             [row[0] for row in rows], vectors.astype(np.float32, copy=False),
             [row[2] for row in rows],
         )
+
+    def _load_rows(
+        self, conn: sqlite3.Connection, namespace: str, dimension: int
+    ) -> list[tuple[str, bytes, str]]:
+        self._data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        version = conn.execute(_VERSION, (namespace,)).fetchone()
+        self._versions[namespace] = int(version[0]) if version else 0
+        dims = [row[0] for row in conn.execute(
+            "SELECT DISTINCT dimension FROM vector_embeddings WHERE namespace = ?", (namespace,)
+        )]
+        if any(stored != dimension for stored in dims):
+            stored = next(d for d in dims if d != dimension)
+            raise dimension_mismatch(self.location, namespace, stored, dimension)
+        return conn.execute(
+            "SELECT id, vector, metadata FROM vector_embeddings WHERE namespace = ? "
+            "ORDER BY rowid",
+            (namespace,),
+        ).fetchall()
+
+    def stale(self, namespace: str) -> bool:
+        """Whether another connection changed ``namespace`` since this instance loaded or
+        wrote it (a cheap ``PRAGMA data_version`` check first)."""
+        with self._lock:
+            if namespace not in self._versions:
+                return False
+            try:
+                conn = self._connection()
+                data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                if data_version == self._data_version:
+                    return False
+                self._data_version = data_version
+                row = conn.execute(_VERSION, (namespace,)).fetchone()
+            except sqlite3.Error as exc:
+                raise BackendError("sqlite", f"cannot check vectors: {exc}") from exc
+            return (int(row[0]) if row else 0) != self._versions[namespace]
 
     def write(
         self,
@@ -126,10 +166,18 @@ class SqliteVectorPersistence:
                             "metadata = excluded.metadata, updated_at = excluded.updated_at",
                             params,
                         )
+                    version = conn.execute(
+                        "INSERT INTO vector_namespaces (namespace, version) VALUES (?, 1) "
+                        "ON CONFLICT (namespace) DO UPDATE SET version = version + 1 "
+                        "RETURNING version",
+                        (namespace,),
+                    ).fetchone()[0]
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                if self._versions.get(namespace, version - 1) == version - 1:
+                    self._versions[namespace] = version  # nobody else wrote in between
             except sqlite3.Error as exc:
                 raise BackendError("sqlite", f"cannot write vectors: {exc}") from exc
 
