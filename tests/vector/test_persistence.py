@@ -255,3 +255,25 @@ def test_other_writers_changes_are_picked_up(tmp_path: Path, kind: str) -> None:
     assert reader.count() == 2
     assert reader.get("c")[1] == {"from": "writer"} and reader.get("a") is None
     assert [m["id"] for m in reader.query([5, 5], top_k=1)] == ["c"]
+
+
+def test_two_processes_writing_one_sqlite_file_lose_nothing(tmp_path: Path) -> None:
+    """Two real processes upserting into one namespace of one SQLite file concurrently
+    lose no write, and an index opened afterwards sees both processes' rows."""
+    import subprocess
+    import sys
+
+    from ._sqlite_worker import BATCHES, DIM, ROWS
+
+    db = tmp_path / "shared.db"
+    root = Path(__file__).resolve().parents[2]
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.vector._sqlite_worker", str(db), p],
+                              cwd=root, stdout=subprocess.PIPE, text=True)
+             for p in ("left", "right")]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    seen = [int([ln for ln in out.split("\n") if ln.strip().isdigit()][-1]) for out in outputs]
+    assert max(seen) == 2 * BATCHES * ROWS  # the later finisher saw the other's rows too
+    index = NumpyVectorIndex(DIM, "cosine", "shared", persistence=SqliteVectorPersistence(db))
+    assert index.count() == 2 * BATCHES * ROWS
+    assert index.get(f"left-{BATCHES - 1}-0")[1] == {"p": "left"}
