@@ -35,6 +35,9 @@ class _ContextWrite(NamedTuple):
     ttl: int | None
     updated_at: str
     expires_at: str | None
+
+
+_BUILD_ERRORS: tuple[type[BaseException], ...] = (*CAUGHT, ValueError)
 _STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
@@ -71,24 +74,31 @@ class RedisStore:
             return client, scripts
         with self._guard:
             if self._client is None or self._scripts is None:
-                field = "url"
-                try:
-                    primary = clients.build_primary(self.config)
-                    nodes = [LockNode(primary, "primary")]
-                    for i, url in enumerate(self.config.lock_nodes):
-                        field = f"lock_nodes[{i}]"
-                        nodes.append(LockNode(clients.build_lock_node(self.config, url),
-                                              f"#{i + 1}"))
-                except CAUGHT as exc:
-                    raise translate(exc, self._secrets, where="connect") from exc
-                except ValueError as exc:  # redis-py refusing a URL
-                    raise ConfigurationError(
-                        f"redis_config[{field!r}]: {_scrub_url(str(exc))}") from None
+                nodes = self._build_nodes()
                 self._redlock = Redlock(nodes, self.keys, self._secrets)
                 self._scripts = nodes[0].scripts
-                self._batch = ScriptBatcher(primary, nodes[0].scripts, self.config.cluster)
-                self._client = primary
+                self._batch = ScriptBatcher(nodes[0].client, nodes[0].scripts,
+                                            self.config.cluster)
+                self._client = nodes[0].client
             return self._client, self._scripts
+
+    def _build_nodes(self) -> list[LockNode]:
+        """The primary client and one client per lock node (closed again on failure)."""
+        nodes: list[LockNode] = []
+        field = "url"
+        try:
+            nodes.append(LockNode(clients.build_primary(self.config), "primary"))
+            for i, url in enumerate(self.config.lock_nodes):
+                field = f"lock_nodes[{i}]"
+                nodes.append(LockNode(clients.build_lock_node(self.config, url), f"#{i + 1}"))
+        except _BUILD_ERRORS as exc:
+            for node in nodes:
+                clients.close_client(node.client)
+            if isinstance(exc, ValueError):  # redis-py refusing a URL
+                raise ConfigurationError(
+                    f"redis_config[{field!r}]: {_scrub_url(str(exc))}") from None
+            raise translate(exc, self._secrets, where="connect") from exc
+        return nodes
 
     @property
     def _batcher(self) -> ScriptBatcher:
