@@ -81,7 +81,9 @@ def explain(index: PgVectorIndex, query: np.ndarray[Any, Any], bucket: int | Non
     where, params = compile_filter(parse_filter(None if bucket is None else {"bucket": bucket}))
 
     def plan(cur: Any) -> str:
-        index._tune(cur, TOP_K, filtered=where is not None)
+        setup = index._tune(TOP_K, filtered=where is not None)
+        if setup is not None:
+            cur.execute(setup[0], setup[1])
         cur.execute(
             b"EXPLAIN " + statements.search(index.metric, where, exact=False).as_string(cur)
             .encode(), statements.search_params(vector_literal(query), params, TOP_K),

@@ -335,18 +335,19 @@ class PgVectorIndex:
         def search(cur: Cursor) -> list[list[VectorMatch]]:
             if keys:
                 check_filter_keys(cur, statements, keys)
-            self._tune(cur, top_k, filtered=where is not None)
             return nearest(cur, statements, metric=self.metric, where=where,
                            filter_params=filter_params, literals=literals, top_k=top_k,
-                           indexed=self._indexed)
+                           indexed=self._indexed,
+                           setup=self._tune(top_k, filtered=where is not None))
 
         return pool.run(search, read_only=True)
 
-    def _tune(self, cur: Cursor, top_k: int, *, filtered: bool) -> None:
-        """``SET LOCAL`` the HNSW search parameters for this transaction (index only)."""
-        if self._indexed and self._info is not None:
-            tune(cur, self._info, ef_search=self.ef_search, top_k=top_k, filtered=filtered,
-                 max_scan_tuples=self.max_scan_tuples)
+    def _tune(self, top_k: int, *, filtered: bool) -> tuple[sql.Composable, list[Any]] | None:
+        """The ``SET LOCAL`` statement of the HNSW search parameters (None: no index)."""
+        if not self._indexed or self._info is None:
+            return None
+        return tune(self._info, ef_search=self.ef_search, top_k=top_k, filtered=filtered,
+                    max_scan_tuples=self.max_scan_tuples)
 
     # -- monitoring --------------------------------------------------------------------
 

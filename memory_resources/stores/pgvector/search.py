@@ -27,21 +27,20 @@ OVERFETCH = 10
 """pgvector < 0.8: filtered queries raise ``ef_search`` to ``top_k * OVERFETCH`` (max 1000)."""
 
 
-def tune(cur: Cursor, info: ServerInfo, *, ef_search: int, top_k: int, filtered: bool,
-         max_scan_tuples: int) -> None:
-    """``SET LOCAL`` the HNSW search parameters for this transaction."""
+def tune(info: ServerInfo, *, ef_search: int, top_k: int, filtered: bool,
+         max_scan_tuples: int) -> tuple[sql.Composable, list[Any]]:
+    """The statement that ``SET LOCAL``s the HNSW search parameters for this transaction,
+    and its parameters (sent in the same round trip as the first search)."""
     ef = max(ef_search, min(top_k, MAX_EF_SEARCH))
     if info.iterative_scan:
-        cur.execute(
+        return sql.SQL(
             "SELECT set_config('hnsw.ef_search', %s, true), "
             "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.max_scan_tuples', %s, true)",
-            (str(ef), str(max_scan_tuples)),
-        )
-        return
+            "set_config('hnsw.max_scan_tuples', %s, true)"
+        ), [str(ef), str(max_scan_tuples)]
     if filtered:
         ef = max(ef, min(top_k * OVERFETCH, MAX_EF_SEARCH))
-    cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+    return sql.SQL("SELECT set_config('hnsw.ef_search', %s, true)"), [str(ef)]
 
 
 def check_filter_keys(cur: Cursor, statements: Statements, keys: list[str]) -> None:
@@ -59,15 +58,21 @@ def check_filter_keys(cur: Cursor, statements: Statements, keys: list[str]) -> N
 
 def nearest(cur: Cursor, statements: Statements, *, metric: str, where: sql.Composable | None,
             filter_params: Sequence[Any], literals: Sequence[str], top_k: int,
-            indexed: bool) -> list[list[VectorMatch]]:
-    """The ``top_k`` best matches of each query literal, best first."""
+            indexed: bool, setup: tuple[sql.Composable, list[Any]] | None = None,
+            ) -> list[list[VectorMatch]]:
+    """The ``top_k`` best matches of each query literal, best first. ``setup`` (e.g.
+    :func:`tune`'s statement) is sent in the same round trip as the first search."""
     score = METRICS[metric].score
     approximate = statements.search(metric, where, exact=not indexed)
     exact = statements.search(metric, where, exact=True)
     results: list[list[VectorMatch]] = []
-    for literal in literals:
+    for position, literal in enumerate(literals):
         params = statements.search_params(literal, filter_params, top_k)
-        cur.execute(approximate, params)
+        if position == 0 and setup is not None:
+            cur.execute(sql.Composed([setup[0], sql.SQL("; "), approximate]),
+                        [*setup[1], *params])
+        else:
+            cur.execute(approximate, params)
         rows = cur.fetchall()
         if len(rows) < top_k and indexed:
             cur.execute(exact, params)
