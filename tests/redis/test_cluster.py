@@ -4,7 +4,7 @@ keys in one slot, batch and locks across nodes, stats summed over the primaries.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from memory_resources.config import RedisConfig
 from memory_resources.errors import LockNotAcquiredError
 from memory_resources.locking import Lock
 from memory_resources.stores.redis import RedisStore
+from tests.servers import RedisServer
 
 
 @pytest.fixture
@@ -86,3 +87,29 @@ def test_stats_and_health_on_the_cluster(cluster_store: RedisStore) -> None:
     assert health["status"] == "healthy"
     assert health["details"]["mode"] == "cluster"
     assert health["details"]["cluster_primaries"] == 3
+
+
+def test_redlock_with_a_cluster_primary_and_two_lock_nodes(
+    redis_cluster: Any, redis_server_factory: Callable[..., RedisServer]
+) -> None:
+    """Redlock over a cluster (as one member, reached at the lock's slot) plus two
+    independent masters excludes a second holder and keeps tokens increasing; it still
+    locks with one independent master stopped."""
+    prefix = f"mrtest:{uuid.uuid4().hex[:8]}:"
+    nodes = [redis_server_factory(), redis_server_factory()]
+    store = RedisStore(RedisConfig(url=redis_cluster.url, cluster=True, key_prefix=prefix,
+                                   lock_nodes=[n.url for n in nodes], retry_attempts=0))
+    try:
+        with Lock(store, "multi", blocking_timeout=0) as lock:
+            first = lock.fencing_token
+            with pytest.raises(LockNotAcquiredError):
+                Lock(store, "multi", blocking_timeout=0).acquire()
+        nodes[1].stop()
+        with Lock(store, "multi", blocking_timeout=0) as lock:
+            assert first is not None and lock.fencing_token is not None
+            assert lock.fencing_token > first
+    finally:
+        client = store.client
+        for key in list(client.scan_iter(match=prefix + "*", count=1000)):
+            client.delete(key)
+        store.close()

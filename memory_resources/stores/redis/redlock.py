@@ -26,6 +26,7 @@ from operator import attrgetter
 from typing import Any
 
 import redis.exceptions as rex
+from redis.cluster import RedisCluster
 
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
 from .errors import BACKEND, CAUGHT, translate
@@ -41,12 +42,20 @@ _RAISE_FENCE = attrgetter("raise_fence")
 class LockNode:
     """One Redlock master: its client and the scripts registered on it."""
 
-    __slots__ = ("client", "label", "scripts")
+    __slots__ = ("client", "cluster", "label", "scripts")
 
     def __init__(self, client: Any, label: str) -> None:
         self.client = client
         self.label = label
         self.scripts = Scripts(client)
+        self.cluster = isinstance(client, RedisCluster)
+
+    def pool_for(self, key: str) -> Any:
+        """The connection pool of the server holding ``key`` (on a cluster: its slot's node)."""
+        if self.cluster:
+            node = self.client.get_node_from_key(key)
+            return self.client.get_redis_connection(node).connection_pool
+        return self.client.connection_pool
 
 
 class Redlock:
@@ -73,9 +82,16 @@ class Redlock:
         """
         targets = self.nodes if nodes is None else nodes
         sent: list[tuple[LockNode, Any, Any]] = []
+        pools: list[Any] = []
         for node in targets:
-            pool = node.client.connection_pool
             conn = None
+            try:
+                pool = node.pool_for(keys[0])
+            except CAUGHT as exc:
+                pools.append(None)
+                sent.append((node, None, self._error(exc, node)))
+                continue
+            pools.append(pool)
             try:
                 conn = pool.get_connection()
                 conn.send_command("EVALSHA", pick(node.scripts).sha, len(keys), *keys, *args)
@@ -86,11 +102,10 @@ class Redlock:
                     pool.release(conn)
                 sent.append((node, None, self._error(exc, node)))
         results: list[Any] = []
-        for node, conn, error in sent:
+        for (node, conn, error), pool in zip(sent, pools, strict=True):
             if conn is None:
                 results.append(error)
                 continue
-            pool = node.client.connection_pool
             try:
                 try:
                     results.append(conn.read_response())
