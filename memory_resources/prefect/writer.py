@@ -120,7 +120,8 @@ class CaptureWriter:
                 if self.outbox.has_pending(self.target.target):
                     report = self.replay()
                     if report.remaining:
-                        raise _SkippedWhileDown()
+                        raise _SkippedWhileDown(
+                            "earlier records could not be replayed: " + report.errors[-1])
                 self._apply(kind, payload, check_existing=False)
                 return True
             except Exception as exc:
@@ -129,8 +130,10 @@ class CaptureWriter:
                 return self._keep(kind, key, payload, exc)
 
     def _keep(self, kind: str, key: str, payload: dict[str, Any], exc: Exception) -> bool:
-        error = "backend marked down after a recent failure" if isinstance(
-            exc, _SkippedWhileDown) else _describe(exc)
+        if isinstance(exc, _SkippedWhileDown):
+            error = str(exc) or "store not retried yet after a recent failure"
+        else:
+            error = _describe(exc)
         try:
             if not self._registered:
                 self.outbox.register_target(self.target)
