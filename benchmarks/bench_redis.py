@@ -37,6 +37,7 @@ from memory_resources.locking import Lock  # noqa: E402
 from memory_resources.stores.redis import RedisStore  # noqa: E402
 
 ROUNDS = 5
+NOTES = "## Reading the figures"
 DATA = {"user_id": "user_123", "session_id": "session_456", "turn": 7,
         "history": ["hello", "how can I help?"], "scores": [0.25, 0.5, 0.75]}
 
@@ -231,7 +232,11 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], store: RedisStor
               "(speed-up rows)."]
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.out).write_text(text)
+    out = Path(args.out)
+    previous = out.read_text() if out.exists() else ""
+    if NOTES in previous:  # hand-written notes below the table survive a re-run
+        text += "\n" + previous[previous.index(NOTES):]
+    out.write_text(text)
 
 
 if __name__ == "__main__":
