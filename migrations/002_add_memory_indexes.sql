@@ -1,5 +1,7 @@
 -- memory_resources 002: indexes for the common query patterns. Idempotent.
 -- Indexes on the partitioned parents cascade to every partition, present and future.
+-- Every write also inserts a key row and an audit row, so indexes are kept to the read
+-- paths that need them (audit reads by operation scan by time; prune scans the keys).
 
 CREATE INDEX IF NOT EXISTS flow_run_history_flow_created_idx
     ON flow_run_history (flow_id, created_at DESC, seq DESC);
@@ -8,8 +10,6 @@ CREATE INDEX IF NOT EXISTS flow_run_history_status_created_idx
 CREATE INDEX IF NOT EXISTS flow_run_history_created_idx
     ON flow_run_history (created_at DESC, seq DESC);
 
-CREATE INDEX IF NOT EXISTS flow_run_history_keys_created_idx
-    ON flow_run_history_keys (created_at);
 CREATE INDEX IF NOT EXISTS flow_run_history_keys_run_idx
     ON flow_run_history_keys (run_id);
 
@@ -22,8 +22,6 @@ CREATE INDEX IF NOT EXISTS audit_log_occurred_idx
     ON audit_log (occurred_at DESC);
 CREATE INDEX IF NOT EXISTS audit_log_target_occurred_idx
     ON audit_log (target, occurred_at DESC);
-CREATE INDEX IF NOT EXISTS audit_log_operation_occurred_idx
-    ON audit_log (operation, occurred_at DESC);
 CREATE INDEX IF NOT EXISTS audit_log_flow_run_occurred_idx
     ON audit_log (flow_run_id, occurred_at DESC) WHERE flow_run_id IS NOT NULL;
 

@@ -22,7 +22,7 @@ from ...errors import MemoryValidationError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...runinfo import current_run_ids
 from ...validation import optional_dict, require_dict, require_id, require_positive_int
-from .pool import Cursor
+from .pool import Cursor, execute_prepared
 from .support import (
     MAX_READ_LIMIT,
     iso,
@@ -61,16 +61,17 @@ _UPSERT_TAIL = (
 _ONE_VALUES = ", ".join(f"%({c})s::{_CASTS.get(c, 'text')}" for c in _INPUT)
 _WRITE_BODY = (
     "k AS (INSERT INTO {s}.flow_run_history_keys AS k (flow_id, run_id, created_at)"
-    " SELECT flow_id, run_id, COALESCE(created_at, %(now)s) FROM v"
+    " SELECT flow_id, run_id, COALESCE(created_at, %(now)s::timestamptz) FROM v"
     " ON CONFLICT (flow_id, run_id) DO UPDATE SET created_at = k.created_at"
     " RETURNING k.flow_id, k.run_id, k.created_at, (k.xmax = 0) AS inserted),"
     " h AS (INSERT INTO {s}.flow_run_history AS h (" + ", ".join(COLUMNS) + ")"
     " SELECT v.flow_id, v.run_id, " + ", ".join(f"v.{c}" for c in _KEPT) +
-    ", v.data, k.created_at, %(now)s FROM v JOIN k USING (flow_id, run_id)"
+    ", v.data, k.created_at, %(now)s::timestamptz FROM v JOIN k USING (flow_id, run_id)"
     + _UPSERT_TAIL + "),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s, 'history.write', h.run_id, %(a_flow)s, %(a_task)s,"
+    " SELECT %(now)s::timestamptz, 'history.write', h.run_id, %(a_flow)s::text,"
+    " %(a_task)s::text,"
     " jsonb_build_object('flow_id', h.flow_id, 'status', h.status, 'inserted', k.inserted)"
     " FROM h JOIN k USING (flow_id, run_id))"
 )
@@ -82,9 +83,17 @@ WRITE_ONE = (
 WRITE_MANY = (
     f"WITH v ({_V_COLUMNS}) AS (VALUES %s), " + _WRITE_BODY + " SELECT count(*) FROM h"
 )
-WRITE_MANY_TEMPLATE = "(" + ", ".join(
-    f"%({c})s::{_CASTS.get(c, 'text')}" for c in _INPUT
-) + ")"
+
+
+def many_template(rows: Sequence[dict[str, Any]]) -> str:
+    """The execute_values row template: columns no row sets are constant NULLs, so a
+    typical batch sends a handful of parameters per row instead of all seventeen."""
+    used = {c for c in _INPUT if c in ("flow_id", "run_id", "data")
+            or any(row[c] is not None for row in rows)}
+    return "(" + ", ".join(
+        f"%({c})s::{_CASTS.get(c, 'text')}" if c in used else f"NULL::{_CASTS.get(c, 'text')}"
+        for c in _INPUT
+    ) + ")"
 
 _SELECT = "SELECT " + ", ".join(f"h.{c}" for c in COLUMNS) + " FROM {s}.flow_run_history h"
 READ_RUN = (
@@ -182,7 +191,7 @@ class HistoryRepo:
         self.store.ensure_partitions(now)
 
         def run(cur: Cursor) -> tuple[Any, ...]:
-            cur.execute(statement, params)
+            execute_prepared(cur, "history_write_one", statement, params)
             return one(cur)
 
         return to_record(self.store.pool.run(run, idempotent=True))
@@ -213,7 +222,7 @@ class HistoryRepo:
             marker = "VALUES __ROWS__"
             bound = cur.mogrify(statement.replace("VALUES %s", marker), extra).decode()
             sql_text = bound.replace("%", "%%").replace(marker, "VALUES %s")
-            psycopg2.extras.execute_values(cur, sql_text, rows, template=WRITE_MANY_TEMPLATE,
+            psycopg2.extras.execute_values(cur, sql_text, rows, template=many_template(rows),
                                            page_size=1000)
             return len(rows)
 

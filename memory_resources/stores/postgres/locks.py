@@ -25,7 +25,8 @@ ACQUIRE = (
     " VALUES (%(name)s, %(owner)s, 1, %(expires_at)s) ON CONFLICT (name) DO UPDATE SET"
     " owner = EXCLUDED.owner, fencing_token = l.fencing_token + 1,"
     " expires_at = EXCLUDED.expires_at"
-    " WHERE l.owner IS NULL OR l.expires_at <= %(now)s RETURNING fencing_token),"
+    " WHERE l.owner IS NULL OR l.expires_at <= %(now)s OR l.owner = EXCLUDED.owner"
+    " RETURNING fencing_token),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
     " SELECT %(now)s, 'lock.acquire', %(name)s, %(a_flow)s, %(a_task)s,"
@@ -78,8 +79,8 @@ class LockRepo:
         params = self._params(name, owner, ttl_ms)
         params.update(audit_params("lock.acquire", params["name"], {}))
         self.store.ensure_partitions(params["now"])
-        # Retrying is safe: a retry after an unseen success finds the lease held by the
-        # same owner and reports None, which the Lock handle treats as "try again".
+        # Retrying is safe: owners are random per attempt, and a retry after an unseen
+        # success re-takes the lease for the same owner (with a newer token).
         row = self._run("lock.acquire", params, idempotent=True)
         return None if row is None else int(row[0])
 

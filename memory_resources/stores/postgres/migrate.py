@@ -151,6 +151,8 @@ def migrate(pool: PostgresPool, directory: Path | None = None) -> list[AppliedMi
     applied_now: list[AppliedMigration] = []
     with pool.connection() as conn:
         with conn.cursor() as cur:
+            # Waiting for another runner must not hit the configured statement_timeout.
+            cur.execute("SET LOCAL statement_timeout = 0")
             cur.execute("SELECT pg_advisory_lock(%s)", (_lock_key(schema),))
         conn.commit()
         try:

@@ -9,8 +9,10 @@ are retried with exponential backoff on connection failures.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import random
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -36,12 +38,53 @@ _log = get_logger(__name__)
 
 
 class _Connection(psycopg2.extensions.connection):
-    """A connection that decodes JSON/JSONB with the library codec (tagged types restored)."""
+    """A connection that decodes JSON/JSONB with the library codec (tagged types restored)
+    and remembers which statements it has prepared."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         psycopg2.extras.register_default_jsonb(self, loads=codec.decode)
         psycopg2.extras.register_default_json(self, loads=codec.decode)
+        self.prepared: set[str] = set()
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+_POSITIONAL: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _positional(statement: str) -> tuple[str, tuple[str, ...]]:
+    """``statement`` with ``%(name)s`` turned into ``$n``, and the names in ``$n`` order."""
+    cached = _POSITIONAL.get(statement)
+    if cached is None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        cached = (_NAMED.sub(number, statement).replace("%%", "%"), tuple(names))
+        _POSITIONAL[statement] = cached
+    return cached
+
+
+def execute_prepared(cur: Cursor, name: str, statement: str, params: dict[str, Any]) -> None:
+    """Run a hot ``%(name)s`` statement as a server-side prepared statement: PREPAREd once
+    per pooled connection, then only EXECUTEd (no parse/plan per call). Every parameter in
+    ``statement`` must have a type the server can infer (cast it otherwise)."""
+    text, names = _positional(statement)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    prepared_name = f"mr_{name}_{digest}"
+    conn = cur.connection
+    done: set[str] | None = getattr(conn, "prepared", None)
+    if done is None:
+        cur.execute(statement, params)
+        return
+    if prepared_name not in done:
+        cur.execute(f"PREPARE {prepared_name} AS {text}")
+        done.add(prepared_name)
+    placeholders = ", ".join(["%s"] * len(names))
+    cur.execute(f"EXECUTE {prepared_name} ({placeholders})", [params[n] for n in names])
 
 
 class Backoff:
