@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 from memory_resources.config import RedisConfig
@@ -113,3 +114,48 @@ def test_redlock_with_a_cluster_primary_and_two_lock_nodes(
         for key in list(client.scan_iter(match=prefix + "*", count=1000)):
             client.delete(key)
         store.close()
+
+
+def _move_slot(redis_cluster: Any, slot: int) -> str:
+    """Reassign ``slot`` (holding no keys) to another master; returns the new owner's
+    address. Clients that cached the old layout get MOVED for it."""
+    clients = {f"{n.host}:{n.port}": n.client() for n in redis_cluster.nodes}
+    try:
+        ids = {addr: c.execute_command("CLUSTER MYID") for addr, c in clients.items()}
+        ids = {a: (i.decode() if isinstance(i, bytes) else i) for a, i in ids.items()}
+        any_client = next(iter(clients.values()))
+        owner = None
+        for start, end, *nodes in any_client.execute_command("CLUSTER SLOTS"):
+            if start <= slot <= end:
+                host, port = nodes[0][0], nodes[0][1]
+                owner = f"{host.decode() if isinstance(host, bytes) else host}:{port}"
+        assert owner is not None
+        target = next(addr for addr in clients if addr != owner)
+        assert clients[owner].execute_command("CLUSTER COUNTKEYSINSLOT", slot) == 0
+        for client in clients.values():
+            client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[target])
+        return target
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def test_batch_follows_a_slot_moved_after_connecting(
+    redis_cluster: Any, cluster_store: RedisStore
+) -> None:
+    """A batch item whose slot moved to another master after the store cached the layout
+    is refused with MOVED by the old owner, re-sent through the cluster client, and lands
+    on the new owner; the other items are unaffected."""
+    if not hasattr(redis_cluster, "nodes"):
+        pytest.skip("needs the throwaway cluster to reassign a slot")
+    cluster_store.set_contexts({"warm": {}})  # the store has now cached the slot layout
+    moving = "slot-moving"
+    slot = key_slot(cluster_store.keys.context(moving).encode())
+    new_owner = _move_slot(redis_cluster, slot)
+    records = cluster_store.set_contexts({moving: {"m": 1}, "stay": {"s": 1}})
+    assert [r["version"] for r in records] == [1, 1]
+    got = cluster_store.get_contexts([moving, "stay"])
+    assert got[0] is not None and got[0]["data"] == {"m": 1}
+    host, port = new_owner.split(":")
+    with redis.Redis(host=host, port=int(port)) as direct:
+        assert direct.exists(cluster_store.keys.context(moving)) == 1
