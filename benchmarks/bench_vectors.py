@@ -61,8 +61,13 @@ def bare_batch(matrix: Any, queries: Any) -> Any:
     return np.take_along_axis(top, np.argsort(-picked, axis=1), axis=1)
 
 
-def interleaved(contenders: dict[str, Callable[[Any], Any]], queries: Any) -> dict[str, float]:
-    """Median ms per call of each contender, alternating contenders query by query."""
+Timing = tuple[float, float]
+"""(best, median) milliseconds."""
+
+
+def interleaved(contenders: dict[str, Callable[[Any], Any]], queries: Any) -> dict[str, Timing]:
+    """(best, median) ms per call of each contender, alternating contenders query by query.
+    On a shared machine the best run is the closest to the unloaded cost."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn(queries[0])  # warm-up
@@ -71,7 +76,12 @@ def interleaved(contenders: dict[str, Callable[[Any], Any]], queries: Any) -> di
             started = time.perf_counter()
             fn(query)
             times[name].append((time.perf_counter() - started) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: (min(values), statistics.median(values)) for name, values in times.items()}
+
+
+def scaled(timing: Timing, factor: float) -> Timing:
+    """``timing`` multiplied by ``factor``."""
+    return timing[0] * factor, timing[1] * factor
 
 
 def optional_contenders(matrix: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -214,14 +224,14 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         "bare numpy matmul + argpartition": lambda q: bare_single(data, q),
         "numpy index, cosine, float16": lambda q: half.query(q, TOP_K),
     }, queries[:5])
-    single["numpy index, cosine, float16"] = (
-        single_f16["numpy index, cosine, float16"]
-        / single_f16["bare numpy matmul + argpartition"]
-        * single["bare numpy matmul + argpartition"]
+    single["numpy index, cosine, float16"] = scaled(
+        single_f16["numpy index, cosine, float16"],
+        single["bare numpy matmul + argpartition"][0]
+        / single_f16["bare numpy matmul + argpartition"][0],
     )
 
     chunks = batches_of(queries, args.batch, 3)
-    batch = {name: ms / args.batch for name, ms in interleaved({
+    batch = {name: scaled(ms, 1 / args.batch) for name, ms in interleaved({
         "bare numpy matmul + argpartition": lambda qs: bare_batch(data, qs),
         "numpy index, dotproduct": lambda qs: indexes["dotproduct"].query_batch(qs, TOP_K),
         "numpy index, cosine": lambda qs: indexes["cosine"].query_batch(qs, TOP_K),
@@ -231,8 +241,9 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         "bare": lambda qs: bare_batch(data, qs),
         "float16": lambda qs: half.query_batch(qs, TOP_K),
     }, chunks[:1])
-    batch["numpy index, cosine, float16"] = (
-        f16_batch["float16"] / f16_batch["bare"] * batch["bare numpy matmul + argpartition"]
+    batch["numpy index, cosine, float16"] = scaled(
+        f16_batch["float16"],
+        batch["bare numpy matmul + argpartition"][0] / f16_batch["bare"][0],
     )
     recall_queries = queries[: args.batch]
     f16_recall = recall(indexes["cosine"].query_batch(recall_queries, TOP_K),
@@ -242,12 +253,13 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
     return single, batch, f16_recall, indexes["cosine"].stats(), half.stats()
 
 
-def write_report(args: Any, single: dict[str, float], batch: dict[str, float], f16_recall: float,
-                 stats: dict[str, Any], f16_stats: dict[str, Any], ratio: float, used: int,
-                 inserts: dict[str, float], notes: list[str], seconds: float) -> None:
+def write_report(args: Any, single: dict[str, Timing], batch: dict[str, Timing],
+                 f16_recall: float, stats: dict[str, Any], f16_stats: dict[str, Any],
+                 ratio: float, used: int, inserts: dict[str, float], notes: list[str],
+                 seconds: float) -> None:
     """Print and write the markdown report."""
-    base_single = single["bare numpy matmul + argpartition"]
-    base_batch = batch["bare numpy matmul + argpartition"]
+    base_single = single["bare numpy matmul + argpartition"][0]
+    base_batch = batch["bare numpy matmul + argpartition"][0]
     lines = [
         "# Vector benchmarks (numpy backend)",
         "",
@@ -255,20 +267,25 @@ def write_report(args: Any, single: dict[str, float], batch: dict[str, float], f
         f"`python benchmarks/bench_vectors.py --n {args.n} --dim {args.dim}` · "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared) · "
         f"numpy {np.__version__} · BLAS: {blas_info()} · "
-        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} · "
+        f"load average at the end {os.getloadavg()[0]:.1f}",
         "",
         f"{args.n} x {args.dim} float32, clustered (Gaussian mixture), top_k={TOP_K}. "
-        "Medians; single queries interleaved query by query.",
+        "ms per query as best (median) over the runs; ratios use the best runs. Contenders "
+        "are interleaved query by query (batch by batch), so load from other processes hits "
+        "them alike.",
         "",
         f"| contender | single ms/query | vs bare | batch of {args.batch} ms/query | vs bare |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in single:
-        b = batch.get(name)
-        lines.append(
-            f"| {name} | {single[name]:.2f} | {single[name] / base_single:.2f}x | "
-            + (f"{b:.2f} | {b / base_batch:.2f}x |" if b is not None else "- | - |")
-        )
+    for name, (best, median) in single.items():
+        cell = f"| {name} | {best:.2f} ({median:.2f}) | {best / base_single:.2f}x | "
+        if name in batch:
+            b_best, b_median = batch[name]
+            cell += f"{b_best:.2f} ({b_median:.2f}) | {b_best / base_batch:.2f}x |"
+        else:
+            cell += "- | - |"
+        lines.append(cell)
     lines += [
         "",
         f"float16 storage: recall@10 vs float32 exact = {f16_recall:.4f}; "
