@@ -26,7 +26,10 @@ from tests.fixtures.redis import MakeRedisStore
 from tests.redis import _workers
 from tests.servers import RedisServer
 
-SPAWN = multiprocessing.get_context("fork")
+# forkserver: children fork from a clean server process (not from pytest, whose other
+# threads could hold locks at fork time); the server imports the worker module once.
+SPAWN = multiprocessing.get_context("forkserver")
+SPAWN.set_forkserver_preload(["tests.redis._workers"])
 
 
 def _config(url: str, prefix: str, **extra: Any) -> dict[str, Any]:
