@@ -15,6 +15,7 @@ the matrix: calls from several threads are safe and serialised.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from ...codec import DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
+from ...codec import DEFAULT_MAX_PAYLOAD_BYTES, TAG, decode, encode
 from ...config import EmbeddedConfig, VectorConfig
 from ...embedding import (
     as_matrix,
@@ -46,7 +47,7 @@ from ...vector_filter import Condition, evaluate_mask, parse_filter
 from .file_store import FileVectorPersistence
 from .matrix import VectorMatrix
 from .persistence import VectorPersistence
-from .scoring import dot_products, exact_scores, pool_size, rank, ranking_keys, top_candidates
+from .scoring import dot_products, pool_size, ranking_keys, rerank, top_candidates
 from .sqlite_store import SqliteVectorPersistence
 
 SELECTIVE_FRACTION = 0.25
@@ -60,8 +61,11 @@ _log = get_logger("memory_resources.vector.numpy")
 
 
 def _metadata(text: str) -> JSONDict:
-    """Decode a row's metadata text (a fresh dict every time, so callers may mutate it)."""
-    return {} if text == "{}" else dict(decode(text))
+    """Decode a row's metadata text (a fresh dict every time, so callers may mutate it);
+    plain JSON takes the fast path, tagged codec values go through the codec."""
+    if text == "{}":
+        return {}
+    return dict(decode(text)) if TAG in text else dict(json.loads(text))
 
 
 class NumpyVectorIndex:
@@ -353,14 +357,11 @@ class NumpyVectorIndex:
             picked = top_candidates(keys, pool)
             if queries.ndim == 1:
                 picked, queries = picked[None, :], queries[None, :]
-            results = []
-            for j in range(batch):
-                rows_j = picked[j] if candidates is None else candidates[picked[j]]
-                scores = exact_scores(stored.buffer[rows_j], queries[j], self.metric)
-                best, best_scores = rank(np.asarray(rows_j), scores, self.metric, top_k)
-                results.append([
-                    VectorMatch(id=stored.ids[row], score=float(score),
-                                metadata=_metadata(stored.metadata[row]))
-                    for row, score in zip(best.tolist(), best_scores.tolist(), strict=True)
-                ])
-            return results
+            rows_picked = picked if candidates is None else candidates[picked]
+            best, scores = rerank(stored.buffer, rows_picked, queries, self.metric, top_k)
+            ids, metadata = stored.ids, stored.metadata
+            return [
+                [VectorMatch(id=ids[row], score=score, metadata=_metadata(metadata[row]))
+                 for row, score in zip(best_j, scores_j, strict=True)]
+                for best_j, scores_j in zip(best.tolist(), scores.tolist(), strict=True)
+            ]

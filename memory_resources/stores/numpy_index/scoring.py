@@ -57,28 +57,45 @@ def top_candidates(keys: Array, pool: int) -> Array:
     return np.argpartition(keys, rows - pool, axis=-1)[..., rows - pool:]
 
 
-def exact_scores(rows: Array, query: Array, metric: str) -> Array:
-    """Exact float64 scores of ``rows`` (``(m, d)``) against ``query`` in the metric's
-    meaning: cosine similarity, euclidean distance or dot product."""
+def exact_scores(rows: Array, queries: Array, metric: str) -> Array:
+    """Exact float64 scores of ``rows`` (``(b, m, d)``) against ``queries`` (``(b, d)``) in
+    the metric's meaning: cosine similarity, euclidean distance or dot product."""
     x = rows.astype(np.float64)
-    q = query.astype(np.float64)
+    q = queries.astype(np.float64)
     if metric == "euclidean":
-        diff = x - q
-        return np.asarray(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
-    dots = x @ q
+        diff = x - q[:, None, :]
+        return np.asarray(np.sqrt(np.einsum("bmd,bmd->bm", diff, diff)))
+    dots = np.einsum("bmd,bd->bm", x, q)
     if metric == "cosine":
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x)) * float(np.sqrt(q @ q))
+        norms = np.sqrt(np.einsum("bmd,bmd->bm", x, x)) * np.sqrt(np.einsum("bd,bd->b", q, q))[
+            :, None
+        ]
         return np.asarray(dots / norms)
     return np.asarray(dots)
 
 
-def rank(candidates: Array, scores: Array, metric: str, top_k: int) -> tuple[Array, Array]:
-    """Sort ``candidates`` best first by exact ``scores`` and keep ``top_k``.
+RERANK_ELEMENTS = 1 << 22
+"""Largest float64 block (queries x pool x dimension) re-ranked at once (32 MiB)."""
+
+
+def rerank(
+    buffer: Array, rows: Array, queries: Array, metric: str, top_k: int
+) -> tuple[Array, Array]:
+    """Exact scores of candidate ``rows`` (``(b, pool)`` indices into ``buffer``) for each
+    query; returns the ``top_k`` best rows and scores per query, best first.
 
     Ties are broken by row index so results are deterministic."""
-    order_key = scores if metric == "euclidean" else -scores
-    order = np.lexsort((candidates, order_key))[:top_k]
-    return candidates[order], scores[order]
+    batch, pool = rows.shape
+    step = max(1, RERANK_ELEMENTS // max(1, pool * buffer.shape[1]))
+    best_rows, best_scores = [], []
+    for start in range(0, batch, step):
+        block = rows[start : start + step]
+        scores = exact_scores(buffer[block], queries[start : start + step], metric)
+        order_key = scores if metric == "euclidean" else -scores
+        order = np.lexsort((block, order_key), axis=-1)[:, :top_k]
+        best_rows.append(np.take_along_axis(block, order, axis=-1))
+        best_scores.append(np.take_along_axis(scores, order, axis=-1))
+    return np.concatenate(best_rows), np.concatenate(best_scores)
 
 
 def pool_size(top_k: int, rows: int, half_precision: bool) -> int:
