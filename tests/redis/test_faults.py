@@ -163,3 +163,21 @@ def test_unreachable_cluster_is_unavailable(make_redis_store: MakeRedisStore) ->
     with pytest.raises(BackendUnavailableError):
         store.get_context("c")
     assert store.health_check()["status"] == "unhealthy"
+
+
+def test_acl_username_and_password(
+    redis_server_factory: Callable[..., RedisServer], make_redis_store: MakeRedisStore
+) -> None:
+    """An ACL user (username + password) works; the same user with a wrong password is a
+    BackendAuthenticationError that does not show the password."""
+    server = redis_server_factory()
+    with server.client() as admin:
+        admin.execute_command("ACL", "SETUSER", "agent", "on", f">{PASSWORD}", "~*", "+@all")
+    url = f"redis://127.0.0.1:{server.port}/0"
+    good = make_redis_store(url=url, username="agent", password=PASSWORD)
+    assert good.set_context("acl", {"ok": 1})["version"] == 1
+    bad = make_redis_store(url=url, username="agent", password="nope-" + PASSWORD,
+                           retry_attempts=0)
+    with pytest.raises(BackendAuthenticationError) as info:
+        bad.get_context("acl")
+    assert PASSWORD not in str(info.value)
