@@ -50,7 +50,12 @@ def _pgvector(
 ) -> VectorIndex:
     from .stores.pgvector import PgVectorIndex
 
-    return PgVectorIndex.from_config(config, config.postgres or postgres)
+    connection = config.postgres or postgres
+    if connection is not None and type(connection) is not PostgresConfig:
+        # e.g. a nested PostgresMemory block: the store gets the plain config, not the block
+        connection = PostgresConfig.model_validate(
+            {name: getattr(connection, name) for name in PostgresConfig.model_fields})
+    return PgVectorIndex.from_config(config, connection)
 
 
 BUILTIN: dict[str, VectorBackendFactory] = {"numpy": _numpy, "pgvector": _pgvector}
