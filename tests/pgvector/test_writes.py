@@ -116,6 +116,9 @@ FILTERS = [
     {"maybe": {"$ne": None}},
     {"score": {"$gt": 0.5}},
     {"n": {"$in": [1, 2.0, "3"]}},
+    {"kind": {"$ne": "a\x00"}},
+    {"kind": {"$in": ["a\x00", "b"]}},
+    {"kind": "b", "flag": {"$nin": ["x\x00"]}},
 ]
 
 
@@ -142,6 +145,17 @@ def test_sql_filters_match_the_reference_semantics(
                 if matches(parse_filter(flt), meta)}
     found = {m["id"] for m in index.query([0, 0, 0, 0], top_k=100, filter=flt)}
     assert found == expected and expected
+
+
+def test_filter_key_with_nul_is_a_validation_error(make_pgvector_index: MakeIndex) -> None:
+    """A filter key containing NUL (no stored key can) raises naming the key, and a NUL
+    operand simply matches nothing."""
+    index = make_pgvector_index(4, "cosine")
+    index.upsert(["a"], [[1, 0, 0, 0]], [{"k": "v"}])
+    with pytest.raises(MemoryValidationError) as info:
+        index.query([1, 0, 0, 0], filter={"k\x00": "v"})
+    assert info.value.field == "filter['k\\x00']"
+    assert index.query([1, 0, 0, 0], filter={"k": "v\x00"}) == []
 
 
 def test_stats_report_counts_sizes_and_settings(make_pgvector_index: MakeIndex) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from ...errors import MemoryValidationError
 from ...vector_filter import Condition
 
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -31,6 +32,11 @@ def _contains(key: str, value: Any) -> str:
     return json.dumps({key: value}, allow_nan=False, ensure_ascii=False)
 
 
+def _storable(value: Any) -> bool:
+    """False for a string with NUL: no stored value can equal it (JSONB cannot hold NUL)."""
+    return not (isinstance(value, str) and "\x00" in value)
+
+
 def compile_filter(conditions: Sequence[Condition]) -> tuple[sql.Composable | None, list[Any]]:
     """A ``WHERE`` expression (AND of every condition) and its positional parameters, or
     ``(None, [])`` when there are no conditions."""
@@ -39,6 +45,16 @@ def compile_filter(conditions: Sequence[Condition]) -> tuple[sql.Composable | No
     parts: list[sql.Composable] = []
     params: list[Any] = []
     for key, op, operand in conditions:
+        if "\x00" in key:  # stored metadata never holds NUL (JSONB cannot)
+            raise MemoryValidationError(
+                f"filter[{key!r}]", "no stored vector in this namespace has this metadata key",
+                hint="metadata keys cannot contain NUL characters",
+            )
+        if op in ("$eq", "$ne") and not _storable(operand):
+            parts.append(sql.SQL("FALSE" if op == "$eq" else "TRUE"))
+            continue
+        if op in ("$in", "$nin"):
+            operand = tuple(item for item in operand if _storable(item))
         if op == "$eq":
             parts.append(sql.SQL("metadata @> %s::jsonb"))
             params.append(_contains(key, operand))
