@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memory_resources.errors import (
     MemoryValidationError,
@@ -122,12 +124,12 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
-def test_sql_filters_match_the_reference_semantics(
-    make_pgvector_index: MakeIndex, flt: dict[str, Any]
-) -> None:
-    """Every filter selects exactly the rows the reference evaluator (vector_filter.matches)
-    selects, over metadata mixing types, missing keys and nulls."""
+@pytest.fixture
+def filter_index(
+    make_pgvector_index: MakeIndex,
+) -> tuple[PgVectorIndex, list[str], list[dict[str, Any]]]:
+    """60 vectors whose metadata mixes numbers, numeric strings, bools, nulls and missing
+    keys: ``(index, ids, metadata)``."""
     index = make_pgvector_index(4, "euclidean")
     rng = np.random.default_rng(8)
     metadata: list[dict[str, Any]] = []
@@ -141,6 +143,16 @@ def test_sql_filters_match_the_reference_semantics(
         metadata.append(meta)
     ids = [f"f{i}" for i in range(60)]
     index.upsert(ids, rng.standard_normal((60, 4)), metadata)
+    return index, ids, metadata
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
+def test_sql_filters_match_the_reference_semantics(
+    filter_index: tuple[PgVectorIndex, list[str], list[dict[str, Any]]], flt: dict[str, Any]
+) -> None:
+    """Every filter selects exactly the rows the reference evaluator (vector_filter.matches)
+    selects, over metadata mixing types, missing keys and nulls."""
+    index, ids, metadata = filter_index
     expected = {id_ for id_, meta in zip(ids, metadata, strict=True)
                 if matches(parse_filter(flt), meta)}
     found = {m["id"] for m in index.query([0, 0, 0, 0], top_k=100, filter=flt)}
@@ -184,3 +196,32 @@ def test_close_then_use_reconnects(make_pgvector_index: MakeIndex) -> None:
     index.close()
     assert index.count() == 1
     assert index.health_check()["status"] == "healthy"
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 30), st.sampled_from(
+    [0.5, 1.0, 2.0, -1.5]), st.sampled_from(["a", "b", "c", "3", ""]))
+CONDITIONS = st.one_of(
+    SCALARS,
+    st.fixed_dictionaries({}, optional={"$eq": SCALARS, "$ne": SCALARS}).filter(bool),
+    st.fixed_dictionaries({"$in": st.lists(SCALARS, max_size=4)}),
+    st.fixed_dictionaries({"$nin": st.lists(SCALARS, max_size=4)}),
+    st.fixed_dictionaries({}, optional={
+        op: st.one_of(st.integers(-5, 35), st.floats(-5, 35)) for op in
+        ("$gt", "$gte", "$lt", "$lte")}).filter(bool),
+)
+FILTER_KEYS = ["n", "kind", "flag", "maybe", "score"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flt=st.dictionaries(st.sampled_from(FILTER_KEYS), CONDITIONS, min_size=1, max_size=3))
+def test_random_filters_match_the_reference_semantics(
+    filter_index: tuple[PgVectorIndex, list[str], list[dict[str, Any]]], flt: dict[str, Any]
+) -> None:
+    """For random filters (every operator, mixed operand types), SQL selects exactly the
+    rows the reference evaluator selects."""
+    index, ids, metadata = filter_index
+    expected = {id_ for id_, meta in zip(ids, metadata, strict=True)
+                if matches(parse_filter(flt), meta)}
+    found = {m["id"] for m in index.query([0, 0, 0, 0], top_k=100, filter=flt)}
+    assert found == expected
