@@ -1,18 +1,25 @@
-"""``memory-resources outbox status`` / ``outbox replay``: records the capture hooks kept.
+"""What the capture hooks wrote and kept: ``history``, ``outputs``, ``outbox status|replay``.
 
-(``history`` and ``outputs`` commands are added here by the capture CLI.)
+``history`` and ``outputs`` read the process default MemoryAPI (``MEMORY_RESOURCES_*``
+environment variables, else the embedded default) or, with ``--block NAME``, a saved
+``MemoryStore`` block (needs a Prefect API). They exit 1 when nothing matched and 2 on a
+library error (bad argument, backend down), with the message on stderr.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
 from . import app
+
+T = TypeVar("T")
 
 outbox_app = typer.Typer(
     help="Records a capture hook could not write, kept until replayed.", no_args_is_help=True
@@ -100,4 +107,176 @@ def outbox_replay(
                           r.error or "")
         Console().print(table if results else f"outbox {outbox.path}: nothing to replay")
     if any(r.remaining for r in results):
+        raise typer.Exit(code=1)
+
+
+# -- history / outputs ------------------------------------------------------------------
+
+_BLOCK_OPTION = typer.Option(
+    None, "--block", help="Read a saved MemoryStore block (by name) instead of the "
+    "process default store (needs a Prefect API).")
+_STATUS_STYLE = {"completed": "green", "running": "cyan", "failed": "red", "crashed": "red",
+                 "cancelled": "yellow", "cancelling": "yellow"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                   r"[0-9a-fA-F]{12}$")
+_SCAN_PAGE = 1000
+
+
+def _memory_api(block: str | None) -> Any:
+    """The MemoryAPI to read: the block's, else the process default."""
+    if block is None:
+        from ..default import get_memory_api
+
+        return get_memory_api()
+    from ..blocks.store import MemoryStore
+
+    try:
+        loader: Any = MemoryStore.load
+        return loader(block, _sync=True).api
+    except Exception as exc:
+        typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _read(action: Callable[[], T]) -> T:
+    """Run a read; a library error exits 2 with its message (logs to stderr)."""
+    from ..errors import MemoryResourcesError
+    from .core import _quiet_logs  # the CLI's shared log routing (stderr, WARNING+)
+
+    with _quiet_logs():
+        try:
+            return action()
+        except MemoryResourcesError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+
+
+def runs_of_flow(api: Any, flow: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` history rows of the flow named (or with the id) ``flow``.
+
+    A flow id is read directly; a name is matched by scanning all rows newest first in
+    pages bounded by ``created_at``; each page re-reads its boundary instant and drops
+    duplicates, so rows sharing an instant with a page boundary are not skipped (unless
+    more than a whole page of rows share one microsecond).
+    """
+    from ..validation import require_id, require_positive_int
+
+    flow = require_id(flow, "flow")
+    limit = require_positive_int(limit, "limit", maximum=100_000)
+    if _UUID.match(flow):
+        rows: list[dict[str, Any]] = api.read_flow_run_history(flow, limit=limit)
+        if rows:
+            return rows
+    found: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    until: dt.datetime | None = None
+    while len(found) < limit:
+        page = api.read_flow_run_history(None, limit=_SCAN_PAGE, until=until)
+        fresh = [r for r in page if (r["flow_id"], r["run_id"]) not in seen]
+        for row in fresh:
+            seen.add((row["flow_id"], row["run_id"]))
+            if row["flow_name"] == flow or row["flow_id"] == flow:
+                found.append(row)
+        if len(page) < _SCAN_PAGE:
+            break
+        oldest = dt.datetime.fromisoformat(page[-1]["created_at"])
+        # re-read the oldest instant unless the page held nothing new (then step past it)
+        until = oldest + dt.timedelta(microseconds=1) if fresh else oldest
+    return found[:limit]
+
+
+def _when(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else ""
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.2f}s" if isinstance(value, (int, float)) else ""
+
+
+def _status(value: str | None) -> str:
+    text = value or "?"
+    return f"[{_STATUS_STYLE.get(text, 'white')}]{text}[/]"
+
+
+def _clip(value: Any, width: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def history(
+    flow: str = typer.Option(..., "--flow", help="Flow name (or flow id) whose runs to show."),
+    limit: int = typer.Option(20, "--limit", min=1, help="Newest runs to show."),
+    block: str | None = _BLOCK_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the history rows as JSON."),
+) -> None:
+    """Show a flow's captured runs, newest first; exit code 1 when it has none."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def read() -> list[dict[str, Any]]:
+        return runs_of_flow(_memory_api(block), flow, limit)
+
+    rows = _read(read)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
+    elif not rows:
+        Console(stderr=True).print(f"no captured runs of flow {flow!r}")
+    else:
+        table = Table(title=f"history of {flow} — {len(rows)} run(s), newest first")
+        deployed = any(row["deployment_id"] for row in rows)
+        for column in ("started", "run", "name", "status", "duration", "try",
+                       *(["deployment"] if deployed else []), "error"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            error = ": ".join(filter(None, [row["error_type"], row["error_message"]]))
+            table.add_row(
+                _when(row["started_at"] or row["created_at"]), row["run_id"],
+                str(row["data"].get("flow_run_name") or ""), _status(row["status"]),
+                _seconds(row["duration"]), str(row["run_count"] or ""),
+                *([row["deployment_id"] or ""] if deployed else []), _clip(error, 120),
+            )
+        Console().print(table)
+    if not rows:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def outputs(
+    task: str = typer.Option(..., "--task", help="Task run id whose stored outputs to show."),
+    limit: int = typer.Option(10, "--limit", min=1, help="Newest versions to show."),
+    block: str | None = _BLOCK_OPTION,
+    full: bool = typer.Option(False, "--full", help="Do not shorten long outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the output records as JSON."),
+) -> None:
+    """Show a task run's stored output (every version, newest first); exit 1 when none."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def read() -> list[dict[str, Any]]:
+        from ..validation import require_id
+
+        records: list[dict[str, Any]] = _memory_api(block).list_task_outputs(
+            require_id(task, "task"), limit)
+        return records
+
+    records = _read(read)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, sort_keys=True, default=str))
+    elif not records:
+        Console(stderr=True).print(f"no stored output for task {task!r}")
+    else:
+        table = Table(title=f"outputs of task {task} — {len(records)} version(s), newest first")
+        for column in ("version", "stored", "task", "flow run", "state", "output"):
+            table.add_column(column, overflow="fold")
+        for record in records:
+            metadata = record["metadata"]
+            output = json.dumps(record["output"], sort_keys=True, default=str)
+            table.add_row(
+                str(record["version"]), _when(record["created_at"]),
+                str(metadata.get("task_name") or ""), record["flow_run_id"] or "",
+                str(metadata.get("state_name") or ""), output if full else _clip(output, 400),
+            )
+        Console().print(table)
+    if not records:
         raise typer.Exit(code=1)
