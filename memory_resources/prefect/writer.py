@@ -58,12 +58,17 @@ class CaptureWriter:
         target: OutboxTarget,
         *,
         retry_after: float = 2.0,
+        pending_check_interval: float = 5.0,
     ) -> None:
         self._stores = stores
         self.outbox = outbox
         self.target = target
         self.retry_after = retry_after
+        self.pending_check_interval = pending_check_interval
+        """Seconds between checks of the outbox file for records kept by other processes
+        (records this writer keeps are seen at once)."""
         self._down_until = 0.0
+        self._checked_empty_at: float | None = None
         self._lock = threading.RLock()
         self._registered = False
 
@@ -117,7 +122,7 @@ class CaptureWriter:
             try:
                 if time.monotonic() < self._down_until:
                     raise _SkippedWhileDown()
-                if self.outbox.has_pending(self.target.target):
+                if self._may_have_pending():
                     report = self.replay()
                     if report.remaining:
                         raise _SkippedWhileDown(
@@ -129,7 +134,19 @@ class CaptureWriter:
                     self._down_until = time.monotonic() + self.retry_after
                 return self._keep(kind, key, payload, exc)
 
+    def _may_have_pending(self) -> bool:
+        now = time.monotonic()
+        checked = self._checked_empty_at
+        if checked is not None and now - checked < self.pending_check_interval:
+            return False
+        if self.outbox.has_pending(self.target.target):
+            self._checked_empty_at = None
+            return True
+        self._checked_empty_at = now
+        return False
+
     def _keep(self, kind: str, key: str, payload: dict[str, Any], exc: Exception) -> bool:
+        self._checked_empty_at = None
         if isinstance(exc, _SkippedWhileDown):
             error = str(exc) or "store not retried yet after a recent failure"
         else:
