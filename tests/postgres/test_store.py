@@ -200,3 +200,30 @@ def test_driver_errors_never_escape_raw(postgres_store: PostgresStore) -> None:
         cur.execute("SELECT * FROM no_such_table_here")
     assert "42P01" in str(info.value)
     assert not isinstance(info.value, psycopg2.Error)
+
+
+def test_expired_contexts_are_swept_after_a_later_write_without_cron(
+    postgres_store_factory: Any,
+) -> None:
+    """An expired context is invisible at once and its rows (with its events) are deleted
+    by the periodic sweep that a later context write triggers."""
+    from memory_resources.clock import ManualClock
+    from memory_resources.stores.postgres.store import PURGE_INTERVAL
+
+    clock = ManualClock()
+    store = postgres_store_factory(clock=clock)
+    store.set_context("short", {"v": 1}, ttl=10)
+    store.append_event("short", {"e": 1})
+    clock.advance(11)
+    assert store.get_context("short") is None
+    assert store.get_events("short") == []
+
+    def count(cur: Any) -> tuple[int, int]:
+        cur.execute(f'SELECT (SELECT count(*) FROM "{store.schema}".memory_context),'
+                    f' (SELECT count(*) FROM "{store.schema}".memory_events)')
+        return tuple(cur.fetchone())  # type: ignore[return-value]
+
+    assert store.pool.run(count) == (1, 1)  # invisible, not yet deleted
+    clock.advance(PURGE_INTERVAL)
+    store.set_context("other", {"v": 2})
+    assert store.pool.run(count) == (1, 0)  # only "other" is left

@@ -1,8 +1,9 @@
-"""Context with TTL and per-context event streams on PostgreSQL (the spec's "alternative to Redis").
+"""Context with TTL and per-context event streams (the spec's "alternative to Redis").
 
 A context whose ``expires_at`` has passed is invisible at once (every read compares it with
 the store's clock) and so are its events. Expired rows are purged when the same context is
-written again, and by :meth:`ContextRepo.purge_expired` (``memory-resources prune``).
+written again, by a sweep at most every ``PURGE_INTERVAL`` seconds after a context write,
+and by ``memory-resources prune``.
 Event ids are a sequence per context (``memory_event_heads``, row-locked per append), so they
 increase in commit order and are never reused, even after a clear.
 """
@@ -123,6 +124,7 @@ class ContextRepo:
                   **audit_params("context.set", context_id, {"ttl": ttl})}
         self.store.ensure_partitions(now)
         version, created_at, stored = self._run("context.set", params, idempotent=False)
+        self.store.maybe_purge()
         return ContextRecord(context_id=context_id, data=stored, created_at=iso(created_at),
                              updated_at=iso(now), version=version, ttl=ttl,
                              expires_at=opt_iso(expires_at))

@@ -95,6 +95,7 @@ def many_template(rows: Sequence[dict[str, Any]]) -> str:
         for c in _INPUT
     ) + ")"
 
+
 _SELECT = "SELECT " + ", ".join(f"h.{c}" for c in COLUMNS) + " FROM {s}.flow_run_history h"
 READ_RUN = (
     _SELECT + " JOIN {s}.flow_run_history_keys k ON h.flow_id = k.flow_id"

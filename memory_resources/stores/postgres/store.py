@@ -40,6 +40,9 @@ _log = get_logger(__name__)
 PARTITIONS_AHEAD = 3
 """Month partitions created ahead of the current month."""
 
+PURGE_INTERVAL = 300.0
+"""Seconds between sweeps of expired contexts, run after a context write (no cron)."""
+
 _TEMPLATES: dict[str, str] = {
     **history.TEMPLATES, **outputs.TEMPLATES, **audit.TEMPLATES, **context.TEMPLATES,
     **locks.TEMPLATES,
@@ -66,6 +69,7 @@ class PostgresStore:
         self._pool: PostgresPool | None = None
         self._statements: dict[str, str] = {}
         self._partition_month: tuple[int, int] | None = None
+        self._next_purge = clock.monotonic() + PURGE_INTERVAL
         self._lock = threading.RLock()
         self._history = history.HistoryRepo(self)
         self._outputs = outputs.OutputRepo(self)
@@ -195,6 +199,15 @@ class PostgresStore:
     def purge_expired(self) -> int:
         """Delete every expired context and its events now; returns contexts removed."""
         return self._context.purge_expired()
+
+    def maybe_purge(self) -> None:
+        """Sweep expired contexts if ``PURGE_INTERVAL`` has passed since the last sweep."""
+        now = self.clock.monotonic()
+        with self._lock:
+            if now < self._next_purge:
+                return
+            self._next_purge = now + PURGE_INTERVAL
+        self._context.purge_expired()
 
     # -- monitoring ----------------------------------------------------------------------
 
