@@ -35,10 +35,10 @@ WRITER = textwrap.dedent("""
     from memory_resources.config import PostgresConfig, VectorConfig
     from memory_resources.stores.pgvector import PgVectorIndex
 
-    dsn, schema = sys.argv[1], sys.argv[2]
+    dsn, schema, name = sys.argv[1], sys.argv[2], sys.argv[3]
     index = PgVectorIndex.from_config(
         VectorConfig(backend="pgvector", dimension=64, namespace="killed"),
-        PostgresConfig(dsn=dsn, schema=schema, auto_migrate=False))
+        PostgresConfig(dsn=dsn, schema=schema, auto_migrate=False, application_name=name))
     index.connect()
     rng = np.random.default_rng(0)
     index.upsert([f"a{i}" for i in range(100)], rng.standard_normal((100, 64)))
@@ -66,8 +66,9 @@ def test_writer_killed_mid_upsert_leaves_only_committed_batches(
 ) -> None:
     """SIGKILL of a process while its large upsert is running leaves every committed batch
     and nothing of the interrupted one; the namespace stays usable."""
+    name = f"mrtest-writer-{uuid.uuid4().hex[:8]}"
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, pgvector_dsn, pgvector_schema],
+        [sys.executable, "-c", WRITER, pgvector_dsn, pgvector_schema, name],
         stdout=subprocess.PIPE, text=True, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -80,7 +81,8 @@ def test_writer_killed_mid_upsert_leaves_only_committed_batches(
         with probe.cursor() as cur:
             while True:  # wait until the large batch is being written by the server
                 cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                            "AND (query LIKE 'COPY%%' OR query LIKE 'INSERT%%')")
+                            "AND application_name = %s "
+                            "AND (query LIKE 'COPY%%' OR query LIKE 'INSERT%%')", (name,))
                 row = cur.fetchone()
                 if row is not None and row[0] > 0:
                     break
