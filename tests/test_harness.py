@@ -242,6 +242,16 @@ def test_killed_postgres_recovers_committed_data(
     assert _scalar(server.dsn, "SELECT v FROM t") == 7
 
 
+def test_postgres_without_pgvector_refuses_the_extension(
+    postgres_server_factory: Callable[..., PostgresServer],
+) -> None:
+    """PostgresServer(pgvector=False) behaves like a server without pgvector installed."""
+    server = postgres_server_factory(pgvector=False)
+    with pytest.raises(psycopg2.errors.FeatureNotSupported, match="not available"):
+        _scalar(server.dsn, "CREATE EXTENSION vector")
+    assert _scalar(server.dsn, "SELECT count(*) FROM pg_available_extensions") == 0
+
+
 # -- resolution -------------------------------------------------------------------------------
 
 

@@ -124,13 +124,19 @@ def _template_cluster() -> Path:
 
 
 class PostgresServer:
-    """One postmaster on ``127.0.0.1:<port>`` with a private, trust-auth data directory."""
+    """One postmaster on ``127.0.0.1:<port>`` with a private, trust-auth data directory.
+
+    ``fsync`` (default on, as benchmarks want) can be turned off for speed; ``pgvector=False``
+    hides every extension (``CREATE EXTENSION vector`` fails as on a stock PostgreSQL);
+    ``settings`` adds ``-c name=value`` options (e.g. ``statement_timeout``).
+    """
 
     def __init__(
         self,
         *,
         port: int | None = None,
         fsync: bool = True,
+        pgvector: bool = True,
         settings: Mapping[str, str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
@@ -138,6 +144,7 @@ class PostgresServer:
         self._port = port
         self._port_fixed = port is not None
         self.fsync = fsync
+        self.pgvector = pgvector
         self.settings = dict(settings or {})
         self.startup_timeout = startup_timeout
         self.bin_dir = postgres_bin_dir()
@@ -146,6 +153,8 @@ class PostgresServer:
         self.base_dir.chmod(0o755)
         self.data_dir = self.base_dir / "data"
         self.log_path = self.base_dir / "postgres.log"
+        self.no_extensions_dir = self.base_dir / "no-extensions"
+        self.no_extensions_dir.mkdir()
         if self.user is not None:
             _chown_tree(self.base_dir, self.user)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -199,6 +208,10 @@ class PostgresServer:
             "max_connections": "200",
             **self.settings,
         }
+        if not self.pgvector:
+            # PostgreSQL 18: look for extension control files only in an empty dir, so
+            # CREATE EXTENSION vector fails as on a server without pgvector installed.
+            options["extension_control_path"] = str(self.no_extensions_dir)
         args = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
         for key, value in options.items():
             args += ["-c", f"{key}={value}"]
