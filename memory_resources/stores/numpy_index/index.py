@@ -343,8 +343,7 @@ class NumpyVectorIndex:
                 if eligible > rows * SELECTIVE_FRACTION:
                     excluded, candidates = ~mask, None
             if candidates is not None:
-                data = stored.buffer[candidates]
-                keys = dot_products(data, queries)
+                keys = dot_products(stored.buffer, queries, candidates)
                 ranking_keys(keys, self.metric, stored.inv_norms[candidates],
                              stored.sq_norms[candidates])
             else:

@@ -19,22 +19,29 @@ import numpy as np
 
 Array = np.ndarray[Any, Any]
 
-CHUNK_ROWS = 1024
-"""Rows converted at a time when the matrix is stored in float16."""
+CHUNK_ROWS = 256
+"""Rows gathered (filtered queries) or converted (float16) at a time into a float32
+buffer that stays in cache for its matrix product."""
 
 
-def dot_products(data: Array, queries: Array) -> Array:
-    """Raw dot products as float32: ``(n,)`` for one query ``(d,)``, ``(b, n)`` for a batch
-    ``(b, d)``. One BLAS call for float32 storage; float16 storage is converted in chunks."""
-    if data.dtype == np.float32:
+def dot_products(data: Array, queries: Array, rows: Array | None = None) -> Array:
+    """Raw dot products as float32 of ``data`` (or only its ``rows``): ``(n,)`` for one
+    query ``(d,)``, ``(b, n)`` for a batch ``(b, d)``. One BLAS call for all float32 rows;
+    a row subset or float16 storage goes through a cache-sized float32 buffer in chunks."""
+    if rows is None and data.dtype == np.float32:
         return np.asarray(data @ queries if queries.ndim == 1 else queries @ data.T)
-    rows = data.shape[0]
-    out = np.empty((*queries.shape[:-1], rows), dtype=np.float32)
-    chunk = np.empty((min(CHUNK_ROWS, rows), data.shape[1]), dtype=np.float32)
-    for start in range(0, rows, CHUNK_ROWS):
-        stop = min(start + CHUNK_ROWS, rows)
+    count = data.shape[0] if rows is None else rows.shape[0]
+    out = np.empty((*queries.shape[:-1], count), dtype=np.float32)
+    chunk = np.empty((min(CHUNK_ROWS, count), data.shape[1]), dtype=np.float32)
+    for start in range(0, count, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, count)
         block = chunk[: stop - start]
-        block[...] = data[start:stop]
+        if rows is None:
+            block[...] = data[start:stop]
+        elif data.dtype == np.float32:
+            np.take(data, rows[start:stop], axis=0, out=block)
+        else:
+            block[...] = data[rows[start:stop]]
         out[..., start:stop] = block @ queries if queries.ndim == 1 else queries @ block.T
     return out
 
