@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import typer
 
 from . import app
+from .core import _quiet_logs
 
 T = TypeVar("T")
 
@@ -89,12 +90,14 @@ def outbox_replay(
 
         try:
             loader: Any = MemoryStore.load
-            memory = loader(block, _sync=True)
+            with _quiet_logs():
+                memory = loader(block, _sync=True)
         except Exception as exc:
             typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
             raise typer.Exit(code=2) from None
     outbox = _open(path)
-    results = replay_outbox(outbox, memory=memory)
+    with _quiet_logs():  # library logs go to stderr; stdout carries the result
+        results = replay_outbox(outbox, memory=memory)
     outbox.close()
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
