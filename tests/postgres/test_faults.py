@@ -97,3 +97,15 @@ def test_refused_login_is_an_authentication_error_without_the_password(
         PostgresPool(config, clock=ManualClock())
     assert secret not in str(info.value)
     assert secret not in repr(info.value.args)
+
+
+def test_refused_login_by_dsn_never_shows_the_dsn_password(postgres_dsn: str) -> None:
+    """With the password inside the DSN, neither the DSN nor the password appears in the
+    error raised for a refused login."""
+    secret = "dsn-pass-7731"
+    port = postgres_dsn.rsplit(":", 1)[1].split("/")[0]
+    dsn = f"postgresql://mr_no_such_role_y:{secret}@127.0.0.1:{port}/postgres"
+    with pytest.raises(BackendAuthenticationError) as info:
+        PostgresPool(PostgresConfig(dsn=dsn), clock=ManualClock())
+    assert secret not in str(info.value)
+    assert dsn not in str(info.value)

@@ -134,6 +134,26 @@ def connect_kwargs(config: PostgresConfig, *, replica: bool = False) -> tuple[st
     return dsn, kwargs
 
 
+def _secrets_of(config: PostgresConfig) -> tuple[str, ...]:
+    """Every secret string of ``config`` (passwords, DSNs and passwords inside DSNs), to be
+    masked out of error messages."""
+    found: list[str] = []
+    for secret in (config.password, config.dsn, config.read_replica_dsn):
+        if secret is None:
+            continue
+        value = secret.get_secret_value()
+        found.append(value)
+        if secret is not config.password:
+            try:
+                password = psycopg2.extensions.parse_dsn(value).get("password")
+            except psycopg2.Error:
+                password = None
+            if password:
+                found.append(password)
+    # Longest first, so a DSN is masked whole before the password inside it.
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
 class _Side:
     """One psycopg2 ThreadedConnectionPool plus a semaphore so borrowers wait, not fail."""
 
@@ -153,9 +173,13 @@ class _Side:
 
     def warm(self) -> None:
         """Open ``min_connections`` connections now (fails fast when unreachable)."""
-        conns = [self.pool.getconn() for _ in range(self.minconn)]
-        for conn in conns:
-            self.pool.putconn(conn)
+        conns: list[Connection] = []
+        try:
+            for _ in range(self.minconn):
+                conns.append(self.pool.getconn())
+        finally:
+            for conn in conns:
+                self.pool.putconn(conn)
 
     def idle(self) -> int:
         return len(getattr(self.pool, "_pool", []))
@@ -173,11 +197,7 @@ class PostgresPool:
         self.schema = require_identifier(config.schema_, "schema")
         self.clock = clock
         self.backoff = backoff or Backoff()
-        self._secrets = tuple(
-            secret.get_secret_value()
-            for secret in (config.password, config.dsn, config.read_replica_dsn)
-            if secret is not None
-        )
+        self._secrets = _secrets_of(config)
         self._closed = False
         self._primary = _Side(config, replica=False)
         self._replica = _Side(config, replica=True) if config.read_replica_dsn else None
