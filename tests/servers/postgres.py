@@ -191,13 +191,11 @@ class PostgresServer:
         return psycopg2.connect(self.dsn_for(database), connect_timeout=5, **kwargs)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _run(self, args: list[str]) -> None:
-        _run_as(args, self.user, timeout=max(self.startup_timeout, 120.0))
-
     def _initdb(self) -> None:
         """Copy the per-process template cluster (one initdb per process, not per server)."""
-        template = _template_cluster()
-        self._run(["cp", "-R", "-p", str(template), str(self.data_dir)])
+        shutil.copytree(_template_cluster(), self.data_dir, symlinks=True)
+        if self.user is not None:
+            _chown_tree(self.data_dir, self.user)
 
     def _command(self) -> list[str]:
         options = {
