@@ -57,43 +57,47 @@ _UPSERT_TAIL = (
     " RETURNING " + ", ".join(f"h.{c}" for c in COLUMNS)
 )
 
-# One run: v holds the (typed) input row, k the stable created_at, h the row, audit the trail.
-_ONE_VALUES = ", ".join(f"%({c})s::{_CASTS.get(c, 'text')}" for c in _INPUT)
-_WRITE_BODY = (
-    "k AS (INSERT INTO {s}.flow_run_history_keys AS k (flow_id, run_id, created_at)"
-    " SELECT flow_id, run_id, COALESCE(created_at, %(now)s::timestamptz) FROM v"
-    " ON CONFLICT (flow_id, run_id) DO UPDATE SET created_at = k.created_at"
-    " RETURNING k.flow_id, k.run_id, k.created_at, (k.xmax = 0) AS inserted),"
-    " h AS (INSERT INTO {s}.flow_run_history AS h (" + ", ".join(COLUMNS) + ")"
-    " SELECT v.flow_id, v.run_id, " + ", ".join(f"v.{c}" for c in _KEPT) +
-    ", v.data, k.created_at, %(now)s::timestamptz FROM v JOIN k USING (flow_id, run_id)"
-    + _UPSERT_TAIL + "),"
-    " audit AS (INSERT INTO {s}.audit_log"
-    " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s::timestamptz, 'history.write', h.run_id, %(a_flow)s::text,"
-    " %(a_task)s::text,"
-    " jsonb_build_object('flow_id', h.flow_id, 'status', h.status, 'inserted', k.inserted)"
-    " FROM h JOIN k USING (flow_id, run_id))"
-)
-_V_COLUMNS = ", ".join(_INPUT)
-WRITE_ONE = (
-    f"WITH v ({_V_COLUMNS}) AS (VALUES ({_ONE_VALUES})), "
-    + _WRITE_BODY + " SELECT * FROM h"
-)
-WRITE_MANY = (
-    f"WITH v ({_V_COLUMNS}) AS (VALUES %s), " + _WRITE_BODY + " SELECT count(*) FROM h"
-)
+def _cast(column: str) -> str:
+    return _CASTS.get(column, "text")
 
 
-def many_template(rows: Sequence[dict[str, Any]]) -> str:
-    """The execute_values row template: columns no row sets are constant NULLs, so a
-    typical batch sends a handful of parameters per row instead of all seventeen."""
-    used = {c for c in _INPUT if c in ("flow_id", "run_id", "data")
-            or any(row[c] is not None for row in rows)}
-    return "(" + ", ".join(
-        f"%({c})s::{_CASTS.get(c, 'text')}" if c in used else f"NULL::{_CASTS.get(c, 'text')}"
-        for c in _INPUT
-    ) + ")"
+def _write_sql(used: Sequence[str], values: str, result: str) -> str:
+    """The upsert statement. ``v`` holds the input rows (only the ``used`` columns; the
+    others are NULL), ``k`` the stable created_at, ``h`` the row, ``audit`` the trail."""
+    def ref(column: str) -> str:
+        return f"v.{column}" if column in used else f"NULL::{_cast(column)}"
+
+    return (
+        f"WITH v ({', '.join(used)}) AS (VALUES {values}),"
+        " k AS (INSERT INTO {s}.flow_run_history_keys AS k (flow_id, run_id, created_at)"
+        f" SELECT v.flow_id, v.run_id, COALESCE({ref('created_at')}, %(now)s::timestamptz)"
+        " FROM v ON CONFLICT (flow_id, run_id) DO UPDATE SET created_at = k.created_at"
+        " RETURNING k.flow_id, k.run_id, k.created_at, (k.xmax = 0) AS inserted),"
+        " h AS (INSERT INTO {s}.flow_run_history AS h (" + ", ".join(COLUMNS) + ")"
+        " SELECT v.flow_id, v.run_id, " + ", ".join(ref(c) for c in _KEPT) +
+        ", v.data, k.created_at, %(now)s::timestamptz FROM v JOIN k USING (flow_id, run_id)"
+        + _UPSERT_TAIL + "),"
+        " audit AS (INSERT INTO {s}.audit_log"
+        " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
+        " SELECT %(now)s::timestamptz, 'history.write', h.run_id, %(a_flow)s::text,"
+        " %(a_task)s::text,"
+        " jsonb_build_object('flow_id', h.flow_id, 'status', h.status, 'inserted', k.inserted)"
+        " FROM h JOIN k USING (flow_id, run_id)) " + result
+    )
+
+
+WRITE_ONE = _write_sql(
+    _INPUT, "(" + ", ".join(f"%({c})s::{_cast(c)}" for c in _INPUT) + ")", "SELECT * FROM h")
+
+
+def many_statement(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """The bulk statement template (``{s}`` schema, ``VALUES %s``) and its row template.
+    Only columns some row sets are sent, so a typical batch carries a handful of values per
+    row instead of seventeen."""
+    used = tuple(c for c in _INPUT if c in ("flow_id", "run_id", "data")
+                 or any(row[c] is not None for row in rows))
+    template = "(" + ", ".join(f"%({c})s::{_cast(c)}" for c in used) + ")"
+    return _write_sql(used, "%s", "SELECT count(*) FROM h"), template
 
 
 _SELECT = "SELECT " + ", ".join(f"h.{c}" for c in COLUMNS) + " FROM {s}.flow_run_history h"
@@ -103,7 +107,7 @@ READ_RUN = (
 )
 READ_ALL = _SELECT
 
-TEMPLATES = {"history.write_one": WRITE_ONE, "history.write_many": WRITE_MANY,
+TEMPLATES = {"history.write_one": WRITE_ONE,
              "history.read_run": READ_RUN, "history.read": READ_ALL}
 
 
@@ -213,7 +217,8 @@ class HistoryRepo:
         rows = list(merged.values())
         now = now_utc(self.store.clock)
         ids = current_run_ids()
-        statement = self.store.statement("history.write_many")
+        template, row_template = many_statement(rows)
+        statement = self.store.render(template)
         extra = {"now": now, "a_flow": ids.flow_run_id, "a_task": ids.task_run_id}
         self.store.ensure_partitions(now)
 
@@ -223,7 +228,7 @@ class HistoryRepo:
             marker = "VALUES __ROWS__"
             bound = cur.mogrify(statement.replace("VALUES %s", marker), extra).decode()
             sql_text = bound.replace("%", "%%").replace(marker, "VALUES %s")
-            psycopg2.extras.execute_values(cur, sql_text, rows, template=many_template(rows),
+            psycopg2.extras.execute_values(cur, sql_text, rows, template=row_template,
                                            page_size=1000)
             return len(rows)
 

@@ -68,6 +68,8 @@ class PostgresStore:
         self.schema = self.config.schema_
         self._pool: PostgresPool | None = None
         self._statements: dict[str, str] = {}
+        self._rendered: dict[str, str] = {}
+        self._schema_sql = ""
         self._partition_month: tuple[int, int] | None = None
         self._next_purge = clock.monotonic() + PURGE_INTERVAL
         self._lock = threading.RLock()
@@ -106,6 +108,7 @@ class PostgresStore:
                 with pool.connection() as conn:
                     self._statements = {name: render(template, self.schema, conn)
                                         for name, template in _TEMPLATES.items()}
+                    self._schema_sql = render("{s}", self.schema, conn)
             except BaseException:
                 pool.close()
                 raise
@@ -147,6 +150,17 @@ class PostgresStore:
         if self._pool is None:
             self.connect()
         return self._statements[name]
+
+    def render(self, template: str) -> str:
+        """A statement built at run time, with ``{s}`` as the quoted schema (cached)."""
+        if self._pool is None:
+            self.connect()
+        rendered = self._rendered.get(template)
+        if rendered is None:
+            rendered = template.replace("{s}", self._schema_sql)
+            if len(self._rendered) < 256:
+                self._rendered[template] = rendered
+        return rendered
 
     def migrate(self) -> list[AppliedMigration]:
         """Apply pending migrations now; returns what was applied."""
