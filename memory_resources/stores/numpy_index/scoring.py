@@ -21,7 +21,9 @@ Array = np.ndarray[Any, Any]
 
 CHUNK_ROWS = 256
 """Rows gathered (filtered queries) or converted (float16) at a time into a float32
-buffer that stays in cache for its matrix product."""
+buffer that stays in cache for its matrix-vector product."""
+BATCH_CHUNK_ROWS = 4096
+"""The same for a batch of queries: larger blocks keep the matrix-matrix product efficient."""
 
 
 def dot_products(data: Array, queries: Array, rows: Array | None = None) -> Array:
@@ -31,10 +33,11 @@ def dot_products(data: Array, queries: Array, rows: Array | None = None) -> Arra
     if rows is None and data.dtype == np.float32:
         return np.asarray(data @ queries if queries.ndim == 1 else queries @ data.T)
     count = data.shape[0] if rows is None else rows.shape[0]
+    step = CHUNK_ROWS if queries.ndim == 1 else BATCH_CHUNK_ROWS
     out = np.empty((*queries.shape[:-1], count), dtype=np.float32)
-    chunk = np.empty((min(CHUNK_ROWS, count), data.shape[1]), dtype=np.float32)
-    for start in range(0, count, CHUNK_ROWS):
-        stop = min(start + CHUNK_ROWS, count)
+    chunk = np.empty((min(step, count), data.shape[1]), dtype=np.float32)
+    for start in range(0, count, step):
+        stop = min(start + step, count)
         block = chunk[: stop - start]
         if rows is None:
             block[...] = data[start:stop]
