@@ -30,6 +30,7 @@ MAX_TOP_K = 10_000
 """Largest ``top_k`` a query accepts."""
 
 Float32Vector = np.ndarray[Any, np.dtype[np.float32]]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def require_metric(value: Any, field: str = "metric") -> str:
@@ -105,12 +106,14 @@ def _check_values(
         raise EmbeddingValidationError(
             field, f"expected dimension {dimension}, got {array.shape[-1]}"
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        converted = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(converted)
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
+        # NaN, inf and values beyond float32 all fail this one comparison
+        finite = np.abs(array) <= FLOAT32_MAX
+    else:
+        finite = np.isfinite(array)
     if not finite.all():
         position = np.argwhere(~finite)[0]
-        where = f"row {position[0]}, " if converted.ndim == 2 else ""
+        where = f"row {position[0]}, " if array.ndim == 2 else ""
         index = int(position[-1])
         original = array[tuple(position)]
         problem = "NaN" if np.isnan(original) else (
@@ -119,9 +122,11 @@ def _check_values(
         )
         raise EmbeddingValidationError(field, f"{where}index {index} is {problem}",
                                        hint="embeddings must be finite numbers")
+    converted = np.ascontiguousarray(array, dtype=np.float32)
     if metric == "cosine":
-        norms = np.linalg.norm(converted.astype(np.float64), axis=-1)
-        zero = np.flatnonzero(np.atleast_1d(norms) == 0.0)
+        wide = converted.astype(np.float64)  # no underflow of tiny components
+        squares = np.einsum("...i,...i->...", wide, wide)
+        zero = np.flatnonzero(np.atleast_1d(squares) == 0.0)
         if zero.size:
             where = f"row {int(zero[0])} " if converted.ndim == 2 else ""
             raise EmbeddingValidationError(

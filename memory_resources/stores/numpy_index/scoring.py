@@ -103,8 +103,9 @@ def rerank(
         scores = exact_scores(buffer[block], queries[start : start + step], metric)
         order_key = scores if metric == "euclidean" else -scores
         order = np.lexsort((block, order_key), axis=-1)[:, :top_k]
-        best_rows.append(np.take_along_axis(block, order, axis=-1))
-        best_scores.append(np.take_along_axis(scores, order, axis=-1))
+        lines = np.arange(order.shape[0])[:, None]
+        best_rows.append(block[lines, order])
+        best_scores.append(scores[lines, order])
     return np.concatenate(best_rows), np.concatenate(best_scores)
 
 
