@@ -196,16 +196,15 @@ def test_drop_schema_cascades(postgres_dsn: str) -> None:
     assert not _schema_exists(postgres_dsn, name)
 
 
-def test_postgres_dsns_always_include_the_embedded_18(postgres_dsns: dict[str, str]) -> None:
-    """postgres_dsns has the embedded PostgreSQL 18 and, when present, another major."""
-    assert "embedded" in postgres_dsns
-    versions = {
-        name: int(str(_scalar(dsn, "SHOW server_version_num"))) // 10000
-        for name, dsn in postgres_dsns.items()
-    }
-    assert versions["embedded"] == 18
-    if "system" in postgres_dsns:
-        assert versions["system"] != 18
+def test_postgres_dsns_cover_every_server_in_play(
+    postgres_dsns: dict[str, str], postgres_dsn: str, pgvector_dsn: str
+) -> None:
+    """postgres_dsns names both the postgres_dsn and the pgvector_dsn servers; embedded is 18."""
+    assert list(postgres_dsns) == r.postgres_target_names()
+    assert {postgres_dsn, pgvector_dsn} <= set(postgres_dsns.values())
+    if "embedded" in postgres_dsns:
+        version = int(str(_scalar(postgres_dsns["embedded"], "SHOW server_version_num")))
+        assert version // 10000 == 18
 
 
 def test_any_pg_gives_a_schema_on_each_server(any_pg: tuple[str, str]) -> None:
@@ -283,6 +282,15 @@ def test_postgres_targets_cover_two_majors_when_system_answers(
     assert r.postgres_target_names() == ["system", "embedded"]
     monkeypatch.setattr(r, "postgres_choice", lambda: r.Choice(r.EMBEDDED, None))
     assert r.postgres_target_names() == ["embedded"]
+
+
+def test_postgres_targets_with_env_dsns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Env DSNs replace the probed servers; one DSN given for both counts once."""
+    monkeypatch.setattr(r, "postgres_choice", lambda: r.Choice("env", "postgresql://a/x"))
+    monkeypatch.setattr(r, "pgvector_choice", lambda: r.Choice("env", "postgresql://b/y"))
+    assert r.postgres_target_names() == ["env", "pgvector"]
+    monkeypatch.setattr(r, "pgvector_choice", lambda: r.Choice("env", "postgresql://a/x"))
+    assert r.postgres_target_names() == ["env"]
 
 
 def test_redact_hides_passwords() -> None:
