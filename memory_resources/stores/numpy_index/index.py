@@ -9,8 +9,8 @@ before ranking; a selective filter scores only its candidate rows.
 
 Writes go to the persistence store first (one atomic batch) and then to memory, so a
 failed write changes nothing. Data is loaded lazily on first use, and reloaded when the
-persistence store reports that another writer (process) changed the namespace. One ``RLock`` guards
-the matrix: calls from several threads are safe and serialised.
+persistence store reports that another writer (process) changed the namespace. One
+``RLock`` guards the matrix: calls from several threads are safe and serialised.
 """
 
 from __future__ import annotations
