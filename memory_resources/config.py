@@ -115,6 +115,11 @@ class PostgresConfig(BaseModel):
     local_data_dir: str | None = Field(
         None, description="Data directory of the local server (default: under the home folder)."
     )
+    prepared_statements: bool = Field(
+        True,
+        description="Prepare hot statements on the server once per connection; turn off "
+        "behind PgBouncer in transaction-pooling mode.",
+    )
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

@@ -227,3 +227,22 @@ def test_expired_contexts_are_swept_after_a_later_write_without_cron(
     clock.advance(PURGE_INTERVAL)
     store.set_context("other", {"v": 2})
     assert store.pool.run(count) == (1, 0)  # only "other" is left
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_history_write_with_and_without_server_prepared_statements(
+    postgres_store_factory: Any, prepared: bool
+) -> None:
+    """The single history write gives the same rows either way; only with
+    prepared_statements on does the connection hold a server-side prepared statement
+    (off is for PgBouncer in transaction-pooling mode)."""
+    store = postgres_store_factory(prepared_statements=prepared, max_connections=1)
+    store.write_flow_run(FlowRunWrite("f", "r", status="running", tags=["t"]))
+    row = store.write_flow_run(FlowRunWrite("f", "r", status="completed", data={"k": 1}))
+    assert (row["status"], row["tags"], row["data"]) == ("completed", ["t"], {"k": 1})
+
+    def statements(cur: Any) -> int:
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'mr_%%'")
+        return int(cur.fetchone()[0])
+
+    assert store.pool.run(statements) == (1 if prepared else 0)

@@ -196,7 +196,8 @@ class HistoryRepo:
         self.store.ensure_partitions(now)
 
         def run(cur: Cursor) -> tuple[Any, ...]:
-            execute_prepared(cur, "history_write_one", statement, params)
+            execute_prepared(cur, "history_write_one", statement, params,
+                             enabled=self.store.config.prepared_statements)
             return one(cur)
 
         return to_record(self.store.pool.run(run, idempotent=True))

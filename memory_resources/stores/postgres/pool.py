@@ -68,10 +68,15 @@ def _positional(statement: str) -> tuple[str, tuple[str, ...]]:
     return cached
 
 
-def execute_prepared(cur: Cursor, name: str, statement: str, params: dict[str, Any]) -> None:
+def execute_prepared(cur: Cursor, name: str, statement: str, params: dict[str, Any], *,
+                     enabled: bool = True) -> None:
     """Run a hot ``%(name)s`` statement as a server-side prepared statement: PREPAREd once
     per pooled connection, then only EXECUTEd (no parse/plan per call). Every parameter in
-    ``statement`` must have a type the server can infer (cast it otherwise)."""
+    ``statement`` must have a type the server can infer (cast it otherwise). With
+    ``enabled=False`` (``prepared_statements`` off) the statement is sent as is."""
+    if not enabled:
+        cur.execute(statement, params)
+        return
     text, names = _positional(statement)
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     prepared_name = f"mr_{name}_{digest}"
