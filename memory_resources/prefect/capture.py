@@ -23,7 +23,14 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigurationError
 from ..runinfo import current_run_ids
-from .hooks import SKIP_TAG, CaptureTarget, FlowCaptureHook, TaskCaptureHook, memory_for_flow_run
+from .hooks import (
+    SKIP_TAG,
+    CaptureTarget,
+    FlowCaptureHook,
+    TaskCaptureHook,
+    memory_for_flow_run,
+    resolve_deferred,
+)
 
 F = TypeVar("F")
 
@@ -148,6 +155,9 @@ def current_memory() -> Any:
     """
     ids = current_run_ids()
     memory = memory_for_flow_run(ids.flow_run_id)
+    if memory is None:
+        hook = resolve_deferred(ids.flow_run_id)
+        memory = hook.target if hook is not None else None
     if memory is None:
         raise ConfigurationError(
             "current_memory() is only available inside a flow run captured with "

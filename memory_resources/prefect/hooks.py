@@ -8,34 +8,21 @@ exception a hook raises. These hooks never raise: every failure ends in the outb
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import inspect
 import threading
 import typing
-from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..clock import utc_iso
 from ..log import get_logger
 from ..records import FlowRunWrite
 from ..runinfo import acting_as
-from .masking import capture_parameters, safe_value
+from .masking import MASK, safe_value
+from .runrecord import annotations_of, flow_run_write, iso, run_parameters
 from .writer import CaptureWriter
 
 _log = get_logger(__name__)
 
 SKIP_TAG = "memory:skip"
 """A task carrying this tag is never captured (per-task opt-out)."""
-
-_STATUS = {
-    "RUNNING": "running",
-    "COMPLETED": "completed",
-    "FAILED": "failed",
-    "CRASHED": "crashed",
-    "CANCELLING": "cancelled",
-    "CANCELLED": "cancelled",
-}
 
 
 class CaptureTarget(Protocol):
@@ -54,8 +41,6 @@ class CaptureTarget(Protocol):
 
 _ACTIVE: dict[str, FlowCaptureHook] = {}
 _ACTIVE_LOCK = threading.Lock()
-_STARTED: dict[str, str] = {}
-_PARENTS: dict[str, str | None] = {}
 
 
 def capture_for_flow_run(flow_run_id: str | None) -> FlowCaptureHook | None:
@@ -70,132 +55,6 @@ def memory_for_flow_run(flow_run_id: str | None) -> CaptureTarget | None:
     """The memory capturing ``flow_run_id`` in this process, if any."""
     hook = capture_for_flow_run(flow_run_id)
     return hook.target if hook is not None else None
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return utc_iso(value.timestamp())
-
-
-@functools.lru_cache(maxsize=256)
-def _annotations(fn: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(fn)
-    except Exception:  # unresolved forward refs: fall back to raw annotations
-        try:
-            return {name: p.annotation for name, p in inspect.signature(fn).parameters.items()}
-        except (TypeError, ValueError):
-            return {}
-
-
-def _run_parameters(flow: Any, flow_run: Any) -> dict[str, Any]:
-    """The run's parameters as Python objects when the run context has them, else as stored."""
-    try:
-        from prefect.context import FlowRunContext
-
-        ctx = FlowRunContext.get()
-        if (ctx is not None and ctx.flow_run is not None and ctx.flow_run.id == flow_run.id
-                and ctx.parameters is not None):
-            return dict(ctx.parameters)
-    except Exception:  # context lookup is best effort
-        pass
-    return dict(flow_run.parameters or {})
-
-
-def _parent_flow_run_id(flow_run: Any) -> str | None:
-    """The parent flow run of a subflow run (one API read per subflow, cached)."""
-    parent_task_run_id = getattr(flow_run, "parent_task_run_id", None)
-    if parent_task_run_id is None:
-        return None
-    key = str(parent_task_run_id)
-    if key in _PARENTS:
-        return _PARENTS[key]
-    parent: str | None = None
-    try:
-        from prefect.client.orchestration import get_client
-
-        with get_client(sync_client=True) as client:
-            task_run = client.read_task_run(parent_task_run_id)
-        parent = str(task_run.flow_run_id) if task_run.flow_run_id else None
-    except Exception as exc:  # kept in data as the parent task run id anyway
-        _log.warning("cannot resolve parent flow run", parent_task_run_id=key,
-                     error=f"{type(exc).__name__}: {exc}")
-    _PARENTS[key] = parent
-    return parent
-
-
-def _state_exception(state: Any) -> BaseException | None:
-    try:
-        value = state.result(raise_on_failure=False, _sync=True)
-    except BaseException as exc:  # some failed states raise on access
-        return exc
-    return value if isinstance(value, BaseException) else None
-
-
-def flow_run_write(target: CaptureTarget, flow: Any, flow_run: Any, state: Any) -> FlowRunWrite:
-    """The history write for ``flow_run`` entering ``state``."""
-    run_id = str(flow_run.id)
-    state_type = getattr(state.type, "value", str(state.type)).upper()
-    status = _STATUS.get(state_type, state_type.lower())
-    data: dict[str, Any] = {
-        "flow_run_name": flow_run.name,
-        "state_type": state_type,
-        "state_message": state.message,
-    }
-    started_at = ended_at = None
-    duration = None
-    error_type = error_message = None
-    parent_run_id = None
-    parameters = None
-    if status == "running":
-        started_at = _iso(flow_run.start_time) or _iso(state.timestamp)
-        if started_at is not None:
-            _STARTED.setdefault(run_id, started_at)
-        run_count = int(flow_run.run_count or 0) + 1  # the flow_run object lags one attempt
-        parameters = capture_parameters(
-            _run_parameters(flow, flow_run), _annotations(flow.fn),
-            max_bytes=target.max_param_bytes,
-        )
-        parent_run_id = _parent_flow_run_id(flow_run)
-        if flow_run.parent_task_run_id is not None:
-            data["parent_task_run_id"] = str(flow_run.parent_task_run_id)
-    else:
-        ended_at = _iso(state.timestamp)
-        run_count = max(int(flow_run.run_count or 0), 1)
-        started = _STARTED.pop(run_id, None) or _iso(flow_run.start_time)
-        if started is not None and ended_at is not None:
-            duration = max(0.0, dt.datetime.fromisoformat(ended_at).timestamp()
-                           - dt.datetime.fromisoformat(started).timestamp())
-        if status in ("failed", "crashed"):
-            exc = _state_exception(state)
-            if exc is not None:
-                error_type = type(exc).__name__
-                error_message = str(exc)[:4000]
-            else:
-                error_type = state_type.title()
-                error_message = state.message
-    return FlowRunWrite(
-        flow_id=str(flow_run.flow_id),
-        run_id=run_id,
-        data=safe_value(data, field="data", max_bytes=None),
-        flow_name=flow.name,
-        status=status,
-        state_name=state.name,
-        started_at=started_at,
-        ended_at=ended_at,
-        duration=duration,
-        parameters=parameters,
-        tags=sorted(str(tag) for tag in (flow_run.tags or [])),
-        error_type=error_type,
-        error_message=error_message,
-        deployment_id=str(flow_run.deployment_id) if flow_run.deployment_id else None,
-        parent_run_id=parent_run_id,
-        run_count=run_count,
-        created_at=_iso(flow_run.created),
-    )
 
 
 def _is_target(value: Any) -> bool:
@@ -222,20 +81,35 @@ def _resolve_target_param(cls: type[Any], value: Any) -> Any:
     return cls.model_validate(value)
 
 
-def parameter_target(flow: Any, flow_run: Any) -> CaptureTarget | None:
+def _holds_mask(value: Any) -> bool:
+    if value == MASK:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_mask(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_mask(v) for v in value)
+    return False
+
+
+def parameter_target(flow: Any, flow_run: Any) -> tuple[CaptureTarget | None, bool]:
     """The memory passed to this run as a parameter typed ``MemoryStore``, if any.
 
     Lets a deployment run choose its store (e.g. from the UI); it overrides the memory
-    given to ``remember`` for that run.
+    given to ``remember`` for that run. Returns ``(target, decided)``: ``decided`` is False
+    while the parameter is only known as Prefect stored it with its secrets masked (a block
+    instance passed in code); the run context resolves it a moment later.
     """
-    hints = _annotations(flow.fn)
-    parameters = _run_parameters(flow, flow_run)
+    hints = annotations_of(flow.fn)
+    parameters, live = run_parameters(flow, flow_run)
     for name, value in parameters.items():
         if value is None:
             continue
         if _is_target(value):
-            return typing.cast(CaptureTarget, value)
-        for cls in _target_classes(hints.get(name)):
+            return typing.cast(CaptureTarget, value), True
+        classes = _target_classes(hints.get(name))
+        if classes and not live and _holds_mask(value):
+            return None, False
+        for cls in classes:
             try:
                 resolved = _resolve_target_param(cls, value)
             except Exception as exc:  # an unusable parameter: keep the declared memory
@@ -243,8 +117,63 @@ def parameter_target(flow: Any, flow_run: Any) -> CaptureTarget | None:
                              error=f"{type(exc).__name__}: {exc}")
                 continue
             if _is_target(resolved):
-                return typing.cast(CaptureTarget, resolved)
+                return typing.cast(CaptureTarget, resolved), True
+    return None, True
+
+
+class _Deferred:
+    """History writes of a run whose store is not known yet (see :func:`parameter_target`)."""
+
+    def __init__(self, hook: FlowCaptureHook, flow: Any) -> None:
+        self.hook = hook
+        self.flow = flow
+        self.records: list[FlowRunWrite] = []
+
+
+_DEFERRED: dict[str, _Deferred] = {}
+
+
+def _current_flow_run(run_id: str) -> Any:
+    try:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+    except Exception:  # context lookup is best effort
+        return None
+    if ctx is not None and ctx.flow_run is not None and str(ctx.flow_run.id) == run_id:
+        return ctx.flow_run
     return None
+
+
+def resolve_deferred(run_id: str | None, *, force: bool = False) -> FlowCaptureHook | None:
+    """Decide the store of a deferred run from its run context and flush its writes.
+
+    With ``force`` an undecidable run falls back to the memory given to ``remember``.
+    """
+    if run_id is None:
+        return None
+    with _ACTIVE_LOCK:
+        deferred = _DEFERRED.get(run_id)
+    if deferred is None:
+        return None
+    flow_run = _current_flow_run(run_id)
+    chosen, decided = (parameter_target(deferred.flow, flow_run) if flow_run is not None
+                       else (None, False))
+    if not decided and not force:
+        return None
+    if not decided:
+        _log.warning("memory parameter could not be resolved; using the declared memory",
+                     flow_run_id=run_id)
+    hook = deferred.hook if chosen is None else FlowCaptureHook(
+        chosen, deferred.hook.excluded_task_keys)
+    with _ACTIVE_LOCK:
+        if _DEFERRED.pop(run_id, None) is None:  # another thread flushed it
+            return _ACTIVE.get(run_id)
+        _ACTIVE[run_id] = hook
+    with acting_as(run_id):
+        for record in deferred.records:
+            hook.target.capture_writer().write_history(record)
+    return hook
 
 
 class FlowCaptureHook:
@@ -263,13 +192,27 @@ class FlowCaptureHook:
             run_id = str(flow_run.id)
             terminal = not state.is_running()
             with _ACTIVE_LOCK:
-                active = _ACTIVE.pop(run_id, None) if terminal else _ACTIVE.get(run_id)
+                active = _ACTIVE.get(run_id)
+                deferred = _DEFERRED.get(run_id)
+            if active is None and deferred is not None:
+                active = resolve_deferred(run_id, force=terminal)
+                if active is None:  # still unknown: keep this state for later too
+                    deferred.records.append(flow_run_write(self.target, flow, flow_run, state))
+                    return
             if active is None:
-                chosen = parameter_target(flow, flow_run)
+                chosen, decided = parameter_target(flow, flow_run)
+                if not decided and not terminal:
+                    pending = _Deferred(self, flow)
+                    pending.records.append(flow_run_write(self.target, flow, flow_run, state))
+                    with _ACTIVE_LOCK:
+                        _DEFERRED[run_id] = pending
+                    return
                 active = self if chosen is None else FlowCaptureHook(
                     chosen, self.excluded_task_keys)
-            if not terminal:
-                with _ACTIVE_LOCK:
+            with _ACTIVE_LOCK:
+                if terminal:
+                    _ACTIVE.pop(run_id, None)
+                else:
                     _ACTIVE[run_id] = active
             record = flow_run_write(active.target, flow, flow_run, state)
             with acting_as(run_id):
@@ -294,7 +237,7 @@ class TaskCaptureHook:
             flow_run_id = str(task_run.flow_run_id) if task_run.flow_run_id else None
             target = self.target
             if target is None:
-                flow_hook = capture_for_flow_run(flow_run_id)
+                flow_hook = capture_for_flow_run(flow_run_id) or resolve_deferred(flow_run_id)
                 if flow_hook is None or task.task_key in flow_hook.excluded_task_keys:
                     return
                 target = flow_hook.target
@@ -316,7 +259,7 @@ class TaskCaptureHook:
                     "run_count": task_run.run_count,
                     "tags": sorted(str(t) for t in (task_run.tags or [])),
                     "state_name": state.name,
-                    "completed_at": _iso(state.timestamp),
+                    "completed_at": iso(state.timestamp),
                     "truncated": isinstance(output, dict) and bool(output.get("__truncated__")),
                 }
                 target.capture_writer().write_output(task_run_id, output, metadata, flow_run_id)
@@ -332,4 +275,6 @@ __all__ = [
     "capture_for_flow_run",
     "flow_run_write",
     "memory_for_flow_run",
+    "parameter_target",
+    "resolve_deferred",
 ]

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from memory_resources.blocks import MemoryStore, PostgresMemory, RedisMemory, VectorMemory
 from memory_resources.prefect import remember
+from memory_resources.prefect.outbox import Outbox
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_BLOCKS = [MemoryStore, RedisMemory, PostgresMemory, VectorMemory]
@@ -144,3 +145,46 @@ def test_memory_store_pickles_without_live_connections(tmp_path: Path) -> None:
     assert copy.api is store.api, "same configuration, same process: one MemoryAPI"
     assert copy.context("s").data == {"a": 1}
     store.close()
+
+
+@pytest.mark.prefect
+@pytest.mark.postgres
+@pytest.mark.usefixtures("prefect_harness")
+def test_memory_store_instance_with_secrets_as_parameter(
+    tmp_path: Path, postgres_dsn: str, pg_schema: str
+) -> None:
+    """An unsaved MemoryStore holding a secret, passed as a parameter (Prefect stores it
+    masked), still receives the run's history and outputs: the store is resolved from the
+    run context, never rebuilt from the masked copy."""
+    from psycopg2.extensions import parse_dsn
+
+    parts = parse_dsn(postgres_dsn)
+    chosen = MemoryStore(
+        postgres=PostgresMemory(host=parts.get("host", "127.0.0.1"),
+                                port=int(parts.get("port", 5432)),
+                                database=parts["dbname"], user=parts.get("user", "postgres"),
+                                password=SecretStr("kept-secret"), schema=pg_schema),
+        embedded_path=str(tmp_path / "chosen.db"), outbox_path=str(tmp_path / "outbox.db"),
+    )
+    declared = MemoryStore(embedded_path=str(tmp_path / "declared.db"),
+                           outbox_path=str(tmp_path / "outbox.db"))
+
+    @remember(declared)
+    @flow(name="secret-param")
+    def uses_store(memory: MemoryStore) -> int:
+        return int(len(memory.api.read_flow_run_history(None)) >= 0)
+
+    try:
+        assert uses_store(chosen) == 1
+        runs = chosen.api.read_flow_run_history(None)
+        assert [(r["flow_name"], r["status"]) for r in runs] == [("secret-param", "completed")]
+        assert runs[0]["started_at"] is not None
+        assert runs[0]["parameters"]["memory"]["postgres"]["password"] == "**********"
+        assert declared.api.read_flow_run_history(None) == []
+        assert Outbox(tmp_path / "outbox.db").pending() == []
+        with get_client(sync_client=True) as client:  # the premise: Prefect's copy is masked
+            stored = client.read_flow_run(runs[0]["run_id"]).parameters["memory"]
+        assert "kept-secret" not in repr(stored)
+    finally:
+        chosen.close()
+        declared.close()

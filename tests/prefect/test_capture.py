@@ -184,3 +184,36 @@ def test_remember_refuses_a_plain_function(memory_store: MemoryStore) -> None:
     """remember() must sit above @flow: a plain function is refused with a clear error."""
     with pytest.raises(ConfigurationError, match="above @flow"):
         remember(memory_store)(lambda: None)
+
+
+def test_memory_task_captures_outputs_in_any_flow_with_truncation(tmp_path: Any) -> None:
+    """``@memory.task`` stores each run's output even in a flow that is not captured, and an
+    output over max_output_bytes is stored truncated (marked in metadata)."""
+    small = MemoryStore(embedded_path=str(tmp_path / "m.db"), max_output_bytes=1000,
+                        outbox_path=str(tmp_path / "o.db"))
+
+    @small.task
+    def tiny(x: int) -> int:
+        return x + 1
+
+    @small.task(name="huge", retries=1)
+    def huge() -> str:
+        return "y" * 5000
+
+    @flow(name="plain-flow")
+    def plain() -> tuple[int, int]:
+        return tiny(1), len(huge())
+
+    try:
+        assert plain() == (2, 5000)
+        assert small.api.read_flow_run_history(None) == [], "the flow itself is not captured"
+        audit = small.api.read_audit_log(operation="output.write")
+        outputs = {small.api.read_task_output(a["target"])["metadata"]["task_name"]:  # type: ignore[index]
+                   small.api.read_task_output(a["target"]) for a in audit}
+        assert outputs["tiny"]["output"] == 2  # type: ignore[index]
+        assert outputs["tiny"]["metadata"]["truncated"] is False  # type: ignore[index]
+        big = outputs["huge"]
+        assert big["output"]["__truncated__"] is True  # type: ignore[index]
+        assert big["output"]["size"] > 5000 and big["metadata"]["truncated"] is True  # type: ignore[index]
+    finally:
+        small.close()

@@ -92,3 +92,23 @@ def test_rag_agent_run_can_choose_its_store(tmp_path: Path,
     finally:
         other.close()
         rag.memory.close()
+
+
+def test_docs_quick_start_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quick start of docs/prefect.md (README text) runs as written on the embedded
+    default and leaves the run's history and task output in the store."""
+    monkeypatch.setenv("MEMORY_RESOURCES_HOME", str(tmp_path))
+    text = (REPO / "docs" / "prefect.md").read_text()
+    snippet = text.split("## Quick start", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {"__name__": "quick_start"}
+    exec(compile(snippet, "docs/prefect.md#quick-start", "exec"), namespace)
+    memory = namespace["memory"]
+    try:
+        rows = memory.api.read_flow_run_history(None)  # type: ignore[attr-defined]
+        assert [(r["flow_name"], r["status"]) for r in rows] == [("agent", "completed")]
+        outputs = memory.api.read_audit_log(operation="output.write")  # type: ignore[attr-defined]
+        assert len(outputs) == 1
+        ctx = memory.context("s-1")  # type: ignore[attr-defined]
+        assert [e["data"]["type"] for e in ctx.events()] == ["goal"]
+    finally:
+        memory.close()  # type: ignore[attr-defined]

@@ -1,0 +1,176 @@
+"""Build the history row of a flow run entering a state (Prefect objects in, FlowRunWrite out).
+
+Prefect's ``flow_run`` object passed to hooks lags one attempt in ``run_count`` while the
+run enters Running, and its run context is not set up yet for a top-level run; this module
+deals with both and with subflow parent lookup (one API read per subflow run, cached).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import threading
+import typing
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..clock import utc_iso
+from ..log import get_logger
+from ..records import FlowRunWrite
+from .masking import capture_parameters, safe_value
+
+_log = get_logger(__name__)
+
+_STATUS = {
+    "RUNNING": "running",
+    "COMPLETED": "completed",
+    "FAILED": "failed",
+    "CRASHED": "crashed",
+    "CANCELLING": "cancelled",
+    "CANCELLED": "cancelled",
+}
+
+
+class CaptureLimits(Protocol):
+    """The size limits a record is built with."""
+
+    max_param_bytes: int | None
+
+
+_STARTED: dict[str, str] = {}
+_PARENTS: dict[str, str | None] = {}
+_LOCK = threading.Lock()
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A datetime as the stores' ISO-8601 UTC text (naive means UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return utc_iso(value.timestamp())
+
+
+@functools.lru_cache(maxsize=256)
+def annotations_of(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The resolved type hints of a flow function's parameters (cached)."""
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # unresolved forward refs: fall back to raw annotations
+        try:
+            return {name: p.annotation for name, p in inspect.signature(fn).parameters.items()}
+        except (TypeError, ValueError):
+            return {}
+
+
+def run_parameters(flow: Any, flow_run: Any) -> tuple[dict[str, Any], bool]:
+    """The run's parameters as Python objects when the run context has them (``True``),
+    else as Prefect stored them (``False``: blocks given as instances are masked there)."""
+    try:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        if (ctx is not None and ctx.flow_run is not None and ctx.flow_run.id == flow_run.id
+                and ctx.parameters is not None):
+            return dict(ctx.parameters), True
+    except Exception:  # context lookup is best effort
+        pass
+    return dict(flow_run.parameters or {}), False
+
+
+def _parent_flow_run_id(flow_run: Any) -> str | None:
+    """The parent flow run of a subflow run (one API read per subflow, cached)."""
+    parent_task_run_id = getattr(flow_run, "parent_task_run_id", None)
+    if parent_task_run_id is None:
+        return None
+    key = str(parent_task_run_id)
+    if key in _PARENTS:
+        return _PARENTS[key]
+    parent: str | None = None
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            task_run = client.read_task_run(parent_task_run_id)
+        parent = str(task_run.flow_run_id) if task_run.flow_run_id else None
+    except Exception as exc:  # kept in data as the parent task run id anyway
+        _log.warning("cannot resolve parent flow run", parent_task_run_id=key,
+                     error=f"{type(exc).__name__}: {exc}")
+    with _LOCK:
+        _PARENTS[key] = parent
+    return parent
+
+
+def _state_exception(state: Any) -> BaseException | None:
+    try:
+        value = state.result(raise_on_failure=False, _sync=True)
+    except BaseException as exc:  # some failed states raise on access
+        return exc
+    return value if isinstance(value, BaseException) else None
+
+
+def flow_run_write(target: CaptureLimits, flow: Any, flow_run: Any, state: Any) -> FlowRunWrite:
+    """The history write for ``flow_run`` entering ``state``."""
+    run_id = str(flow_run.id)
+    state_type = getattr(state.type, "value", str(state.type)).upper()
+    status = _STATUS.get(state_type, state_type.lower())
+    data: dict[str, Any] = {
+        "flow_run_name": flow_run.name,
+        "state_type": state_type,
+        "state_message": state.message,
+    }
+    started_at = ended_at = None
+    duration = None
+    error_type = error_message = None
+    parent_run_id = None
+    parameters = None
+    if status == "running":
+        started_at = iso(flow_run.start_time) or iso(state.timestamp)
+        if started_at is not None:
+            _STARTED.setdefault(run_id, started_at)
+        run_count = int(flow_run.run_count or 0) + 1  # the flow_run object lags one attempt
+        parameters = capture_parameters(
+            run_parameters(flow, flow_run)[0], annotations_of(flow.fn),
+            max_bytes=target.max_param_bytes,
+        )
+        parent_run_id = _parent_flow_run_id(flow_run)
+        if flow_run.parent_task_run_id is not None:
+            data["parent_task_run_id"] = str(flow_run.parent_task_run_id)
+    else:
+        ended_at = iso(state.timestamp)
+        run_count = max(int(flow_run.run_count or 0), 1)
+        started = _STARTED.pop(run_id, None) or iso(flow_run.start_time)
+        if started is not None and ended_at is not None:
+            duration = max(0.0, dt.datetime.fromisoformat(ended_at).timestamp()
+                           - dt.datetime.fromisoformat(started).timestamp())
+        if status in ("failed", "crashed"):
+            exc = _state_exception(state)
+            if exc is not None:
+                error_type = type(exc).__name__
+                error_message = str(exc)[:4000]
+            else:
+                error_type = state_type.title()
+                error_message = state.message
+    return FlowRunWrite(
+        flow_id=str(flow_run.flow_id),
+        run_id=run_id,
+        data=safe_value(data, field="data", max_bytes=None),
+        flow_name=flow.name,
+        status=status,
+        state_name=state.name,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration=duration,
+        parameters=parameters,
+        tags=sorted(str(tag) for tag in (flow_run.tags or [])),
+        error_type=error_type,
+        error_message=error_message,
+        deployment_id=str(flow_run.deployment_id) if flow_run.deployment_id else None,
+        parent_run_id=parent_run_id,
+        run_count=run_count,
+        created_at=iso(flow_run.created),
+    )
+
+
+__all__ = ["CaptureLimits", "annotations_of", "flow_run_write", "iso", "run_parameters"]
