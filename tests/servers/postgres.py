@@ -69,10 +69,16 @@ def service_user() -> str | None:
     try:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(
+        result = subprocess.run(
             ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SERVICE_USER],
-            check=True, capture_output=True,
+            capture_output=True, text=True, stdin=subprocess.DEVNULL,
         )
+        try:  # another process may have created it meanwhile: only its absence is an error
+            pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            raise ServerStartError(
+                f"cannot create system user {SERVICE_USER!r}: {result.stderr.strip()}"
+            ) from None
     install = postgres_bin_dir().parent
     for parent in install.parents:
         _widen(parent, stat.S_IXOTH | stat.S_IXGRP)
