@@ -91,7 +91,7 @@ def _holds_mask(value: Any) -> bool:
     return False
 
 
-def parameter_target(flow: Any, flow_run: Any) -> tuple[CaptureTarget | None, bool]:
+def resolve_parameter_target(flow: Any, flow_run: Any) -> tuple[CaptureTarget | None, bool]:
     """The memory passed to this run as a parameter typed ``MemoryStore``, if any.
 
     Lets a deployment run choose its store (e.g. from the UI); it overrides the memory
@@ -121,8 +121,15 @@ def parameter_target(flow: Any, flow_run: Any) -> tuple[CaptureTarget | None, bo
     return None, True
 
 
+def parameter_target(flow: Any, flow_run: Any) -> CaptureTarget | None:
+    """The memory passed to this run as a ``MemoryStore`` parameter, when it can be known
+    now (see :func:`resolve_parameter_target`), else None."""
+    target, decided = resolve_parameter_target(flow, flow_run)
+    return target if decided else None
+
+
 class _Deferred:
-    """History writes of a run whose store is not known yet (see :func:`parameter_target`)."""
+    """History writes of a run whose store is not known yet (see :func:`resolve_parameter_target`)."""
 
     def __init__(self, hook: FlowCaptureHook, flow: Any) -> None:
         self.hook = hook
@@ -157,7 +164,7 @@ def resolve_deferred(run_id: str | None, *, force: bool = False) -> FlowCaptureH
     if deferred is None:
         return None
     flow_run = _current_flow_run(run_id)
-    chosen, decided = (parameter_target(deferred.flow, flow_run) if flow_run is not None
+    chosen, decided = (resolve_parameter_target(deferred.flow, flow_run) if flow_run is not None
                        else (None, False))
     if not decided and not force:
         return None
@@ -200,7 +207,7 @@ class FlowCaptureHook:
                     deferred.records.append(flow_run_write(self.target, flow, flow_run, state))
                     return
             if active is None:
-                chosen, decided = parameter_target(flow, flow_run)
+                chosen, decided = resolve_parameter_target(flow, flow_run)
                 if not decided and not terminal:
                     pending = _Deferred(self, flow)
                     pending.records.append(flow_run_write(self.target, flow, flow_run, state))
@@ -277,4 +284,5 @@ __all__ = [
     "memory_for_flow_run",
     "parameter_target",
     "resolve_deferred",
+    "resolve_parameter_target",
 ]
