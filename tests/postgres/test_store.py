@@ -246,3 +246,24 @@ def test_history_write_with_and_without_server_prepared_statements(
         return int(cur.fetchone()[0])
 
     assert store.pool.run(statements) == (1 if prepared else 0)
+
+
+def test_health_and_stats_report_the_server_pool_tables_and_partitions(
+    postgres_store: PostgresStore,
+) -> None:
+    """health_check gives the server version; stats give active_connections, pool usage,
+    database size, every table's row estimate and size, and the month partitions."""
+    health = postgres_store.health_check()
+    assert health["status"] == "healthy"
+    assert health["details"]["server_version"]  # type: ignore[index]
+    stats = postgres_store.stats()
+    assert stats["active_connections"] >= 1
+    assert stats["database_size_bytes"] > 0
+    assert stats["pool"]["in_use"] == 0 and stats["pool"]["free"] >= 1
+    for table in ("flow_run_history", "task_outputs", "audit_log", "memory_context",
+                  "memory_events", "vector_embeddings", "schema_migrations"):
+        assert {"rows_estimate", "size_bytes"} <= set(stats["tables"][table])
+    for parent in ("flow_run_history", "audit_log"):
+        names = [p["name"] for p in stats["partitions"][parent]]
+        assert f"{parent}_default" in names
+        assert any(name.startswith(f"{parent}_p") for name in names)
