@@ -35,6 +35,7 @@ from memory_resources.stores.numpy_index import (
 
 TOP_K = 10
 RESULTS = Path(__file__).resolve().parent / "results" / "vectors.md"
+NOTES_HEADING = "## Reading these figures"
 
 
 def clustered(rng: np.random.Generator, n: int, dim: int, clusters: int = 100) -> Any:
@@ -307,6 +308,11 @@ def write_report(args: Any, single: dict[str, Timing], batch: dict[str, Timing],
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.exists():  # keep the hand-written interpretation below the figures
+        previous = args.out.read_text()
+        marker = previous.find(NOTES_HEADING)
+        if marker >= 0:
+            text += "\n" + previous[marker:]
     args.out.write_text(text)
 
 
