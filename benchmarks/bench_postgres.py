@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import io
 import json
 import os
@@ -158,7 +159,10 @@ class Bench:
                         " updated_at) FROM STDIN", buffer)
                 self.raw.commit()
 
-            ours.append(_rate(per_round, _timed(lambda w=writes: self.store.write_flow_runs(w))))
+            def run_ours(writes: list[FlowRunWrite] = writes) -> None:
+                self.store.write_flow_runs(writes)
+
+            ours.append(_rate(per_round, _timed(run_ours)))
             values.append(_rate(per_round, _timed(run_values)))
             copy.append(_rate(per_round, _timed(run_copy)))
         o, v, c = (statistics.median(x) for x in (ours, values, copy))
@@ -278,8 +282,8 @@ class Bench:
             raw_t: list[float] = []
             args = runs if "run_id" in label else flows
             for arg in args:
-                ours_t.append(_timed(lambda a=arg, fn=ours_fn: fn(a)) * 1000)
-                raw_t.append(_timed(lambda a=arg, fn=raw_fn: fn(a)) * 1000)
+                ours_t.append(_timed(functools.partial(ours_fn, arg)) * 1000)
+                raw_t.append(_timed(functools.partial(raw_fn, arg)) * 1000)
             q = [statistics.quantiles(t, n=100) for t in (ours_t, raw_t)]
             figures = {"ours_p50": statistics.median(ours_t), "ours_p99": q[0][98],
                        "raw_p50": statistics.median(raw_t), "raw_p99": q[1][98]}
@@ -300,13 +304,14 @@ class Bench:
             cur.execute("SELECT current_setting('server_version'), current_setting('fsync'),"
                         " current_setting('synchronous_commit')")
             version, fsync, sync = cur.fetchone()  # type: ignore[misc]
+        driver = str(getattr(psycopg2, "__version__", "?")).split()[0]
         self.raw.commit()
         return [
             "# PostgreSQL backend benchmark",
             "",
             f"Run {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `benchmarks/bench_postgres.py`: "
             f"PostgreSQL {version} (fsync={fsync}, synchronous_commit={sync}) on loopback, "
-            f"Python {platform.python_version()}, psycopg2 {psycopg2.__version__.split()[0]}, "
+            f"Python {platform.python_version()}, psycopg2 {driver}, "
             f"{os.cpu_count()} CPUs shared with other workloads. Ours and raw psycopg2 run "
             "against the same server and schema in one process, interleaved.",
             "",

@@ -41,8 +41,8 @@ def test_local_server_runs_the_full_store(data_dir: Path) -> None:
         store.write_flow_run(FlowRunWrite("flow", "run-1", status="completed"))
         health = store.health_check()
         assert health["status"] == "healthy"
-        assert health["details"]["database"] == "agents"  # type: ignore[index]
-        assert health["details"]["server_version"].startswith("18")  # type: ignore[index]
+        assert health["details"]["database"] == "agents"
+        assert health["details"]["server_version"].startswith("18")
     finally:
         store.close()
     again = PostgresStore(config)

@@ -39,7 +39,8 @@ def _tables(dsn: str, schema: str) -> set[str]:
 
 
 def _pool(dsn: str, schema: str) -> PostgresPool:
-    return PostgresPool(PostgresConfig(dsn=dsn, schema=schema, max_connections=2))
+    return PostgresPool(PostgresConfig.model_validate(
+        {"dsn": dsn, "schema": schema, "max_connections": 2}))
 
 
 def test_psql_files_in_order_on_an_empty_database_then_again_change_nothing(

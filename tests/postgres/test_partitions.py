@@ -34,7 +34,9 @@ def _where(store: PostgresStore, run_id: str) -> str:
     def run(cur: psycopg2.extensions.cursor) -> str:
         cur.execute(f'SELECT tableoid::regclass::text FROM "{store.schema}".flow_run_history'
                     " WHERE run_id = %s", (run_id,))
-        return str(cur.fetchone()[0])
+        row = cur.fetchone()
+        assert row is not None
+        return str(row[0])
 
     return str(store.pool.run(run))
 
