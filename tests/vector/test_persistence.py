@@ -277,3 +277,17 @@ def test_two_processes_writing_one_sqlite_file_lose_nothing(tmp_path: Path) -> N
     index = NumpyVectorIndex(DIM, "cosine", "shared", persistence=SqliteVectorPersistence(db))
     assert index.count() == 2 * BATCHES * ROWS
     assert index.get(f"left-{BATCHES - 1}-0")[1] == {"p": "left"}
+
+
+def test_metadata_larger_than_max_payload_bytes_is_refused(tmp_path: Path) -> None:
+    """from_config applies the embedded max_payload_bytes to each vector's metadata."""
+    from memory_resources.errors import PayloadTooLargeError
+
+    index = NumpyVectorIndex.from_config(
+        VectorConfig.model_validate({"dimension": 2}),
+        EmbeddedConfig.model_validate({"path": str(tmp_path / "m.db"), "max_payload_bytes": 64}),
+    )
+    with pytest.raises(PayloadTooLargeError) as info:
+        index.upsert(["a", "b"], [[1, 0], [0, 1]], [{"ok": 1}, {"text": "x" * 100}])
+    assert info.value.field == "metadata[1]"
+    assert index.count() == 0
