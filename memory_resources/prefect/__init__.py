@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from .artifacts import summarize
 from .capture import current_memory, referenced_tasks, remember, remembered_task
 from .hooks import SKIP_TAG, CaptureTarget, FlowCaptureHook, TaskCaptureHook
 from .masking import MASK, capture_parameters, mask_value
@@ -31,4 +32,5 @@ __all__ = [
     "referenced_tasks",
     "remember",
     "remembered_task",
+    "summarize",
 ]
