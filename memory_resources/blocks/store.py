@@ -12,13 +12,22 @@ import atexit
 import contextlib
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, Field, HttpUrl, SecretBytes, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    HttpUrl,
+    PrivateAttr,
+    SecretBytes,
+    SecretStr,
+    model_validator,
+)
 
 from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from ..errors import ConfigurationError
@@ -34,6 +43,9 @@ if TYPE_CHECKING:
     from ..prefect.writer import CaptureStores, CaptureWriter
 
 F = TypeVar("F")
+
+_PATH_ENV = ("MEMORY_RESOURCES_HOME", "PREFECT_HOME", "MEMORY_RESOURCES_OUTBOX")
+"""Environment variables the default file paths depend on."""
 
 DEFAULT_MAX_PARAM_BYTES = 64 * 1024
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024
@@ -203,6 +215,25 @@ class MemoryStore(Block):
         "(empty: $MEMORY_RESOURCES_HOME/outbox.db).",
     )
 
+    _identity_cache: Any = PrivateAttr(default=None)
+    """(environment key, fingerprint, outbox target): computed once, reset when a field is
+    assigned. Changing a nested block in place is not seen: assign the field again."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if not name.startswith("_") or name.startswith("_block_document"):
+            self._identity_cache = None  # a field, or the saved name used in the label
+
+    def _identity(self) -> tuple[str, OutboxTarget]:
+        env = tuple(os.environ.get(v) for v in _PATH_ENV)
+        cached = self._identity_cache
+        if cached is not None and cached[0] == env:
+            return cached[1], cached[2]
+        fingerprint = self._compute_fingerprint()
+        target = self._compute_outbox_target(fingerprint)
+        self._identity_cache = (env, fingerprint, target)
+        return fingerprint, target
+
     @model_validator(mode="wrap")
     @classmethod
     def _accept_block_name(cls, value: Any, handler: Callable[[Any], Any]) -> Any:
@@ -232,6 +263,9 @@ class MemoryStore(Block):
 
     def fingerprint(self) -> str:
         """Identifies the stores this block writes to (secrets included, never shown)."""
+        return self._identity()[0]
+
+    def _compute_fingerprint(self) -> str:
         plain = {k: _plain(v) for k, v in self.backend_configs().items()}
         text = json.dumps(plain, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -319,7 +353,7 @@ class MemoryStore(Block):
         else:
             outbox_key = str(outbox.path)
         target = target or self.outbox_target()
-        key = f"{self.fingerprint()}#{outbox_key}#{target.target}"
+        key = f"{self.fingerprint()}#{outbox_key}#{target.target}"  # all cached: cheap
         writer = _WRITERS.get(key)
         if writer is None:
             with _RUNTIMES_LOCK:
@@ -341,6 +375,9 @@ class MemoryStore(Block):
 
     def outbox_target(self) -> OutboxTarget:
         """How ``memory-resources outbox replay`` finds this store again."""
+        return self._identity()[1]
+
+    def _compute_outbox_target(self, fingerprint: str) -> OutboxTarget:
         from ..prefect.outbox import OutboxTarget
 
         config = None
@@ -352,8 +389,7 @@ class MemoryStore(Block):
                 include={"embedded_path", "context_ttl", "capture_task_outputs",
                          "max_param_bytes", "max_output_bytes", "outbox_path"})
             config["backends"] = {k: _plain(v) for k, v in raw.items()}
-        return OutboxTarget(self.fingerprint(), self.label(), self._block_document_name,
-                            config)
+        return OutboxTarget(fingerprint, self.label(), self._block_document_name, config)
 
     def close(self) -> None:
         """Disconnect this configuration's MemoryAPI now (it is rebuilt on next use)."""

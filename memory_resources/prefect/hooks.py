@@ -129,7 +129,7 @@ def parameter_target(flow: Any, flow_run: Any) -> CaptureTarget | None:
 
 
 class _Deferred:
-    """History writes of a run whose store is not known yet (see :func:`resolve_parameter_target`)."""
+    """History writes of a run whose store is not known yet (resolve_parameter_target)."""
 
     def __init__(self, hook: FlowCaptureHook, flow: Any) -> None:
         self.hook = hook
@@ -228,6 +228,22 @@ class FlowCaptureHook:
             _log.error("flow capture hook failed", error=f"{type(exc).__name__}: {exc}")
 
 
+def _task_result(state: Any) -> Any:
+    """The return value held by a completed state.
+
+    Reads it in memory when Prefect attached it (the usual case inside the run's process);
+    ``state.result()`` (which runs a coroutine on Prefect's loop thread) only otherwise.
+    """
+    from prefect.results import ResultRecord, ResultRecordMetadata
+
+    data = state.data
+    if isinstance(data, ResultRecord):
+        return data.result
+    if data is not None and not isinstance(data, ResultRecordMetadata):
+        return data
+    return state.result(_sync=True)
+
+
 class TaskCaptureHook:
     """The task ``on_completion`` hook: stores the task run's return value.
 
@@ -255,7 +271,7 @@ class TaskCaptureHook:
             task_run_id = str(task_run.id)
             with acting_as(flow_run_id, task_run_id):
                 try:
-                    value = state.result(_sync=True)
+                    value = _task_result(state)
                 except Exception as exc:
                     value = {"__unavailable__": f"{type(exc).__name__}: {exc}"[:500]}
                 output = safe_value(value, field="output", max_bytes=target.max_output_bytes)

@@ -21,6 +21,7 @@ This module does not import Prefect.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -29,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from ..codec import encode, to_jsonable
+from ..codec import encode
 from ..errors import SerializationError
 
 MASK = "**********"
@@ -167,7 +168,7 @@ def safe_value(value: Any, *, field: str, max_bytes: int | None) -> Any:
         preview_chars = max(0, min(_PREVIEW_CHARS, max_bytes // 2))
         return {"__truncated__": True, "size": size, "limit": max_bytes,
                 "preview": text[:preview_chars]}
-    return to_jsonable(value, field=field)
+    return json.loads(text)
 
 
 def _safe_repr(value: Any) -> str:
