@@ -234,7 +234,7 @@ def _task_result(state: Any) -> Any:
     Reads it in memory when Prefect attached it (the usual case inside the run's process);
     ``state.result()`` (which runs a coroutine on Prefect's loop thread) only otherwise.
     """
-    from prefect.results import ResultRecord, ResultRecordMetadata
+    from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 
     data = state.data
     if isinstance(data, ResultRecord):
