@@ -7,7 +7,7 @@ from typing import Any
 
 from ...records import AuditRecord
 from ...validation import require_id, require_positive_int
-from .pool import Cursor
+from .pool import Cursor, execute_prepared
 from .support import MAX_READ_LIMIT, iso, parse_time
 
 SELECT = (
@@ -52,8 +52,10 @@ class AuditReader:
         statement = (self.store.statement("audit.select") + where
                      + " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s")
 
+        enabled = self.store.config.prepared_statements
+
         def run(cur: Cursor) -> list[tuple[Any, ...]]:
-            cur.execute(statement, params)
+            execute_prepared(cur, "audit_select", statement, params, enabled=enabled)
             rows: list[tuple[Any, ...]] = cur.fetchall()
             return rows
 

@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import MemoryValidationError
 from ...records import ContextRecord, EventRecord, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
-from .pool import Cursor
+from .pool import Cursor, execute_prepared
 from .support import AUDIT_CTE, audit_params, iso, now_utc, opt_iso, to_json
 
 MAX_EVENTS_LIMIT = 1_000_000
@@ -29,9 +29,10 @@ _DROP_EXPIRED = (
     " WHERE e.context_id = gone.context_id)"
 )
 SET = (
-    "DELETE FROM {s}.memory_events WHERE context_id = %(id)s AND EXISTS (SELECT 1 FROM"
-    " {s}.memory_context WHERE context_id = %(id)s AND expires_at <= %(now)s);"
-    " WITH c AS (INSERT INTO {s}.memory_context AS c"
+    "WITH old_events AS (DELETE FROM {s}.memory_events WHERE context_id = %(id)s"
+    " AND EXISTS (SELECT 1 FROM {s}.memory_context WHERE context_id = %(id)s"
+    " AND expires_at <= %(now)s)),"
+    " c AS (INSERT INTO {s}.memory_context AS c"
     " (context_id, data, version, ttl, created_at, updated_at, expires_at)"
     " VALUES (%(id)s, %(data)s::jsonb, 1, %(ttl)s, %(now)s, %(now)s, %(expires_at)s)"
     " ON CONFLICT (context_id) DO UPDATE SET data = EXCLUDED.data,"
@@ -54,7 +55,8 @@ CLEAR = (
     " (SELECT count(*) FROM c WHERE NOT visible) AS expired, (SELECT count(*) FROM e) AS events),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s, 'context.clear', %(id)s, %(a_flow)s, %(a_task)s,"
+    " SELECT %(now)s::timestamptz, 'context.clear', %(id)s::text, %(a_flow)s::text,"
+    " %(a_task)s::text,"
     " jsonb_build_object('removed', r.live > 0 OR (r.expired = 0 AND r.events > 0),"
     " 'events', CASE WHEN r.expired > 0 THEN 0 ELSE r.events END) FROM r)"
     " SELECT live > 0 OR (expired = 0 AND events > 0) FROM r"
@@ -65,10 +67,12 @@ APPEND = (
     " VALUES (%(id)s, 1) ON CONFLICT (context_id) DO UPDATE SET last_seq = h.last_seq + 1"
     " RETURNING last_seq),"
     " ev AS (INSERT INTO {s}.memory_events (context_id, seq, occurred_at, data)"
-    " SELECT %(id)s, last_seq, %(now)s, %(data)s::jsonb FROM h RETURNING seq, data),"
+    " SELECT %(id)s::text, last_seq, %(now)s::timestamptz, %(data)s::jsonb FROM h"
+    " RETURNING seq, data),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s, 'event.append', %(id)s, %(a_flow)s, %(a_task)s,"
+    " SELECT %(now)s::timestamptz, 'event.append', %(id)s::text, %(a_flow)s::text,"
+    " %(a_task)s::text,"
     " jsonb_build_object('event_id', ev.seq::text) FROM ev)"
     " SELECT seq, data FROM ev"
 )
@@ -103,9 +107,10 @@ class ContextRepo:
     def _run(self, name: str, params: dict[str, Any], *, fetch: str = "one",
              idempotent: bool = True, read_only: bool = False) -> Any:
         statement = self.store.statement(name)
+        enabled = self.store.config.prepared_statements
 
         def run(cur: Cursor) -> Any:
-            cur.execute(statement, params)
+            execute_prepared(cur, name.replace(".", "_"), statement, params, enabled=enabled)
             return cur.fetchone() if fetch == "one" else cur.fetchall()
 
         return self.store.pool.run(run, idempotent=idempotent, read_only=read_only)

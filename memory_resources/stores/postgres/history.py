@@ -272,8 +272,10 @@ class HistoryRepo:
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         statement = base + where + " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s"
 
+        enabled = self.store.config.prepared_statements
+
         def run(cur: Cursor) -> list[tuple[Any, ...]]:
-            cur.execute(statement, params)
+            execute_prepared(cur, "history_read", statement, params, enabled=enabled)
             rows: list[tuple[Any, ...]] = cur.fetchall()
             return rows
 

@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from ...validation import require_id, require_positive_int
-from .pool import Cursor
+from .pool import Cursor, execute_prepared
 from .support import audit_params, now_utc
 
 MAX_TTL_MS = 365 * 24 * 3600 * 1000
@@ -29,7 +29,8 @@ ACQUIRE = (
     " RETURNING fencing_token),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s, 'lock.acquire', %(name)s, %(a_flow)s, %(a_task)s,"
+    " SELECT %(now)s::timestamptz, 'lock.acquire', %(name)s::text, %(a_flow)s::text,"
+    " %(a_task)s::text,"
     " jsonb_build_object('fencing_token', l.fencing_token, 'ttl_ms', %(ttl_ms)s::int) FROM l)"
     " SELECT fencing_token FROM l"
 )
@@ -39,7 +40,8 @@ RELEASE = (
     " RETURNING fencing_token),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s, 'lock.release', %(name)s, %(a_flow)s, %(a_task)s,"
+    " SELECT %(now)s::timestamptz, 'lock.release', %(name)s::text, %(a_flow)s::text,"
+    " %(a_task)s::text,"
     " jsonb_build_object('fencing_token', l.fencing_token) FROM l)"
     " SELECT count(*) FROM l"
 )
@@ -67,9 +69,10 @@ class LockRepo:
 
     def _run(self, name: str, params: dict[str, Any], idempotent: bool) -> Any:
         statement = self.store.statement(name)
+        enabled = self.store.config.prepared_statements
 
         def run(cur: Cursor) -> Any:
-            cur.execute(statement, params)
+            execute_prepared(cur, name.replace(".", "_"), statement, params, enabled=enabled)
             return cur.fetchone() if cur.description else cur.rowcount
 
         return self.store.pool.run(run, idempotent=idempotent)

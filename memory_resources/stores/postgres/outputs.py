@@ -11,7 +11,7 @@ from typing import Any
 
 from ...records import JSONDict, TaskOutputRecord
 from ...validation import optional_dict, require_id, require_positive_int
-from .pool import Cursor
+from .pool import Cursor, execute_prepared
 from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, one, to_json
 
 WRITE = (
@@ -20,11 +20,13 @@ WRITE = (
     " DO UPDATE SET latest_version = t.latest_version + 1 RETURNING latest_version),"
     " o AS (INSERT INTO {s}.task_outputs"
     " (task_id, version, output, metadata, task_run_id, flow_run_id, created_at)"
-    " SELECT %(task_id)s, latest_version, %(output)s::jsonb, %(metadata)s::jsonb,"
-    " %(task_run_id)s, %(flow_run_id)s, %(now)s FROM v RETURNING version, output, metadata),"
+    " SELECT %(task_id)s::text, latest_version, %(output)s::jsonb, %(metadata)s::jsonb,"
+    " %(task_run_id)s::text, %(flow_run_id)s::text, %(now)s::timestamptz FROM v"
+    " RETURNING version, output, metadata),"
     " audit AS (INSERT INTO {s}.audit_log"
     " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
-    " SELECT %(now)s, 'output.write', %(task_id)s, %(a_flow)s, %(a_task)s,"
+    " SELECT %(now)s::timestamptz, 'output.write', %(task_id)s::text, %(a_flow)s::text,"
+    " %(a_task)s::text,"
     " jsonb_build_object('version', o.version, 'task_run_id', %(task_run_id)s::text) FROM o)"
     " SELECT version, output, metadata FROM o"
 )
@@ -69,8 +71,10 @@ class OutputRepo:
         statement = self.store.statement("output.write")
         self.store.ensure_partitions(now)
 
+        enabled = self.store.config.prepared_statements
+
         def run(cur: Cursor) -> tuple[Any, ...]:
-            cur.execute(statement, params)
+            execute_prepared(cur, "output_write", statement, params, enabled=enabled)
             return one(cur)
 
         version, stored_output, stored_meta = self.store.pool.run(run, idempotent=False)
@@ -94,8 +98,11 @@ class OutputRepo:
     def _select(self, task_id: str, limit: int) -> list[TaskOutputRecord]:
         statement = self.store.statement("output.select")
 
+        enabled = self.store.config.prepared_statements
+
         def run(cur: Cursor) -> list[tuple[Any, ...]]:
-            cur.execute(statement, {"task_id": task_id, "limit": limit})
+            execute_prepared(cur, "output_select", statement,
+                             {"task_id": task_id, "limit": limit}, enabled=enabled)
             rows: list[tuple[Any, ...]] = cur.fetchall()
             return rows
 
