@@ -323,9 +323,9 @@ NOTES = """## Notes
 * **Targets and noise.** The issue's targets are <= 1.2x for the single write (vs the bare
   upsert) and for the bulk write (vs raw `execute_values`). This machine has 2 CPUs
   shared with other test suites (load average 6-9 during the runs), so figures vary from
-  run to run. With the final code, five runs gave 0.94-1.37x for single writes and four
-  runs gave 1.15-1.44x for bulk; the run above is one of them. Both targets are met in the
-  quieter runs and missed in the busier ones.
+  run to run. With the final code, six runs gave 0.94-1.37x for single writes and five
+  runs gave 1.15-1.52x for bulk; the run above is one of them. The single-write target is
+  met in the quieter runs. The bulk target was met in none of the five runs.
 * **Why bulk costs more.** Each run written by `write_flow_runs` is three rows in one
   statement: the run's key row (`flow_run_history_keys`, which keeps `(flow_id, run_id)`
   unique across monthly partitions), the history row, and its audit row. Together they
