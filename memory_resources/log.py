@@ -1,7 +1,16 @@
-"""structlog setup: loggers bound to the acting flow_run_id / task_run_id."""
+"""structlog loggers bound to the acting flow_run_id / task_run_id, emitted through the
+standard ``logging`` module.
+
+A library must not decide where its logs go: every event is rendered by structlog
+(key=value, with the run ids) and handed to the stdlib logger ``memory_resources.<module>``,
+so the application's ``logging`` configuration (level, handlers, Prefect's console and API
+handlers) applies. Unconfigured, Python shows WARNING and above on stderr; nothing goes to
+stdout. ``logging.getLogger("memory_resources").setLevel(logging.DEBUG)`` shows everything.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -22,15 +31,19 @@ def add_run_ids(
     return event_dict
 
 
-def get_logger(name: str, **initial: Any) -> Any:
-    """A structlog logger for ``name`` that adds the acting run ids to every event.
+_PROCESSORS: list[Any] = [
+    structlog.stdlib.filter_by_level,
+    add_run_ids,
+    structlog.processors.format_exc_info,
+    structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+]
 
-    It wraps whatever structlog configuration the application has (we never configure
-    structlog globally), so the application's renderer and level apply.
-    """
+
+def get_logger(name: str, **initial: Any) -> Any:
+    """A structlog logger writing to the stdlib logger ``name`` with the acting run ids."""
     return structlog.wrap_logger(
-        structlog.get_logger(),
-        processors=[add_run_ids],
-        logger_name=name,
+        logging.getLogger(name),
+        processors=_PROCESSORS,
+        wrapper_class=structlog.stdlib.BoundLogger,
         **initial,
     )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import redis
-import structlog
 from psycopg2.extensions import parse_dsn
 
 from memory_resources import default
@@ -82,14 +79,6 @@ if memory_api.connect():
 SPEC_CONSTRUCTOR = SPEC_BASIC_USAGE[
     SPEC_BASIC_USAGE.index("memory_api = MemoryAPI("):SPEC_BASIC_USAGE.index("# Connect")
 ]
-
-
-@pytest.fixture(autouse=True)
-def logs_to_stderr() -> Iterator[None]:
-    """Route structlog to stderr (as an application would), so stdout holds only prints."""
-    structlog.configure(logger_factory=lambda *args: structlog.PrintLogger(sys.stderr))
-    yield
-    structlog.reset_defaults()
 
 
 def run_example(source: str) -> dict[str, Any]:

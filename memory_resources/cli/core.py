@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,32 +19,10 @@ def _print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
-class _StderrLogger:
-    """Prints each log line to whatever ``sys.stderr`` is at the time of the call."""
-
-    def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    log = debug = info = warning = warn = error = critical = exception = msg
-
-
 @contextlib.contextmanager
 def _quiet_logs() -> Iterator[None]:
-    """While a command runs, send structlog output to stderr at WARNING and above, unless
-    the application configured structlog itself (stdout carries the output, e.g. --json)."""
-    import structlog
-
-    if structlog.is_configured():
-        yield
-        return
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=lambda *args: _StderrLogger(),
-    )
-    try:
-        yield
-    finally:
-        structlog.reset_defaults()
+    """Kept for the other command modules; logs already go through stdlib logging (stderr)."""
+    yield
 
 
 def _load(action: str) -> Any:
@@ -54,12 +30,11 @@ def _load(action: str) -> Any:
     from ..default import get_memory_api
     from ..errors import MemoryResourcesError
 
-    with _quiet_logs():
-        try:
-            return getattr(get_memory_api(), action)()
-        except MemoryResourcesError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+    try:
+        return getattr(get_memory_api(), action)()
+    except MemoryResourcesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def _latency(value: Any) -> str:
