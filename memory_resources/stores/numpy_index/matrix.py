@@ -5,7 +5,8 @@ Rows ``0 .. size-1`` of :attr:`VectorMatrix.buffer` are live. Growth is amortise
 moves the last row into the hole (O(1)); an upsert of a known id overwrites its row.
 Per row it keeps the inverse L2 norm (cosine) and the squared norm (euclidean) of the
 *stored* values, each row's metadata as its codec JSON text (compact; decoded on read) and
-row-aligned metadata columns for filters.
+row-aligned metadata columns for filters. With ``codes`` (``storage_dtype="int8"``) it also
+keeps each row's int8 scan code (:mod:`.quantized`), moved and grown with the rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from ...records import JSONDict
 from ...vector_filter import MetadataColumns
+from .quantized import Int8Codes
 
 SMALL_CAPACITY = 4096
 """Below this many rows capacity doubles; above it grows by 1/8."""
@@ -33,8 +35,14 @@ def next_capacity(current: int, needed: int) -> int:
 class VectorMatrix:
     """Vectors, ids and metadata of one namespace, row-aligned."""
 
-    def __init__(self, dimension: int, dtype: type[np.floating[Any]] = np.float32) -> None:
+    def __init__(
+        self,
+        dimension: int,
+        dtype: type[np.floating[Any]] = np.float32,
+        codes: Int8Codes | None = None,
+    ) -> None:
         self.dimension = dimension
+        self.codes = codes
         self.dtype = np.dtype(dtype)
         self.size = 0
         self.buffer: np.ndarray[Any, Any] = np.empty((0, dimension), dtype=self.dtype)
@@ -58,7 +66,8 @@ class VectorMatrix:
 
     def nbytes(self) -> int:
         """Bytes held by the arrays (allocated capacity)."""
-        return int(self.buffer.nbytes + self.inv_norms.nbytes + self.sq_norms.nbytes)
+        codes = self.codes.nbytes() if self.codes is not None else 0
+        return int(self.buffer.nbytes + self.inv_norms.nbytes + self.sq_norms.nbytes + codes)
 
     def _reserve(self, needed: int) -> None:
         capacity = next_capacity(self.capacity, needed)
@@ -71,6 +80,8 @@ class VectorMatrix:
         sq = np.zeros(capacity, dtype=np.float32)
         sq[: self.size] = self.sq_norms[: self.size]
         self.buffer, self.inv_norms, self.sq_norms = buffer, inv, sq
+        if self.codes is not None:
+            self.codes.reserve(capacity, self.size)
         self.columns.reserve(capacity, self.size)
 
     def _write_rows(self, rows: np.ndarray[Any, Any], vectors: np.ndarray[Any, Any]) -> None:
@@ -82,6 +93,8 @@ class VectorMatrix:
             inv = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
         self.sq_norms[rows] = sq
         self.inv_norms[rows] = inv
+        if self.codes is not None:
+            self.codes.write(rows, self.buffer[rows], self.inv_norms[rows], self.size)
 
     def upsert(
         self,
@@ -116,6 +129,15 @@ class VectorMatrix:
                 self.columns.set_row(row, decoded[i], fresh=True)
             self.size = start + len(fresh)
 
+    def scan_codes(self, query: np.ndarray[Any, Any], pool: int) -> np.ndarray[Any, Any] | None:
+        """Candidate rows of one query from the int8 codes (re-fitted first when stale), or
+        None without codes or scan kernel."""
+        if self.codes is None:
+            return None
+        if self.codes.stale:
+            self.codes.rebuild(self.data, self.inv_norms[: self.size])
+        return self.codes.scan(query, self.size, pool)
+
     def delete(self, ids: Sequence[str]) -> int:
         """Remove rows by id, moving the last row into each hole; returns rows removed."""
         removed = 0
@@ -131,6 +153,8 @@ class VectorMatrix:
                 self.buffer[row] = self.buffer[last]
                 self.inv_norms[row] = self.inv_norms[last]
                 self.sq_norms[row] = self.sq_norms[last]
+                if self.codes is not None:
+                    self.codes.move(last, row)
                 self.ids[row] = moved
                 self.metadata[row] = self.metadata[last]
                 self.rows[moved] = row

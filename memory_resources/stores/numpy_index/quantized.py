@@ -1,0 +1,143 @@
+"""int8 scan codes for ``storage_dtype="int8"``: a quarter of the bytes per query scan.
+
+The float32 matrix stays in memory (exact re-rank, ``get()``); beside it each row also has
+an int8 code, row-aligned with :class:`~.matrix.VectorMatrix` (a delete moves the last
+code into the hole, like the matrix). A single query scans the codes with usearch's exact
+SIMD kernel (``usearch.index.search(..., exact=True)`` over an ``int8`` array, no index
+state), then the candidate pool is re-ranked exactly on the float32 rows.
+
+Quantisation, per metric (``q`` the query, ``s`` the scales):
+
+* ``dotproduct``: ``code = round(x / s)`` with one scale per dimension; the scan computes
+  ``code . round(q * s / t)``, proportional to ``x . q`` up to rounding.
+* ``cosine``: the same on the unit-normalised row, so the scan ranks by cosine.
+* ``euclidean``: one global scale (a per-dimension one would weight the distance), L2 on
+  the codes; query components beyond the data's range are clipped.
+
+Scales come from the data: the first write fits them (with 25 % headroom); later values
+beyond them are clipped, and a write with values beyond twice the fitted range marks the
+codes stale: the next query re-fits and re-quantises every row once (≈ 0.3 s at
+100k x 768), so a workload whose value range keeps growing pays that now and then.
+
+Without usearch (``kernel()`` is None) no codes are kept and the index scans float32.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Protocol
+
+import numpy as np
+
+Array = np.ndarray[Any, Any]
+
+
+class ExactSearch(Protocol):
+    """The signature of ``usearch.index.search`` used here."""
+
+    def __call__(
+        self, dataset: Array, query: Array, count: int, metric: Any, *, exact: bool,
+        threads: int,
+    ) -> Any: ...
+
+
+@cache
+def kernel() -> tuple[ExactSearch, Any, Any] | None:
+    """usearch's exact search with its IP and L2sq metric kinds, or None when absent."""
+    try:
+        from usearch.compiled import MetricKind
+        from usearch.index import search
+    except ImportError:
+        return None
+    return search, MetricKind.IP, MetricKind.L2sq
+
+
+LIMIT = 127.0
+HEADROOM = 1.25
+"""Scales are fitted at this multiple of the data's peak, so later rows rarely exceed them."""
+CLIP_FACTOR = 2.0
+"""A later value up to this multiple of the fitted range is clipped; beyond it the codes
+are re-fitted (once, before the next scan)."""
+
+
+class Int8Codes:
+    """int8 codes of a matrix's rows, their scales and the scan over them."""
+
+    def __init__(self, dimension: int, metric: str) -> None:
+        self.dimension = dimension
+        self.metric = metric
+        self.codes = np.empty((0, dimension), dtype=np.int8)
+        self.scales: Array | None = None
+        """Per dimension (``(d,)``), or one value (``(1,)``) for euclidean."""
+        self.stale = False
+        """Values written beyond the scales: re-quantise every row before the next scan."""
+
+    def nbytes(self) -> int:
+        """Bytes held by the codes."""
+        return int(self.codes.nbytes)
+
+    def reserve(self, capacity: int, size: int) -> None:
+        """Grow the code buffer to ``capacity`` rows, keeping the first ``size``."""
+        codes = np.empty((capacity, self.dimension), dtype=np.int8)
+        codes[:size] = self.codes[:size]
+        self.codes = codes
+
+    def _prepared(self, vectors: Array, inv_norms: Array) -> Array:
+        """Rows as scanned: unit-normalised for cosine, else as stored (float32)."""
+        rows = np.asarray(vectors, dtype=np.float32)
+        return rows * inv_norms[:, None] if self.metric == "cosine" else rows
+
+    def _fit(self, prepared: Array) -> Array:
+        peak = np.abs(prepared).max(axis=0) if prepared.size else np.zeros(self.dimension)
+        if self.metric == "euclidean":
+            peak = np.array([peak.max() if peak.size else 0.0])
+        scales = (peak * HEADROOM / LIMIT).astype(np.float32)
+        scales[scales <= 0] = 1.0
+        return scales
+
+    def _quantise(self, prepared: Array) -> Array:
+        assert self.scales is not None
+        return np.clip(np.rint(prepared / self.scales), -LIMIT, LIMIT).astype(np.int8)
+
+    def write(self, rows: Array, vectors: Array, inv_norms: Array, size: int) -> None:
+        """Set the codes of ``rows`` (``size`` live rows before this write)."""
+        prepared = self._prepared(vectors, inv_norms)
+        if self.scales is None or size == 0:
+            self.scales, self.stale = self._fit(prepared), False
+        elif prepared.size and bool((np.abs(prepared) > self.scales * LIMIT * CLIP_FACTOR).any()):
+            self.stale = True
+        if not self.stale:
+            self.codes[rows] = self._quantise(prepared)
+
+    def move(self, source: int, target: int) -> None:
+        """Copy the code of row ``source`` to row ``target`` (delete by swap-with-last)."""
+        self.codes[target] = self.codes[source]
+
+    def rebuild(self, data: Array, inv_norms: Array) -> None:
+        """Re-fit the scales on all live rows and re-quantise them."""
+        prepared = self._prepared(data, inv_norms)
+        self.scales = self._fit(prepared)
+        self.codes[: data.shape[0]] = self._quantise(prepared)
+        self.stale = False
+
+    def _query_code(self, query: Array) -> Array:
+        assert self.scales is not None
+        q = np.asarray(query, dtype=np.float32)
+        if self.metric == "euclidean":
+            return np.asarray(self._quantise(q))
+        weighted = q * self.scales
+        peak = float(np.abs(weighted).max())
+        return np.rint(weighted * (LIMIT / peak)).astype(np.int8) if peak > 0 else (
+            np.zeros(self.dimension, dtype=np.int8))
+
+    def scan(self, query: Array, size: int, pool: int) -> Array | None:
+        """Rows (int64) of the ``pool`` best codes among the first ``size`` for one query
+        ``(d,)``, unordered; None when the kernel is unavailable."""
+        found = kernel()
+        if found is None or self.scales is None or self.stale:
+            return None
+        search, ip, l2 = found
+        result = search(self.codes[:size], self._query_code(query), pool,
+                        l2 if self.metric == "euclidean" else ip, exact=True, threads=0)
+        keys = np.asarray(result.keys, dtype=np.int64).reshape(-1)
+        return keys[(keys >= 0) & (keys < size)]
