@@ -5,8 +5,8 @@
 Runs in one process on the same matrix: ms per query for single queries and for a batch
 of ``--batch`` queries, for the index (cosine and dotproduct) and for a bare
 ``matmul + argpartition`` (+ sort of the top k), faiss ``IndexFlatIP`` and usearch exact
-search beside it (skipped with a note when not installed); float16 storage speed and
-recall@10 on clustered data (a Gaussian mixture); insert throughput (memory only, SQLite,
+search beside it (skipped with a note when not installed); float16 and int8 storage speed
+and recall@10 on clustered data (a Gaussian mixture); insert throughput (memory only, SQLite,
 file store); memory per tracemalloc. Single-query timings interleave the contenders query
 by query, so load from other processes hits them alike. Writes benchmarks/results/vectors.md.
 """
@@ -101,7 +101,8 @@ def optional_contenders(matrix: Any, notes: list[str]) -> tuple[dict[str, Any], 
         notes.append("faiss not installed: skipped")
     try:
         import usearch
-        from usearch.index import MetricKind, search
+        from usearch.compiled import MetricKind
+        from usearch.index import search
 
         single["usearch exact"] = lambda q: search(matrix, q, TOP_K, MetricKind.IP, exact=True)
         batch["usearch exact"] = lambda qs: search(matrix, qs, TOP_K, MetricKind.IP, exact=True)
@@ -211,6 +212,14 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         index.upsert(ids, data, buckets)
     half = NumpyVectorIndex(args.dim, "cosine", storage_dtype="float16")
     half.upsert(ids, data)
+    started = time.perf_counter()
+    int8 = {metric: NumpyVectorIndex(args.dim, metric, storage_dtype="int8")
+            for metric in ("cosine", "euclidean", "dotproduct")}
+    for index in int8.values():
+        index.upsert(ids, data, buckets)
+    notes.append(f"int8 storage: scan kernel {int8['cosine'].stats()['scan']}; upserting "
+                 f"{args.n:,} rows into the 3 int8 indexes (quantising included) took "
+                 f"{time.perf_counter() - started:.1f} s")
     extra_single, extra_batch = optional_contenders(data, notes)
 
     single = interleaved({
@@ -219,6 +228,11 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         "numpy index, cosine": lambda q: indexes["cosine"].query(q, TOP_K),
         "numpy index, cosine, filter matching 10%": lambda q: indexes["cosine"].query(
             q, TOP_K, filter={"bucket": 3}),
+        "numpy index, dotproduct, int8": lambda q: int8["dotproduct"].query(q, TOP_K),
+        "numpy index, cosine, int8": lambda q: int8["cosine"].query(q, TOP_K),
+        "numpy index, euclidean, int8": lambda q: int8["euclidean"].query(q, TOP_K),
+        "numpy index, cosine, int8, filter matching 50%": lambda q: int8["cosine"].query(
+            q, TOP_K, filter={"bucket": {"$lt": 5}}),
         **extra_single,
     }, queries[: args.queries])
     single_f16 = interleaved({
@@ -236,6 +250,7 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         "bare numpy matmul + argpartition": lambda qs: bare_batch(data, qs),
         "numpy index, dotproduct": lambda qs: indexes["dotproduct"].query_batch(qs, TOP_K),
         "numpy index, cosine": lambda qs: indexes["cosine"].query_batch(qs, TOP_K),
+        "numpy index, cosine, int8": lambda qs: int8["cosine"].query_batch(qs, TOP_K),
     }, chunks).items()}
     slow = interleaved({
         "bare": lambda qs: bare_batch(data, qs),
@@ -248,6 +263,16 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
     recall_queries = queries[: args.batch]
     f16_recall = recall(indexes["cosine"].query_batch(recall_queries, TOP_K),
                         half.query_batch(recall_queries, TOP_K))
+    exact_euclidean = NumpyVectorIndex(args.dim, "euclidean")
+    exact_euclidean.upsert(ids, data)
+    exact = {**indexes, "euclidean": exact_euclidean}
+    for metric, index in int8.items():
+        got = [index.query(q, TOP_K) for q in recall_queries]
+        want = [exact[metric].query(q, TOP_K) for q in recall_queries]
+        notes.append(f"int8 storage, {metric}: recall@10 of single queries vs float32 exact "
+                     f"= {recall(want, got):.4f} ({len(recall_queries)} queries)")
+    notes.append(f"int8 storage memory: {int8['cosine'].stats()['memory_bytes'] / 2**20:.0f} "
+                 "MiB (float32 matrix kept for the exact re-rank + int8 codes)")
     notes.append("float16 (single and batch), faiss and usearch (batch) rows: timed in a "
                  "shorter interleaved run beside the bare baseline (5 single queries / 2 "
                  "batches) and expressed against the main run's best bare time")
