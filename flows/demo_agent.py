@@ -85,7 +85,9 @@ def demo_agent(session_id: str = "demo-session",
     notes = recall(goal)
     reply = answer(goal, notes)
     ctx.append_event({"type": "answer", "answer": reply})
-    flow_run = FlowRunContext.get().flow_run  # type: ignore[union-attr]
+    run_context = FlowRunContext.get()
+    assert run_context is not None and run_context.flow_run is not None
+    flow_run = run_context.flow_run
     return {
         "flow_id": str(flow_run.flow_id),
         "run_id": str(flow_run.id),
@@ -105,8 +107,8 @@ def summary(result: dict[str, Any], session_id: str = "demo-session") -> str:
     context = memory.api.get_context(session_id)
     audit = memory.api.read_audit_log(flow_run_id=result["run_id"], limit=1000)
     operations: dict[str, int] = {}
-    for row in audit:
-        operations[row["operation"]] = operations.get(row["operation"], 0) + 1
+    for entry in audit:
+        operations[entry["operation"]] = operations.get(entry["operation"], 0) + 1
     lines = [
         f"answer: {result['answer']}",
         "recalled: " + ", ".join(f"{n['id']} ({n['score']})" for n in result["notes"]),
