@@ -192,6 +192,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inserts = {
             "memory only": insert_rate(lambda: NumpyVectorIndex(args.dim, "cosine"), data),
+            "memory only, int8 storage": insert_rate(lambda: NumpyVectorIndex(
+                args.dim, "cosine", storage_dtype="int8"), data),
             "SQLite (embedded default)": insert_rate(lambda: NumpyVectorIndex(
                 args.dim, "cosine", persistence=SqliteVectorPersistence(Path(tmp) / "v.db")),
                 subset),
@@ -235,6 +237,17 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
             q, TOP_K, filter={"bucket": {"$lt": 5}}),
         **extra_single,
     }, queries[: args.queries])
+    for round_ in (1, 2, 3):
+        focus = interleaved({
+            "bare": lambda q: bare_single(data, q),
+            "int8": lambda q: int8["cosine"].query(q, TOP_K),
+        }, queries[: 2 * args.queries])
+        notes.append(
+            f"int8 target check, round {round_} ({2 * args.queries} single queries, bare vs "
+            f"int8 cosine index interleaved): bare {focus['bare'][0]:.2f} "
+            f"({focus['bare'][1]:.2f}) ms, int8 {focus['int8'][0]:.2f} ({focus['int8'][1]:.2f}) "
+            f"ms: {focus['bare'][0] / focus['int8'][0]:.2f}x faster on best, "
+            f"{focus['bare'][1] / focus['int8'][1]:.2f}x on median")
     single_f16 = interleaved({
         "bare numpy matmul + argpartition": lambda q: bare_single(data, q),
         "numpy index, cosine, float16": lambda q: half.query(q, TOP_K),

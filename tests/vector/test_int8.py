@@ -81,6 +81,7 @@ def test_int8_recall_and_exact_scores_on_clustered_data(metric: str, scans: list
         assert np.allclose(scores, ref[[int(m["id"]) for m in result]], rtol=1e-12, atol=1e-12)
         assert list(scores) == sorted(scores, reverse=metric != "euclidean")
     assert fast.stats()["scan"] == "int8 (usearch)"
+    assert fast.stats()["memory_bytes"] <= 1.3 * exact.stats()["memory_bytes"]
 
 
 @pytest.mark.parametrize("flt", [{"bucket": 3}, {"bucket": {"$lt": 6}}])
