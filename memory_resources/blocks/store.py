@@ -120,11 +120,15 @@ _NESTED: dict[str, type[Block]] = {
 
 def _strip_nested_slugs(value: dict[str, Any]) -> dict[str, Any]:
     """Drop the ``block_type_slug`` Prefect adds to nested block data when it names the
-    expected block type (the backend configs forbid unknown keys)."""
+    expected block type (the backend configs forbid unknown keys). An empty dict is an
+    unset nested block: the Prefect UI's create form saves ``{}`` for a block left empty,
+    which must mean the embedded default, not that backend on localhost."""
     cleaned = dict(value)
     for key, block_class in _NESTED.items():
         nested = cleaned.get(key)
-        if isinstance(nested, dict) and (
+        if isinstance(nested, dict) and not nested:
+            cleaned[key] = None
+        elif isinstance(nested, dict) and (
             nested.get("block_type_slug") == block_class.get_block_type_slug()
         ):
             cleaned[key] = {k: v for k, v in nested.items() if k != "block_type_slug"}
