@@ -145,6 +145,45 @@ def test_int8_refits_when_values_outgrow_the_scales(scans: list[bool]) -> None:
     assert not matrix.codes.stale and all(scans)
 
 
+@pytest.mark.parametrize("metric", ["dotproduct", "cosine"])
+def test_int8_refits_dimensions_first_seen_as_zero(metric: str, scans: list[bool]) -> None:
+    """A first row with zeros in most dimensions does not freeze those dimensions' scales."""
+    rng = np.random.default_rng(10)
+    one_hot = np.zeros((1, DIM), dtype=np.float32)
+    one_hot[0, 0] = 1.0
+    data = gaussian_mixture(rng, 3000, DIM, 10) * 0.05
+    data[:, 0] = 0.0
+    index = NumpyVectorIndex(DIM, metric, storage_dtype="int8")
+    exact = NumpyVectorIndex(DIM, metric)
+    for target in (index, exact):
+        target.upsert(["first"], one_hot)
+        target.upsert([str(i) for i in range(3000)], data)
+    queries = gaussian_mixture(rng, 30, DIM, 10)
+    want = [exact.query(q, top_k=10) for q in queries]
+    got = [index.query(q, top_k=10) for q in queries]
+    assert recall_at_10(want, got) >= 0.99
+    assert scans and all(scans)
+
+
+def test_int8_refits_when_rows_double(scans: list[bool]) -> None:
+    """Scales fitted on a small unrepresentative first batch are re-fitted once rows double."""
+    rng = np.random.default_rng(11)
+    first = gaussian_mixture(rng, 10, DIM, 2) * 3.0
+    data = gaussian_mixture(rng, 3000, DIM, 10)
+    index = NumpyVectorIndex(DIM, "dotproduct", storage_dtype="int8")
+    index.upsert([f"f{i}" for i in range(10)], first)
+    index.upsert([str(i) for i in range(3000)], data)
+    matrix = index._matrix
+    assert matrix is not None and matrix.codes is not None
+    assert matrix.codes.stale and matrix.codes.fitted_rows == 10
+    index.query(data[0], top_k=10)
+    assert not matrix.codes.stale and matrix.codes.fitted_rows == 3010
+    assert matrix.codes.scales is not None
+    peak = np.abs(np.concatenate([first, data])).max(axis=0)
+    assert np.allclose(matrix.codes.scales * 127, peak * 1.25, rtol=1e-5)
+    assert scans and all(scans)
+
+
 @pytest.mark.usefixtures("no_usearch")
 def test_int8_falls_back_to_exact_float32_without_usearch() -> None:
     """Without usearch an int8 index keeps no codes and returns exactly the float32 top-k."""

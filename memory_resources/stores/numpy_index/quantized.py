@@ -15,9 +15,10 @@ Quantisation, per metric (``q`` the query, ``s`` the scales):
   the codes; query components beyond the data's range are clipped.
 
 Scales come from the data: the first write fits them (with 25 % headroom); later values
-beyond them are clipped, and a write with values beyond twice the fitted range marks the
-codes stale: the next query re-fits and re-quantises every row once (≈ 0.3 s at
-100k x 768), so a workload whose value range keeps growing pays that now and then.
+beyond them are clipped. The codes go stale when the row count doubles since the last fit
+(so scales fitted on a small first batch follow the data; amortised O(1) per row) or when
+a write has values beyond twice the fitted range: the next query then re-fits and
+re-quantises every row once (≈ 0.3 s at 100k x 768).
 
 Without usearch (``kernel()`` is None) no codes are kept and the index scans float32.
 """
@@ -55,6 +56,9 @@ def kernel() -> tuple[ExactSearch, Any, Any] | None:
 LIMIT = 127.0
 HEADROOM = 1.25
 """Scales are fitted at this multiple of the data's peak, so later rows rarely exceed them."""
+MIN_SCALE = 1e-30
+"""Scale of a dimension that is zero in every fitted row: any later non-zero value there
+is beyond the range and triggers a re-fit (a scale of 1 would quantise it to 0 forever)."""
 CLIP_FACTOR = 2.0
 """A later value up to this multiple of the fitted range is clipped; beyond it the codes
 are re-fitted (once, before the next scan)."""
@@ -70,7 +74,9 @@ class Int8Codes:
         self.scales: Array | None = None
         """Per dimension (``(d,)``), or one value (``(1,)``) for euclidean."""
         self.stale = False
-        """Values written beyond the scales: re-quantise every row before the next scan."""
+        """Re-fit and re-quantise every row before the next scan."""
+        self.fitted_rows = 0
+        """Rows the scales were fitted on; at twice as many rows they are re-fitted."""
 
     def nbytes(self) -> int:
         """Bytes held by the codes."""
@@ -92,19 +98,24 @@ class Int8Codes:
         if self.metric == "euclidean":
             peak = np.array([peak.max() if peak.size else 0.0])
         scales = (peak * HEADROOM / LIMIT).astype(np.float32)
-        scales[scales <= 0] = 1.0
+        scales[scales <= 0] = MIN_SCALE
         return scales
 
     def _quantise(self, prepared: Array) -> Array:
         assert self.scales is not None
-        return np.clip(np.rint(prepared / self.scales), -LIMIT, LIMIT).astype(np.int8)
+        with np.errstate(over="ignore"):  # beyond the range: clipped
+            return np.clip(np.rint(prepared / self.scales), -LIMIT, LIMIT).astype(np.int8)
 
     def write(self, rows: Array, vectors: Array, inv_norms: Array, size: int) -> None:
-        """Set the codes of ``rows`` (``size`` live rows before this write)."""
+        """Set the codes of ``rows`` (``size`` live rows before this write). The codes go
+        stale (re-fit at the next scan) when the rows double since the last fit, or when a
+        value lies beyond ``CLIP_FACTOR`` times the fitted range."""
         prepared = self._prepared(vectors, inv_norms)
+        live = max(size, int(rows.max()) + 1) if rows.size else size
         if self.scales is None or size == 0:
-            self.scales, self.stale = self._fit(prepared), False
-        elif prepared.size and bool((np.abs(prepared) > self.scales * LIMIT * CLIP_FACTOR).any()):
+            self.scales, self.stale, self.fitted_rows = self._fit(prepared), False, live
+        elif live >= 2 * self.fitted_rows or (prepared.size and bool(
+                (np.abs(prepared) > self.scales * LIMIT * CLIP_FACTOR).any())):
             self.stale = True
         if not self.stale:
             self.codes[rows] = self._quantise(prepared)
@@ -118,7 +129,7 @@ class Int8Codes:
         prepared = self._prepared(data, inv_norms)
         self.scales = self._fit(prepared)
         self.codes[: data.shape[0]] = self._quantise(prepared)
-        self.stale = False
+        self.stale, self.fitted_rows = False, data.shape[0]
 
     def _query_code(self, query: Array) -> Array:
         assert self.scales is not None
