@@ -14,7 +14,7 @@ from prefect import flow
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
-from prefect.testing.standard_test_suites import BlockStandardTestSuite
+from prefect.testing.standard_test_suites.blocks import BlockStandardTestSuite
 from pydantic import SecretStr
 
 from memory_resources.blocks import MemoryStore, PostgresMemory, RedisMemory, VectorMemory
@@ -78,7 +78,7 @@ def test_save_load_round_trip_with_nested_blocks_and_masked_secrets(tmp_path: Pa
         embedded_path=str(tmp_path / "m.db"), max_output_bytes=1234,
     )
     store.save(name)
-    loaded = MemoryStore.load(name)
+    loaded: MemoryStore = MemoryStore.load(name)  # type: ignore[assignment]  # sync call
     assert loaded.redis is not None and loaded.postgres is not None
     assert loaded.vector is not None
     assert loaded.redis.host == "redis.internal" and loaded.redis.port == 6390
@@ -126,7 +126,7 @@ def test_memory_store_parameter_accepts_instance_dict_ref_and_name(tmp_path: Pat
             assert uses_store(label, value) == chosen.embedded_path, label
             assert chosen.api.get_context(f"param-{label}") is not None, label
         runs = chosen.api.read_flow_run_history(None, limit=10)
-        assert sorted(r["parameters"]["label"] for r in runs) == sorted(forms)
+        assert sorted((r["parameters"] or {})["label"] for r in runs) == sorted(forms)
         assert all(r["status"] == "completed" for r in runs)
         assert declared.api.read_flow_run_history(None, limit=10) == []
     finally:
@@ -179,11 +179,12 @@ def test_memory_store_instance_with_secrets_as_parameter(
         runs = chosen.api.read_flow_run_history(None)
         assert [(r["flow_name"], r["status"]) for r in runs] == [("secret-param", "completed")]
         assert runs[0]["started_at"] is not None
-        assert runs[0]["parameters"]["memory"]["postgres"]["password"] == "**********"
+        captured = runs[0]["parameters"] or {}
+        assert captured["memory"]["postgres"]["password"] == "**********"
         assert declared.api.read_flow_run_history(None) == []
         assert Outbox(tmp_path / "outbox.db").pending() == []
         with get_client(sync_client=True) as client:  # the premise: Prefect's copy is masked
-            stored = client.read_flow_run(runs[0]["run_id"]).parameters["memory"]
+            stored = client.read_flow_run(uuid.UUID(runs[0]["run_id"])).parameters["memory"]
         assert "kept-secret" not in repr(stored)
     finally:
         chosen.close()

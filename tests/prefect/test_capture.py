@@ -65,9 +65,8 @@ def test_sync_flow_captures_history_outputs_and_attribution(memory_store: Memory
         return double.map([1, 2, n]).result()
 
     with tags("team-a", "nightly"):
-        result = capture_sync(3, SecretStr("tok-123"),
-                              {"host": "h", "port": 6390, "password": "pw-456"},  # type: ignore[arg-type]
-                              "x" * 200_000)
+        block_as_dict: Any = {"host": "h", "port": 6390, "password": "pw-456"}
+        result = capture_sync(3, SecretStr("tok-123"), block_as_dict, "x" * 200_000)
     assert result == [2, 4, 6]
     rows = [r for r in _rows(memory_store) if r["flow_name"] == "capture-sync"]
     assert len(rows) == 1
@@ -196,7 +195,7 @@ def test_memory_task_captures_outputs_in_any_flow_with_truncation(tmp_path: Any)
     def tiny(x: int) -> int:
         return x + 1
 
-    @small.task(name="huge", retries=1)
+    @small.task(name="huge", retries=1)  # type: ignore[untyped-decorator]
     def huge() -> str:
         return "y" * 5000
 

@@ -41,7 +41,7 @@ def test_demo_agent_second_run_shows_the_first(tmp_path: Path) -> None:
     try:
         rows = store.api.read_flow_run_history(None)
         assert [r["status"] for r in rows] == ["completed", "completed"]
-        assert rows[0]["parameters"]["session_id"] == "demo-session"
+        assert (rows[0]["parameters"] or {})["session_id"] == "demo-session"
     finally:
         store.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from typing import Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel, SecretStr
 
@@ -41,7 +41,8 @@ def test_model_instance_secret_fields_are_masked_recursively() -> None:
 
 def test_model_passed_as_plain_dict_is_masked_by_annotation() -> None:
     """A dict given for a model-typed parameter has that model's secret keys masked."""
-    raw = {"host": "db", "creds": {"user": "ada", "password": "pw1"}, "pool_secret": "pw2"}
+    raw: dict[str, Any] = {"host": "db", "creds": {"user": "ada", "password": "pw1"},
+                           "pool_secret": "pw2"}
     out = capture_parameters({"conn": raw}, {"conn": Optional[Conn]},  # noqa: UP045
                              max_bytes=None)
     assert out["conn"] == {"host": "db", "creds": {"user": "ada", "password": MASK},

@@ -32,9 +32,9 @@ def produce(x: int) -> dict[str, int]:
 class DownTarget:
     """A capture target whose store raises BackendUnavailableError while ``down``."""
 
-    max_param_bytes = 10_000
-    max_output_bytes = 10_000
-    capture_task_outputs = True
+    max_param_bytes: int | None = 10_000
+    max_output_bytes: int | None = 10_000
+    capture_task_outputs: bool = True
 
     def __init__(self, folder: Path) -> None:
         self.store = SQLiteStore(EmbeddedConfig(path=str(folder / "memory.db")))

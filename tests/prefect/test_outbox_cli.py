@@ -28,13 +28,13 @@ def _keep_records(memory: MemoryStore) -> None:
     def down() -> object:
         raise BackendUnavailableError("sqlite", "simulated outage")
 
-    writer._stores = down  # type: ignore[assignment]
+    writer._stores = down  # type: ignore[assignment]  # simulate the outage
     try:
         writer.write_history(FlowRunWrite(flow_id="f1", run_id="r1", flow_name="cli-flow",
                                           status="completed"))
         writer.write_output("tr-1", {"v": 1}, {"task_name": "t"}, "r1")
     finally:
-        writer._stores = real  # type: ignore[method-assign]
+        writer._stores = real
 
 
 def test_status_lists_pending_and_replay_writes_them_once(tmp_path: Path) -> None:
