@@ -116,15 +116,17 @@ class PrefectServer:
             return json.loads(raw) if raw else None
 
     def cli(self, args: Sequence[str], *, cwd: Path | None = None, timeout: float = 120,
-            check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-        """Run ``prefect <args>`` against this server; raise with its output on failure."""
+            check: bool = True, program: str = PREFECT, **env: str
+            ) -> subprocess.CompletedProcess[str]:
+        """Run ``prefect <args>`` (or ``program``) against this server; raise with its
+        output on failure."""
         result = subprocess.run(
-            [PREFECT, *args], env=self.env(**env), cwd=cwd or REPO, text=True,
+            [program, *args], env=self.env(**env), cwd=cwd or REPO, text=True,
             capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
             raise AssertionError(
-                f"prefect {' '.join(args)} exited {result.returncode}\n"
+                f"{Path(program).name} {' '.join(args)} exited {result.returncode}\n"
                 f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}")
         return result
 

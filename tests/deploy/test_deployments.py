@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from .server import PREFECT, REPO, PrefectServer, terminate, wait_for
+from .server import PREFECT, REPO, VENV_BIN, PrefectServer, terminate, wait_for
+
+MEMORY_RESOURCES_CLI = str(VENV_BIN / "memory-resources")
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -45,7 +47,8 @@ def test_prefect_yaml_deploys_and_a_worker_run_writes_its_history(
 ) -> None:
     """`prefect deploy --all` accepts prefect.yaml, and a worker run of the rag-agent
     deployment, whose `memory` parameter names a saved MemoryStore block, writes its history
-    row and task outputs to that block's store."""
+    row and task outputs to that block's store (also shown by `memory-resources history
+    --block`)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     prefect_server.cli(["block", "register", "-m", "memory_resources"])
@@ -96,6 +99,11 @@ def test_prefect_yaml_deploys_and_a_worker_run_writes_its_history(
     answer = next(memory_store.api.read_task_output(str(t.id)) for t in task_runs
                   if t.name.startswith("compose"))
     assert answer is not None and "locks" in answer["output"]["citations"]
+
+    # the operator's view: the CLI reads the same row through the saved block
+    shown = prefect_server.cli(["history", "--flow", "rag-agent", "--block", "agent-memory",
+                                "--json"], program=MEMORY_RESOURCES_CLI)
+    assert [r["run_id"] for r in json.loads(shown.stdout)] == [run_id]
 
 
 def test_cancelling_a_served_flow_run_records_cancelled(
