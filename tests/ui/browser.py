@@ -39,18 +39,19 @@ def find_chromium() -> str | None:
 
 
 def ensure_chromium() -> str:
-    """An installed Chromium, installing Debian's package with scripts/ensure_chromium.sh."""
+    """An installed Chromium and chromedriver, installing Debian's ``chromium`` and
+    ``chromium-driver`` with scripts/ensure_chromium.sh when either is missing."""
     path = find_chromium()
-    if path:
+    if path and shutil.which("chromedriver"):
         return path
     result = subprocess.run(["sh", str(ENSURE_SCRIPT)], capture_output=True, text=True,
                             timeout=900, stdin=subprocess.DEVNULL)
     path = find_chromium()
-    if path:
+    if path and shutil.which("chromedriver"):
         return path
     raise ChromiumUnavailable(
-        f"chromium is not installed and {ENSURE_SCRIPT.name} could not install it "
-        f"(exit {result.returncode}): {result.stderr.strip()[-500:]}")
+        f"chromium/chromedriver not installed and {ENSURE_SCRIPT.name} could not install "
+        f"them (exit {result.returncode}): {result.stderr.strip()[-500:]}")
 
 
 class Chromium:
