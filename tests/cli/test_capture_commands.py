@@ -183,7 +183,7 @@ def test_block_option_reads_a_saved_memory_store(
         return double(x, return_state=True)
 
     try:
-        task_state = doubling(21)
+        task_state: Any = doubling(21)
         task_run_id = str(task_state.state_details.task_run_id)
 
         result = runner.invoke(app, ["history", "--flow", flow_name, "--block", block_name,
