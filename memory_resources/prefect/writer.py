@@ -118,6 +118,16 @@ class CaptureWriter:
     # -- internals -------------------------------------------------------------------------
 
     def _write(self, kind: str, key: str, payload: dict[str, Any]) -> bool:
+        if time.monotonic() >= self._down_until and not self._may_have_pending():
+            # fast path, no lock: concurrent task threads write in parallel. Order matters
+            # only between states of one run, and those come from the run's own thread.
+            try:
+                self._apply(kind, payload, check_existing=False)
+                return True
+            except Exception as exc:
+                self._down_until = time.monotonic() + self.retry_after
+                with self._lock:
+                    return self._keep(kind, key, payload, exc)
         with self._lock:
             try:
                 if time.monotonic() < self._down_until:
