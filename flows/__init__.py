@@ -4,15 +4,3 @@
 server: Prefect in ephemeral mode, memory on the embedded default.
 """
 
-from __future__ import annotations
-
-import logging
-
-
-def quiet_structlog() -> None:
-    """Show library warnings only (unless the application configured structlog itself)."""
-    import structlog
-
-    if not structlog.is_configured():
-        structlog.configure(
-            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

@@ -23,7 +23,6 @@ from typing import Any
 from prefect import flow, task
 from prefect.context import FlowRunContext
 
-from flows import quiet_structlog
 from flows.embedding import embed
 from memory_resources.blocks import MemoryStore
 from memory_resources.prefect import remember
@@ -130,7 +129,6 @@ def summary(result: dict[str, Any], session_id: str = "demo-session") -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo once and print the summary."""
     args = sys.argv[1:] if argv is None else argv
-    quiet_structlog()
     goal = " ".join(args) if args else "Where does the agent store its flow run history?"
     result = demo_agent(goal=goal)
     print(summary(result))

@@ -26,7 +26,6 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows import quiet_structlog
 from flows.embedding import embed
 from memory_resources.blocks import MemoryStore
 from memory_resources.prefect import current_memory, remember
@@ -129,7 +128,6 @@ def rag_agent(question: str, session_id: str = "rag-session",
 def main(argv: list[str] | None = None) -> int:
     """Ask one question and print the answer with its citations."""
     args = sys.argv[1:] if argv is None else argv
-    quiet_structlog()
     question = " ".join(args) or "What happens when a hook cannot write?"
     result = rag_agent(question)
     print(f"Q: {question}\nA: {result['answer']}\nsources: {', '.join(result['citations'])}")
