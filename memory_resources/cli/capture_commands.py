@@ -11,16 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
 from . import app
-from .core import _quiet_logs
-
-T = TypeVar("T")
+from .guard import exit_on_error
 
 outbox_app = typer.Typer(
     help="Records a capture hook could not write, kept until replayed.", no_args_is_help=True
@@ -90,14 +87,12 @@ def outbox_replay(
 
         try:
             loader: Any = MemoryStore.load
-            with _quiet_logs():
-                memory = loader(block, _sync=True)
+            memory = loader(block, _sync=True)
         except Exception as exc:
             typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
             raise typer.Exit(code=2) from None
     outbox = _open(path)
-    with _quiet_logs():  # library logs go to stderr; stdout carries the result
-        results = replay_outbox(outbox, memory=memory)
+    results = replay_outbox(outbox, memory=memory)
     outbox.close()
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
@@ -139,19 +134,6 @@ def _memory_api(block: str | None) -> Any:
     except Exception as exc:
         typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
         raise typer.Exit(code=2) from None
-
-
-def _read(action: Callable[[], T]) -> T:
-    """Run a read; a library error exits 2 with its message (logs to stderr)."""
-    from ..errors import MemoryResourcesError
-    from .core import _quiet_logs  # the CLI's shared log routing (stderr, WARNING+)
-
-    with _quiet_logs():
-        try:
-            return action()
-        except MemoryResourcesError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
 
 
 def runs_of_flow(api: Any, flow: str, limit: int) -> list[dict[str, Any]]:
@@ -220,7 +202,7 @@ def history(
     def read() -> list[dict[str, Any]]:
         return runs_of_flow(_memory_api(block), flow, limit)
 
-    rows = _read(read)
+    rows = exit_on_error(read)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
     elif not rows:
@@ -263,7 +245,7 @@ def outputs(
             require_id(task, "task"), limit)
         return records
 
-    records = _read(read)
+    records = exit_on_error(read)
     if as_json:
         typer.echo(json.dumps(records, indent=2, sort_keys=True, default=str))
     elif not records:

@@ -3,14 +3,13 @@ MemoryAPI (configured from ``MEMORY_RESOURCES_*`` environment variables)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import typer
 
 from . import app
+from .guard import exit_on_error
 
 _STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}
 
@@ -19,22 +18,11 @@ def _print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
-@contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """Kept for the other command modules; logs already go through stdlib logging (stderr)."""
-    yield
-
-
 def _load(action: str) -> Any:
     """Run ``action`` on the process default API; a library error exits 2 with its message."""
     from ..default import get_memory_api
-    from ..errors import MemoryResourcesError
 
-    try:
-        return getattr(get_memory_api(), action)()
-    except MemoryResourcesError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
+    return exit_on_error(lambda: getattr(get_memory_api(), action)())
 
 
 def _latency(value: Any) -> str:

@@ -10,14 +10,12 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
 from . import app
-
-T = TypeVar("T")
+from .guard import exit_on_error
 
 _ENV_DSN = "MEMORY_RESOURCES_POSTGRES_DSN"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -50,18 +48,6 @@ def _config(dsn: str | None, schema: str) -> Any:
     return config
 
 
-def _guard(action: Callable[[], T]) -> T:
-    from ..errors import MemoryResourcesError
-    from .core import _quiet_logs  # the CLI's shared log routing (stderr, WARNING+)
-
-    try:
-        with _quiet_logs():
-            return action()
-    except MemoryResourcesError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
-
-
 @app.command()
 def migrate(
     dsn: str | None = DSN_OPTION,
@@ -79,7 +65,7 @@ def migrate(
         finally:
             pool.close()
 
-    applied = _guard(run)
+    applied = exit_on_error(run)
     if as_json:
         typer.echo(json.dumps([vars(m) for m in applied], indent=2))
         return
@@ -112,7 +98,7 @@ def prune(
         finally:
             store.close()
 
-    result = _guard(run)
+    result = exit_on_error(run)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
