@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write the markdown report here (default: print only)")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "results" / "prefect.md",
+                        help="markdown report to write")
     args = parser.parse_args(argv)
 
     _instrument()

@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--ops", type=int, default=3000)
     parser.add_argument("--block", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the table into this markdown file")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "results" / "sqlite.md",
+                        help="markdown report to write")
     args = parser.parse_args(argv)
     table = render(run(args.ops, args.block), args.ops, args.block)
     print(table)
