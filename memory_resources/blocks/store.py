@@ -154,12 +154,12 @@ class MemoryStore(Block):
         memory = MemoryStore.load("BLOCK_NAME")
 
         @task
-        def plan(goal: str) -> dict:
+        def plan(goal: str):
             return {"goal": goal, "steps": ["search", "answer"]}
 
         @remember(memory)
         @flow
-        def agent(session_id: str, goal: str) -> dict:
+        def agent(session_id: str, goal: str):
             ctx = memory.context(session_id)
             ctx.append_event({"type": "goal", "goal": goal})
             with memory.lock(f"session:{session_id}"):

@@ -64,19 +64,36 @@ def annotations_of(fn: Callable[..., Any]) -> dict[str, Any]:
             return {}
 
 
+def _defaults_of(fn: Any) -> dict[str, Any]:
+    """The flow function's parameter defaults (what a run given no value for them uses)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}
+    return {name: p.default for name, p in signature.parameters.items()
+            if p.default is not inspect.Parameter.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 def run_parameters(flow: Any, flow_run: Any) -> tuple[dict[str, Any], bool]:
-    """The run's parameters as Python objects when the run context has them (``True``),
-    else as Prefect stored them (``False``: blocks given as instances are masked there)."""
+    """The run's effective parameters — the flow's defaults overlaid with what the run was
+    given — as Python objects when the run context has them (``True``), else as Prefect
+    stored them (``False``: blocks given as instances are masked there). A deployment run
+    started with no parameters thus records the defaults it ran with, not ``{}``."""
+    given: dict[str, Any] | None = None
+    from_context = False
     try:
         from prefect.context import FlowRunContext
 
         ctx = FlowRunContext.get()
         if (ctx is not None and ctx.flow_run is not None and ctx.flow_run.id == flow_run.id
                 and ctx.parameters is not None):
-            return dict(ctx.parameters), True
+            given, from_context = dict(ctx.parameters), True
     except Exception:  # context lookup is best effort
         pass
-    return dict(flow_run.parameters or {}), False
+    if given is None:
+        given = dict(flow_run.parameters or {})
+    return {**_defaults_of(getattr(flow, "fn", None)), **given}, from_context
 
 
 def _parent_flow_run_id(flow_run: Any) -> str | None:

@@ -97,6 +97,24 @@ def test_sync_flow_captures_history_outputs_and_attribution(memory_store: Memory
     assert len(events) == 1 and events[0]["target"] == "session-a"
 
 
+DEFAULT_TOKEN = SecretStr("default-secret")
+
+
+def test_parameters_left_to_their_defaults_are_recorded(memory_store: MemoryStore) -> None:
+    """A run given no value for a parameter records the default it ran with (as a
+    deployment run started with no parameters does), secret defaults masked."""
+
+    @remember(memory_store)
+    @flow(name="capture-defaults")
+    def capture_defaults(n: int = 7, label: str = "plain",
+                         token: SecretStr = DEFAULT_TOKEN) -> int:
+        return n
+
+    assert capture_defaults(label="given") == 7
+    row = next(r for r in _rows(memory_store) if r["flow_name"] == "capture-defaults")
+    assert row["parameters"] == {"n": 7, "label": "given", "token": MASK}
+
+
 def test_retry_attempts_and_failure_are_recorded(memory_store: MemoryStore) -> None:
     """A retried run ends as one row with run_count 2; a failed run records the error."""
     attempts = {"n": 0}
