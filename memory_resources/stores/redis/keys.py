@@ -37,13 +37,31 @@ def hash_tag(ident: str) -> str:
     return "{" + digest + "}"
 
 
+_PAIR_CACHE_SIZE = 4096
+
+
 class KeySpace:
     """Builds every key the store touches; all start with ``prefix``."""
 
-    __slots__ = ("prefix",)
+    __slots__ = ("_pairs", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        self._pairs: dict[str, tuple[str, str]] = {}
+
+    def checked_pair(self, value: Any, field: str) -> tuple[str, str]:
+        """:func:`require_key_id` of ``value`` (raising for ``field``), then
+        :meth:`context_pair`; both remembered for recently seen ids (up to 4096)."""
+        if type(value) is str:
+            pair = self._pairs.get(value)
+            if pair is not None:
+                return pair
+        ident = require_key_id(value, field)
+        pair = self.context_pair(ident)
+        if len(self._pairs) >= _PAIR_CACHE_SIZE:
+            self._pairs.clear()
+        self._pairs[ident] = pair
+        return pair
 
     def context(self, context_id: str) -> str:
         """The string key holding a context's JSON envelope."""

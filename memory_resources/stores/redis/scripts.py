@@ -127,6 +127,6 @@ def run(script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) 
     Same effect as ``script(keys=..., args=...)`` without its per-call overhead.
     """
     try:
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     except rex.NoScriptError:
         return script(keys=keys, args=args, client=client)

@@ -9,7 +9,6 @@ from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from ...clock import SYSTEM_CLOCK, Clock
-from ...codec import decode, encode
 from ...config import RedisConfig, parse_config
 from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
@@ -18,6 +17,7 @@ from ...validation import require_dict, require_positive_int, require_ttl
 from . import client as clients
 from .batch import ScriptBatcher
 from .errors import CAUGHT, translate
+from .fastjson import decode, encode
 from .keys import KeySpace, require_key_id
 from .monitor import health_report, stats_report
 from .redlock import LockNode, Redlock
@@ -156,7 +156,8 @@ class RedisStore:
     # -- context ---------------------------------------------------------------------------
 
     def _prepare_context(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
-        cid = require_key_id(context_id, "context_id")
+        self.keys.checked_pair(context_id, "context_id")
+        cid: str = context_id
         payload = encode(require_dict(data, "data"), field="data",
                          max_bytes=self.config.max_payload_bytes)
         seconds = require_ttl(ttl)
@@ -174,7 +175,7 @@ class RedisStore:
         tail = (f',"updated_at":"{w.updated_at}","ttl":{"null" if w.ttl is None else w.ttl},'
                 f'"expires_at":{expires},'
                 f'"context_id":{encode_basestring(w.cid)},"data":{w.payload}}}')
-        return self.keys.context_pair(w.cid), (
+        return self.keys.checked_pair(w.cid, "context_id"), (
             w.updated_at, tail, "" if w.ttl is None else str(w.ttl * 1000))
 
     @staticmethod
@@ -194,7 +195,9 @@ class RedisStore:
         """Store ``data`` (one atomic script: new version, ``SET`` with ``PX``, the event
         stream given the same expiry, or none when ``ttl`` is None)."""
         cid, payload, seconds = self._prepare_context(context_id, data, ttl)
-        client, scripts = self._open()
+        client, scripts = self._client, self._scripts
+        if client is None or scripts is None:
+            client, scripts = self._open()
         write = self._stamp(cid, payload, seconds, self.clock.time())
         keys, args = self._set_call(write)
         try:
@@ -207,8 +210,10 @@ class RedisStore:
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
-        key = self.keys.context(require_key_id(context_id, "context_id"))
-        client, _ = self._open()
+        key = self.keys.checked_pair(context_id, "context_id")[0]
+        client = self._client
+        if client is None:
+            client = self._open()[0]
         try:
             raw = client.get(key)
         except CAUGHT as exc:
@@ -217,7 +222,7 @@ class RedisStore:
 
     def clear_context(self, context_id: str) -> bool:
         """Delete the context and its event stream in one atomic script."""
-        keys = self.keys.context_pair(require_key_id(context_id, "context_id"))
+        keys = self.keys.checked_pair(context_id, "context_id")
         client, scripts = self._open()
         try:
             return int(run(scripts.clear_context, client, keys, ())) > 0
@@ -281,14 +286,17 @@ class RedisStore:
 
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         """``XADD`` (``MAXLEN ~ events_maxlen`` when set); the stream keeps the context's TTL."""
-        cid = require_key_id(context_id, "context_id")
+        keys = self.keys.checked_pair(context_id, "context_id")
+        cid: str = context_id
         payload = encode(require_dict(event, "event"), field="event",
                          max_bytes=self.config.max_payload_bytes)
-        client, scripts = self._open()
+        client, scripts = self._client, self._scripts
+        if client is None or scripts is None:
+            client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
         maxlen = self.config.events_maxlen
         try:
-            event_id = run(scripts.append_event, client, self.keys.context_pair(cid),
+            event_id = run(scripts.append_event, client, keys,
                            (payload, timestamp, "" if maxlen is None else str(maxlen)))
         except UnicodeEncodeError:
             raise _not_utf8("event") from None
