@@ -9,6 +9,8 @@ a payload near ``max_bytes``), so every result and every error is the codec's ow
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from json.scanner import make_scanner
 from typing import Any
 
 from ...codec import _default
@@ -19,7 +21,9 @@ _ENCODER = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=Fals
                             separators=(",", ":"))
 """Same options as :func:`codec.encode` (which passes them to ``json.dumps`` per call)."""
 
-_PLAIN = json.JSONDecoder()
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(
+    json.JSONDecoder())  # type: ignore[arg-type]  # typeshed types the argument oddly
+"""The C scanner ``JSONDecoder.decode`` uses, without its two whitespace regex passes."""
 
 
 def encode(value: Any, *, field: str, max_bytes: int | None) -> str:
@@ -35,7 +39,14 @@ def encode(value: Any, *, field: str, max_bytes: int | None) -> str:
 
 def decode(text: str) -> Any:
     """``codec.decode(text)``; without the tag hook when no ``"__type__"`` key can occur
-    (the literal is absent and there is no ``\\u`` escape that could spell it)."""
+    (the literal is absent and there is no ``\\u`` escape that could spell it). The fast
+    path scans one JSON value spanning the whole text; anything else (whitespace, trailing
+    data, invalid JSON) goes to the codec, which returns or raises exactly as before."""
     if "__type__" not in text and "\\u" not in text:
-        return _PLAIN.decode(text)
+        try:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            return codec_decode(text)
+        if end == len(text):
+            return value
     return codec_decode(text)
