@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.exceptions as rex
 
-from .scripts import Scripts
+from .scripts import Scripts, run
 
 Call = tuple[tuple[str, ...], tuple[Any, ...]]
 """``(keys, args)`` of one script call."""
@@ -33,10 +33,7 @@ class ScriptBatcher:
     def run(self, pick: Callable[[Scripts], Any], calls: Sequence[Call]) -> list[Any]:
         """The replies of ``calls``, in order; errors are raised as redis-py errors."""
         if not self.cluster:
-            with self.client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pick(self.scripts)(keys=keys, args=args, client=pipe)
-                return list(pipe.execute())
+            return self._run_single(pick(self.scripts), calls)
         groups: dict[str, tuple[Any, list[int]]] = {}
         for index, (keys, _) in enumerate(calls):
             node = self.client.get_node_from_key(keys[0])
@@ -60,4 +57,29 @@ class ScriptBatcher:
                 elif isinstance(result, Exception):
                     raise result
                 replies[index] = result
+        return replies
+
+    def _run_single(self, script: Any, calls: Sequence[Call]) -> list[Any]:
+        """One plain pipeline of ``EVALSHA`` on a single server.
+
+        No ``SCRIPT EXISTS`` round trip first (what a ``Script`` queued on a pipeline
+        costs): a call refused with ``NOSCRIPT`` (script cache flushed) is re-run on its
+        own, in order, through :func:`run`, which loads the script. Any other error is
+        raised afterwards exactly as ``pipe.execute()`` raises it (the first one,
+        annotated with its command number).
+        """
+        sha = script.sha
+        with self.client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            stack = list(pipe.command_stack)
+            replies = list(pipe.execute(raise_on_error=False))
+            for index, reply in enumerate(replies):
+                if isinstance(reply, rex.NoScriptError):
+                    keys, args = calls[index]
+                    try:
+                        replies[index] = run(script, self.client, keys, args)
+                    except rex.ResponseError as exc:  # raised below, like the others
+                        replies[index] = exc
+            pipe.raise_first_error(stack, replies)
         return replies
