@@ -24,6 +24,7 @@ import pathlib
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from json.scanner import make_scanner
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,11 @@ def _find_bad_path(value: Any, path: str, seen: set[int]) -> tuple[str, str] | N
     return None
 
 
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=False,
+                            separators=(",", ":"))
+"""Built once (``json.dumps`` with these options builds an encoder on every call)."""
+
+
 def encode(
     value: Any,
     *,
@@ -173,8 +179,7 @@ def encode(
     refuses NUL characters in strings (PostgreSQL's JSONB cannot store ``\\u0000``).
     """
     try:
-        text = json.dumps(value, default=_default, allow_nan=False, ensure_ascii=False,
-                          separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         found = _find_bad_path(value, field, set())
         path, problem = found if found else (field, str(exc))
@@ -215,12 +220,29 @@ def _find_nul_path(value: Any, path: str) -> str | None:
 _DECODER = json.JSONDecoder(object_hook=_object_hook)
 """Built once: ``json.loads(..., object_hook=...)`` would build a decoder on every call."""
 
+_SCAN_PLAIN: Callable[[str, int], tuple[Any, int]] = make_scanner(
+    json.JSONDecoder())  # type: ignore[arg-type]  # typeshed types the argument oddly
+"""The C scanner without the tag hook, for text that cannot hold a tagged value."""
+
 
 def decode(text: str | bytes | bytearray) -> Any:
-    """Decode JSON text written by :func:`encode`, restoring tagged types."""
-    if isinstance(text, str):
-        return _DECODER.decode(text)
-    return json.loads(text, object_hook=_object_hook)
+    """Decode JSON text written by :func:`encode`, restoring tagged types.
+
+    Text that cannot contain a tagged object (no ``"__type__"`` literal and no ``\\u``
+    escape that could spell one) is scanned without the per-object hook; anything else
+    (tags, whitespace around the value, invalid JSON) takes the full decoder, which returns
+    or raises exactly as ``json.loads`` would.
+    """
+    if not isinstance(text, str):
+        return json.loads(text, object_hook=_object_hook)
+    if TAG not in text and "\\u" not in text:
+        try:
+            value, end = _SCAN_PLAIN(text, 0)
+        except (StopIteration, ValueError):
+            return _DECODER.decode(text)
+        if end == len(text):
+            return value
+    return _DECODER.decode(text)
 
 
 def to_jsonable(value: Any, *, field: str = "value", max_bytes: int | None = None) -> Any:

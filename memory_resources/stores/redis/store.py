@@ -9,6 +9,7 @@ from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from ...clock import SYSTEM_CLOCK, Clock
+from ...codec import decode, encode
 from ...config import RedisConfig, parse_config
 from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
@@ -17,7 +18,6 @@ from ...validation import require_dict, require_positive_int, require_ttl
 from . import client as clients
 from .batch import ScriptBatcher
 from .errors import CAUGHT, translate
-from .fastjson import decode, encode
 from .keys import KeySpace, require_key_id
 from .monitor import health_report, stats_report
 from .redlock import LockNode, Redlock

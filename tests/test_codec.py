@@ -1,0 +1,122 @@
+"""The codec: what round-trips, what is stored one way, what is refused and where."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import socket
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+from memory_resources import codec
+from memory_resources.errors import PayloadTooLargeError, SerializationError
+
+ROUND_TRIPS: list[Any] = [
+    {"plain": [1, 2.5, "x", True, None]},
+    dt.datetime(2026, 1, 31, 12, 0, 1, 5, tzinfo=dt.timezone.utc),
+    dt.date(2026, 2, 1),
+    dt.time(7, 30),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    Decimal("1.10"),
+    b"\x00\xffbytes",
+    {1, 2, 3},
+    frozenset({"a"}),
+    {"nested": {"when": dt.date(2025, 5, 5), "tags": {"x"}}},
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS, ids=lambda v: type(v).__name__)
+def test_supported_values_round_trip(value: Any) -> None:
+    """Each supported type decodes back to an equal value of the same type."""
+    decoded = codec.decode(codec.encode(value))
+    assert decoded == value and type(decoded) is type(value)
+
+
+def test_numpy_arrays_round_trip_with_dtype_and_shape() -> None:
+    """numpy arrays come back with their dtype, shape and values."""
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    decoded = codec.decode(codec.encode({"a": array}))["a"]
+    assert decoded.dtype == np.float32 and decoded.shape == (3, 4)
+    assert np.array_equal(decoded, array)
+
+
+def test_one_way_types_are_stored_as_plain_json() -> None:
+    """numpy scalars, tuples, pydantic models and dataclasses decode as plain JSON."""
+
+    class Model(BaseModel):
+        name: str
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    value = {"n": np.int64(3), "f": np.float32(0.5), "t": (1, 2), "m": Model(name="a"),
+             "p": Point(4)}
+    assert codec.decode(codec.encode(value)) == {"n": 3, "f": 0.5, "t": [1, 2],
+                                                 "m": {"name": "a"}, "p": {"x": 4}}
+
+
+def test_unsupported_value_is_refused_with_its_path() -> None:
+    """A non-serialisable value names the argument and where it sits."""
+    with socket.socket() as sock, pytest.raises(SerializationError) as info:
+        codec.encode({"items": [1, 2, 3, sock]}, field="output")
+    assert info.value.field == "output"
+    assert str(info.value).startswith("output['items'][3]: object of type socket")
+
+
+def test_nan_and_circular_values_are_refused() -> None:
+    """NaN and a reference cycle are refused with their path."""
+    with pytest.raises(SerializationError, match=r"data\['x'\]: non-finite float nan"):
+        codec.encode({"x": float("nan")}, field="data")
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match="circular reference"):
+        codec.encode({"loop": loop}, field="data")
+
+
+def test_payload_limit_counts_utf8_bytes() -> None:
+    """The limit applies to the encoded UTF-8 size; just under it passes."""
+    text = "é" * 100  # 200 bytes in UTF-8, 202 with the quotes
+    assert codec.encode(text, max_bytes=202)
+    with pytest.raises(PayloadTooLargeError) as info:
+        codec.encode(text, field="data", max_bytes=201)
+    assert info.value.size == 202 and info.value.limit == 201
+
+
+def test_nul_characters_are_refused_only_when_asked() -> None:
+    """reject_nul refuses NUL in keys or values (naming the path); by default NUL is kept."""
+    assert codec.decode(codec.encode({"a": "x\x00y"})) == {"a": "x\x00y"}
+    with pytest.raises(SerializationError, match=r"data\['a'\]\[1\]"):
+        codec.encode({"a": ["ok", "x\x00y"]}, field="data", reject_nul=True)
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":1}',
+    ' {"a": [1, 2]} ',
+    '{"k":{"__type__":"set","value":[1]}}',
+    '{"k":{"\\u005f_type__":"set","value":[1]}}',
+    '"plain string"',
+    "[]",
+])
+def test_decode_matches_json_with_the_tag_hook(text: str) -> None:
+    """decode (with its fast path for untagged text) equals json.loads with the tag hook."""
+    assert codec.decode(text) == json.loads(text, object_hook=codec._object_hook)
+
+
+@pytest.mark.parametrize("text", ['{"a":1} trailing', '{"a":', ""])
+def test_invalid_json_raises_like_json(text: str) -> None:
+    """Invalid or trailing text raises ValueError as json.loads does."""
+    with pytest.raises(ValueError):
+        codec.decode(text)
+
+
+def test_bytes_input_is_decoded() -> None:
+    """decode accepts bytes as stored by drivers."""
+    assert codec.decode(b'{"a":{"__type__":"uuid","value":"12345678-1234-5678-1234-567812345678"}}'
+                        ) == {"a": uuid.UUID("12345678-1234-5678-1234-567812345678")}
