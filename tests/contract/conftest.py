@@ -4,8 +4,9 @@ Each suite asks for a capability fixture (``context_store``, ``event_log``, ``lo
 ``run_history``, ``task_outputs``, ``audit_log``, ``vector_index``); the fixture is
 parametrised over the backends listed below, and resolves ``<backend>_<capability>``
 from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name here and
-providing that fixture. Every factory returns a fresh, isolated store (own file / key
-prefix / schema) and cleans up after the test.
+providing that fixture (``postgres_embedded`` is the PostgreSQL store on the embedded
+PostgreSQL 18, beside ``postgres`` on the machine's server: two majors). Every factory
+returns a fresh, isolated store (own file / key prefix / schema) and cleans up after the test.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 import pytest
 
 BACKENDS: dict[str, list[str]] = {
-    "context_store": ["sqlite", "redis", "postgres"],
-    "event_log": ["sqlite", "redis", "postgres"],
-    "lock_manager": ["sqlite", "redis", "postgres"],
-    "run_history": ["sqlite", "postgres"],
-    "task_outputs": ["sqlite", "postgres"],
-    "audit_log": ["sqlite", "postgres"],
+    "context_store": ["sqlite", "redis", "postgres", "postgres_embedded"],
+    "event_log": ["sqlite", "redis", "postgres", "postgres_embedded"],
+    "lock_manager": ["sqlite", "redis", "postgres", "postgres_embedded"],
+    "run_history": ["sqlite", "postgres", "postgres_embedded"],
+    "task_outputs": ["sqlite", "postgres", "postgres_embedded"],
+    "audit_log": ["sqlite", "postgres", "postgres_embedded"],
     "vector_index": ["numpy", "numpy_file", "pgvector"],
 }
 
