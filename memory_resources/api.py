@@ -39,6 +39,7 @@ from .records import (
 )
 from .validation import (
     optional_dict,
+    optional_id,
     require_dict,
     require_id,
     require_positive_int,
@@ -57,10 +58,6 @@ _INDEX_NAMES = argument_names(vectors="embedding", vector="embedding")
 _QUERY_NAMES = argument_names(vector="query_embedding", filter="filter_metadata")
 MAX_LIMIT = 100_000
 """Largest ``limit`` / ``top_k`` a read accepts."""
-
-
-def _optional_id(value: Any, field: str) -> str | None:
-    return None if value is None else require_id(value, field)
 
 
 def _optional_limit(value: Any, field: str = "limit") -> int | None:
@@ -224,7 +221,7 @@ class MemoryAPI:
         """Events in append order, each ``{"id", "context_id", "timestamp", "data"}``;
         ``since`` is an exclusive event-id cursor, ``limit`` caps the count."""
         context_id = require_id(context_id, "context_id")
-        since = _optional_id(since, "since")
+        since = optional_id(since, "since")
         limit = _optional_limit(limit)
         return list(self._ensure(self._events).get_events(context_id, since=since, limit=limit))
 
@@ -252,10 +249,10 @@ class MemoryAPI:
         """History rows newest first; ``flow_id=None`` reads every flow; ``status`` and
         ``since`` (inclusive) / ``until`` (exclusive) — ISO strings or datetimes — filter on
         the row's creation time."""
-        flow_id = _optional_id(flow_id, "flow_id")
-        run_id = _optional_id(run_id, "run_id")
+        flow_id = optional_id(flow_id, "flow_id")
+        run_id = optional_id(run_id, "run_id")
         limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
-        status = _optional_id(status, "status")
+        status = optional_id(status, "status")
         since = optional_timestamp(since, "since")
         until = optional_timestamp(until, "until")
         return list(self._ensure(self._history).read_flow_runs(
@@ -289,8 +286,8 @@ class MemoryAPI:
         """:meth:`write_task_output`, returning the stored version."""
         task_id = require_id(task_id, "task_id")
         metadata = optional_dict(metadata, "metadata")
-        task_run_id = _optional_id(task_run_id, "task_run_id")
-        flow_run_id = _optional_id(flow_run_id, "flow_run_id")
+        task_run_id = optional_id(task_run_id, "task_run_id")
+        flow_run_id = optional_id(flow_run_id, "flow_run_id")
         record: TaskOutputRecord = self._ensure(self._outputs).write_task_output(
             task_id, output, metadata, task_run_id=task_run_id, flow_run_id=flow_run_id)
         return record
@@ -318,9 +315,9 @@ class MemoryAPI:
     ) -> list[AuditRecord]:
         """Audit rows newest first, filtered by operation, target, acting flow run and time."""
         return list(self._ensure(self._audit).read_audit(
-            operation=_optional_id(operation, "operation"),
-            target=_optional_id(target, "target"),
-            flow_run_id=_optional_id(flow_run_id, "flow_run_id"),
+            operation=optional_id(operation, "operation"),
+            target=optional_id(target, "target"),
+            flow_run_id=optional_id(flow_run_id, "flow_run_id"),
             since=optional_timestamp(since, "since"),
             limit=require_positive_int(limit, "limit", maximum=MAX_LIMIT),
         ))

@@ -29,6 +29,11 @@ def require_id(value: Any, field: str) -> str:
     return value
 
 
+def optional_id(value: Any, field: str) -> str | None:
+    """None, or an id as :func:`require_id` accepts it."""
+    return None if value is None else require_id(value, field)
+
+
 def require_dict(value: Any, field: str) -> dict[str, Any]:
     """A mapping with string keys (returned as a dict)."""
     if not isinstance(value, Mapping):

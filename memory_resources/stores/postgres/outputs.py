@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from ...records import JSONDict, TaskOutputRecord
-from ...validation import optional_dict, require_id, require_positive_int
+from ...validation import optional_dict, optional_id, require_id, require_positive_int
 from .pool import Cursor, execute_prepared
 from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, one, to_json
 
@@ -37,10 +37,6 @@ SELECT = (
 TEMPLATES = {"output.write": WRITE, "output.select": SELECT}
 
 
-def _opt_id(value: Any, field: str) -> str | None:
-    return None if value is None else require_id(value, field)
-
-
 @dataclasses.dataclass
 class OutputRepo:
     """write / read / list of task outputs (the TaskOutputs protocol)."""
@@ -61,8 +57,8 @@ class OutputRepo:
         params: dict[str, Any] = {
             "task_id": require_id(task_id, "task_id"),
             "metadata": to_json(optional_dict(metadata, "metadata"), "metadata", max_bytes),
-            "task_run_id": _opt_id(task_run_id, "task_run_id"),
-            "flow_run_id": _opt_id(flow_run_id, "flow_run_id"),
+            "task_run_id": optional_id(task_run_id, "task_run_id"),
+            "flow_run_id": optional_id(flow_run_id, "flow_run_id"),
             "output": to_json(output, "output", max_bytes),
         }
         now = now_utc(self.store.clock)

@@ -7,7 +7,7 @@ from typing import Any
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
 from ...records import JSONDict, TaskOutputRecord
-from ...validation import optional_dict, require_id, require_positive_int
+from ...validation import optional_dict, optional_id, require_id, require_positive_int
 from .audit import write_audit
 from .connection import Database
 
@@ -22,10 +22,6 @@ _SELECT = (
     "SELECT version, output, metadata, task_run_id, flow_run_id, created_at FROM task_outputs"
     " WHERE task_id = ? ORDER BY version DESC LIMIT ?"
 )
-
-
-def _opt_id(value: Any, field: str) -> str | None:
-    return None if value is None else require_id(value, field)
 
 
 class OutputRepo:
@@ -48,8 +44,8 @@ class OutputRepo:
         """Store a new version of ``task_id``'s output."""
         task_id = require_id(task_id, "task_id")
         meta = optional_dict(metadata, "metadata")
-        task_run_id = _opt_id(task_run_id, "task_run_id")
-        flow_run_id = _opt_id(flow_run_id, "flow_run_id")
+        task_run_id = optional_id(task_run_id, "task_run_id")
+        flow_run_id = optional_id(flow_run_id, "flow_run_id")
         output_text = encode(output, field="output", max_bytes=self._max)
         meta_text = encode(meta, field="metadata", max_bytes=self._max)
         stamp = utc_iso(self._clock.time())
