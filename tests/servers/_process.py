@@ -11,12 +11,44 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
 
 LOOPBACK = "127.0.0.1"
 
 
 class ServerStartError(RuntimeError):
     """A throwaway server did not start or did not answer in time."""
+
+
+ServerT = TypeVar("ServerT", bound="ManagedServer")
+
+
+class ManagedServer:
+    """Context-manager protocol of every launcher: ``with X() as s`` starts it, and closes
+    it on exit or when starting fails. Subclasses define ``start()`` (returning self) and
+    ``close()``."""
+
+    def start(self: ServerT) -> ServerT:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: ServerT) -> ServerT:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def free_port(host: str = LOOPBACK) -> int:

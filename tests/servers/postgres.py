@@ -21,13 +21,13 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import psycopg2
 
 from tests.servers._process import (
     LOOPBACK,
+    ManagedServer,
     ServerStartError,
     free_port,
     terminate,
@@ -129,7 +129,7 @@ def _template_cluster() -> Path:
     return data
 
 
-class PostgresServer:
+class PostgresServer(ManagedServer):
     """One postmaster on ``127.0.0.1:<port>`` with a private, trust-auth data directory.
 
     ``fsync`` (default on, as benchmarks want) can be turned off for speed; ``pgvector=False``
@@ -311,21 +311,6 @@ class PostgresServer:
         finally:
             conn.close()
         return str(row[0]) if row else ""
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"PostgresServer(port={self._port}, dir={self.base_dir}, running={self.running})"

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import NamedTuple
 
 import redis
@@ -25,6 +24,7 @@ from redis.retry import Retry
 
 from tests.servers._process import (
     LOOPBACK,
+    ManagedServer,
     ServerStartError,
     free_port,
     free_port_with_bus,
@@ -109,7 +109,7 @@ def find_redis_cli(server: Path | None = None) -> Path | None:
     return Path(found) if found else None
 
 
-class RedisServer:
+class RedisServer(ManagedServer):
     """One redis-server process on ``127.0.0.1:<port>`` with its data in a private directory.
 
     ``stop()`` shuts down with ``SHUTDOWN SAVE`` so ``start()`` brings back the same data on the
@@ -257,21 +257,6 @@ class RedisServer:
         with self.client() as conn:
             info = conn.info("server")
         return str(info.get("valkey_version") or info.get("redis_version"))
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"RedisServer(port={self._port}, binary={self.binary}, running={self.running})"

@@ -6,13 +6,12 @@ import contextlib
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as ClusterClient
 
-from tests.servers._process import ServerStartError
+from tests.servers._process import ManagedServer, ServerStartError
 from tests.servers.redis import RedisServer, find_redis_cli, find_redis_server
 
 HASH_SLOTS = 16384
@@ -26,7 +25,7 @@ def slot_ranges(masters: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1] - 1) for i in range(masters)]
 
 
-class RedisCluster:
+class RedisCluster(ManagedServer):
     """``masters`` cluster-enabled redis-servers joined into one cluster, replicas 0.
 
     Creation uses ``redis-cli --cluster create`` when redis-cli exists (or ``use_redis_cli`` is
@@ -147,18 +146,3 @@ class RedisCluster:
                 node.close()
 
     close = stop
-
-    def __enter__(self) -> RedisCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
