@@ -206,7 +206,7 @@ class Bench:
 
         def copy_all() -> None:
             # The usual bulk-load recipe: drop the secondary indexes, COPY, then rebuild them
-            # by re-running the (idempotent) index migration.
+            # by re-running the (idempotent) index migrations.
             with self.raw.cursor() as cur:
                 cur.execute("DROP INDEX IF EXISTS flow_run_history_flow_created_idx,"
                             " flow_run_history_status_created_idx, flow_run_history_created_idx,"
@@ -215,7 +215,8 @@ class Bench:
                                 " created_at, updated_at) FROM STDIN", rows(False))
                 cur.copy_expert("COPY flow_run_history_keys (flow_id, run_id, created_at)"
                                 " FROM STDIN", rows(True))
-                cur.execute((MIGRATIONS_DIR / "002_add_memory_indexes.sql").read_text())
+                for name in ("002_add_memory_indexes.sql", "005_lean_write_indexes.sql"):
+                    cur.execute((MIGRATIONS_DIR / name).read_text())
             self.raw.commit()
             self.raw.autocommit = True
             with self.raw.cursor() as cur:

@@ -62,5 +62,5 @@ class AuditReader:
         return [
             AuditRecord(id=r[0], occurred_at=iso(r[1]), operation=r[2], target=r[3],
                         flow_run_id=r[4], task_run_id=r[5], details=r[6])
-            for r in self.store.pool.run(run, read_only=True)
+            for r in self.store.pool.run(run, read_only=True, single_statement=True)
         ]

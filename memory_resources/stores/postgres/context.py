@@ -113,7 +113,8 @@ class ContextRepo:
             execute_prepared(cur, name.replace(".", "_"), statement, params, enabled=enabled)
             return cur.fetchone() if fetch == "one" else cur.fetchall()
 
-        return self.store.pool.run(run, idempotent=idempotent, read_only=read_only)
+        return self.store.pool.run(run, idempotent=idempotent, read_only=read_only,
+                                  single_statement=True)
 
     def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
                     ) -> ContextRecord:

@@ -11,12 +11,12 @@ is merged key by key (JSONB ``||``).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 from collections.abc import Sequence
+from json.encoder import encode_basestring
 from typing import Any
-
-import psycopg2.extras
 
 from ...errors import MemoryValidationError
 from ...records import FlowRunRecord, FlowRunWrite
@@ -30,7 +30,6 @@ from .support import (
     one,
     opt_iso,
     opt_text,
-    opt_time,
     parse_time,
     to_json,
 )
@@ -61,22 +60,20 @@ def _cast(column: str) -> str:
     return _CASTS.get(column, "text")
 
 
-def _write_sql(used: Sequence[str], values: str, result: str) -> str:
-    """The upsert statement. ``v`` holds the input rows (only the ``used`` columns; the
-    others are NULL), ``k`` the stable created_at, ``h`` the row, ``audit`` the trail."""
-    def ref(column: str) -> str:
-        return f"v.{column}" if column in used else f"NULL::{_cast(column)}"
-
+def _write_sql(source: str, result: str) -> str:
+    """The upsert statement over the input rows ``v`` (every :data:`_INPUT` column, NULL
+    where not given) defined by ``source``; ``k`` holds the stable created_at, ``h`` the
+    row, ``audit`` the trail."""
     return (
-        f"WITH v ({', '.join(used)}) AS (VALUES {values}),"
+        f"WITH {source},"
         " k AS (INSERT INTO {s}.flow_run_history_keys AS k (flow_id, run_id, created_at)"
-        f" SELECT v.flow_id, v.run_id, COALESCE({ref('created_at')}, %(now)s::timestamptz)"
+        " SELECT v.flow_id, v.run_id, COALESCE(v.created_at, %(now)s::timestamptz)"
         " FROM v ON CONFLICT (flow_id, run_id) DO UPDATE SET created_at = k.created_at"
         " RETURNING k.flow_id, k.run_id, k.created_at, (k.xmax = 0) AS inserted),"
         " h AS (INSERT INTO {s}.flow_run_history AS h (" + ", ".join(COLUMNS) + ")"
-        " SELECT v.flow_id, v.run_id, " + ", ".join(ref(c) for c in _KEPT) +
-        ", v.data, k.created_at, %(now)s::timestamptz FROM v JOIN k USING (flow_id, run_id)"
-        + _UPSERT_TAIL + "),"
+        " SELECT v.flow_id, v.run_id, " + ", ".join(f"v.{c}" for c in _KEPT) +
+        ", v.data, k.created_at, %(now)s::timestamptz"
+        " FROM v JOIN k USING (flow_id, run_id)" + _UPSERT_TAIL + "),"
         " audit AS (INSERT INTO {s}.audit_log"
         " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
         " SELECT %(now)s::timestamptz, 'history.write', h.run_id, %(a_flow)s::text,"
@@ -87,17 +84,19 @@ def _write_sql(used: Sequence[str], values: str, result: str) -> str:
 
 
 WRITE_ONE = _write_sql(
-    _INPUT, "(" + ", ".join(f"%({c})s::{_cast(c)}" for c in _INPUT) + ")", "SELECT * FROM h")
+    f"v ({', '.join(_INPUT)}) AS (VALUES ("
+    + ", ".join(f"%({c})s::{_cast(c)}" for c in _INPUT) + "))",
+    "SELECT * FROM h")
+WRITE_MANY = _write_sql(
+    "v AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r ("
+    + ", ".join(f"{c} {_cast(c)}" for c in _INPUT) + "))",
+    "SELECT count(*) FROM h")
+"""The bulk form: the rows travel as ONE JSON array parameter (each row an object holding
+only its non-NULL columns), so the statement text is fixed and can be prepared, and the
+client formats no per-row SQL."""
 
-
-def many_statement(rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
-    """The bulk statement template (``{s}`` schema, ``VALUES %s``) and its row template.
-    Only columns some row sets are sent, so a typical batch carries a handful of values per
-    row instead of seventeen."""
-    used = tuple(c for c in _INPUT if c in ("flow_id", "run_id", "data")
-                 or any(row[c] is not None for row in rows))
-    template = "(" + ", ".join(f"%({c})s::{_cast(c)}" for c in used) + ")"
-    return _write_sql(used, "%s", "SELECT count(*) FROM h"), template
+BULK_CHUNK_ROWS = 5000
+"""Rows per bulk statement (one transaction for the whole call)."""
 
 
 _SELECT = "SELECT " + ", ".join(f"h.{c}" for c in COLUMNS) + " FROM {s}.flow_run_history h"
@@ -107,25 +106,44 @@ READ_RUN = (
 )
 READ_ALL = _SELECT
 
-TEMPLATES = {"history.write_one": WRITE_ONE,
+TEMPLATES = {"history.write_one": WRITE_ONE, "history.write_many": WRITE_MANY,
              "history.read_run": READ_RUN, "history.read": READ_ALL}
 
 
+_TEXT = ("flow_name", "status", "state_name", "error_type", "error_message", "deployment_id",
+         "parent_run_id")
+_TIMES = ("started_at", "ended_at", "created_at")
+
+
 def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
-    """Validate and encode one write (raises MemoryValidationError naming the field)."""
+    """Validate and encode one write (raises MemoryValidationError naming the field).
+    Hot in bulk writes: fields left None cost one attribute read each."""
     if not isinstance(record, FlowRunWrite):
         raise MemoryValidationError(
             "record", f"must be a FlowRunWrite, got {type(record).__name__}")
+    item: dict[str, Any] = {
+        "flow_id": require_id(record.flow_id, "flow_id"),
+        "run_id": require_id(record.run_id, "run_id"),
+        "data": to_json(require_dict(record.data, "data"), "data", max_bytes),
+    }
+    for name in _TEXT:
+        value = getattr(record, name)
+        item[name] = value if value is None else opt_text(value, name)
+    for name in _TIMES:
+        value = getattr(record, name)
+        item[name] = value if value is None else parse_time(value, name)
     duration = record.duration
     if duration is not None:
         if (isinstance(duration, bool) or not isinstance(duration, (int, float))
                 or not math.isfinite(duration) or duration < 0):
             raise MemoryValidationError("duration", f"must be a number >= 0, got {duration!r}")
         duration = float(duration)
+    item["duration"] = duration
     run_count = record.run_count
     if run_count is not None and (isinstance(run_count, bool) or not isinstance(run_count, int)
                                   or run_count < 0):
         raise MemoryValidationError("run_count", f"must be an integer >= 0, got {run_count!r}")
+    item["run_count"] = run_count
     tags = record.tags
     if tags is not None:
         if isinstance(tags, (str, bytes)) or not isinstance(tags, (list, tuple)) or not all(
@@ -133,27 +151,33 @@ def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
             raise MemoryValidationError(
                 "tags", f"must be a list of strings without NUL, got {tags!r}")
         tags = list(tags)
+    item["tags"] = tags
     parameters = record.parameters
-    return {
-        "flow_id": require_id(record.flow_id, "flow_id"),
-        "run_id": require_id(record.run_id, "run_id"),
-        "flow_name": opt_text(record.flow_name, "flow_name"),
-        "status": opt_text(record.status, "status"),
-        "state_name": opt_text(record.state_name, "state_name"),
-        "started_at": opt_time(record.started_at, "started_at"),
-        "ended_at": opt_time(record.ended_at, "ended_at"),
-        "duration": duration,
-        "parameters": None if parameters is None else to_json(
-            optional_dict(parameters, "parameters"), "parameters", max_bytes),
-        "tags": tags,
-        "error_type": opt_text(record.error_type, "error_type"),
-        "error_message": opt_text(record.error_message, "error_message"),
-        "deployment_id": opt_text(record.deployment_id, "deployment_id"),
-        "parent_run_id": opt_text(record.parent_run_id, "parent_run_id"),
-        "run_count": run_count,
-        "data": to_json(require_dict(record.data, "data"), "data", max_bytes),
-        "created_at": opt_time(record.created_at, "created_at"),
-    }
+    item["parameters"] = None if parameters is None else to_json(
+        optional_dict(parameters, "parameters"), "parameters", max_bytes)
+    return item
+
+
+_JSON_TEXT = frozenset(("data", "parameters"))
+"""Columns of a prepared write that already hold JSON text."""
+
+
+def _json_row(item: dict[str, Any]) -> str:
+    """One prepared write as a JSON object of its non-NULL columns (for WRITE_MANY)."""
+    parts = []
+    for key, value in item.items():
+        if value is None:
+            continue
+        if key in _JSON_TEXT:
+            text = value
+        elif isinstance(value, str):
+            text = encode_basestring(value)
+        elif isinstance(value, dt.datetime):
+            text = f'"{value.isoformat()}"'
+        else:  # duration, run_count, tags: validated, finite, plain JSON
+            text = json.dumps(value)
+        parts.append(f'"{key}":{text}')
+    return "{" + ",".join(parts) + "}"
 
 
 def _merge(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -200,10 +224,11 @@ class HistoryRepo:
                              enabled=self.store.config.prepared_statements)
             return one(cur)
 
-        return to_record(self.store.pool.run(run, idempotent=True))
+        return to_record(self.store.pool.run(run, idempotent=True, single_statement=True))
 
     def write_flow_runs(self, records: Sequence[FlowRunWrite]) -> int:
-        """Bulk upsert with ``execute_values``: all validated first, one transaction."""
+        """Bulk upsert, all validated first, in one transaction: the rows travel as JSON
+        (:data:`WRITE_MANY`), up to :data:`BULK_CHUNK_ROWS` per statement."""
         if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
             raise MemoryValidationError(
                 "records", f"must be a sequence of FlowRunWrite, got {type(records).__name__}")
@@ -215,25 +240,22 @@ class HistoryRepo:
             merged[key] = _merge(merged[key], item) if key in merged else item
         if not merged:
             return 0
-        rows = list(merged.values())
+        rows = [_json_row(item) for item in merged.values()]
         now = now_utc(self.store.clock)
         ids = current_run_ids()
-        template, row_template = many_statement(rows)
-        statement = self.store.render(template)
-        extra = {"now": now, "a_flow": ids.flow_run_id, "a_task": ids.task_run_id}
+        statement = self.store.statement("history.write_many")
+        enabled = self.store.config.prepared_statements
         self.store.ensure_partitions(now)
 
-        def run(cur: Cursor) -> int:
-            # Bind the constant parameters first (escaping % for the second pass), then
-            # execute_values fills the VALUES list page by page.
-            marker = "VALUES __ROWS__"
-            bound = cur.mogrify(statement.replace("VALUES %s", marker), extra).decode()
-            sql_text = bound.replace("%", "%%").replace(marker, "VALUES %s")
-            psycopg2.extras.execute_values(cur, sql_text, rows, template=row_template,
-                                           page_size=1000)
-            return len(rows)
+        def run(cur: Cursor) -> None:
+            for start in range(0, len(rows), BULK_CHUNK_ROWS):
+                chunk = "[" + ",".join(rows[start:start + BULK_CHUNK_ROWS]) + "]"
+                execute_prepared(cur, "history_write_many", statement,
+                                 {"rows": chunk, "now": now, "a_flow": ids.flow_run_id,
+                                  "a_task": ids.task_run_id}, enabled=enabled)
 
-        self.store.pool.run(run, idempotent=True)
+        self.store.pool.run(run, idempotent=True,
+                            single_statement=len(rows) <= BULK_CHUNK_ROWS)
         return len(records)
 
     def read_flow_runs(
@@ -279,4 +301,5 @@ class HistoryRepo:
             rows: list[tuple[Any, ...]] = cur.fetchall()
             return rows
 
-        return [to_record(row) for row in self.store.pool.run(run, read_only=True)]
+        rows = self.store.pool.run(run, read_only=True, single_statement=True)
+        return [to_record(row) for row in rows]

@@ -75,7 +75,7 @@ class LockRepo:
             execute_prepared(cur, name.replace(".", "_"), statement, params, enabled=enabled)
             return cur.fetchone() if cur.description else cur.rowcount
 
-        return self.store.pool.run(run, idempotent=idempotent)
+        return self.store.pool.run(run, idempotent=idempotent, single_statement=True)
 
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """Take the lease if free or expired; the new fencing token, or None if held."""

@@ -73,7 +73,8 @@ class OutputRepo:
             execute_prepared(cur, "output_write", statement, params, enabled=enabled)
             return one(cur)
 
-        version, stored_output, stored_meta = self.store.pool.run(run, idempotent=False)
+        version, stored_output, stored_meta = self.store.pool.run(
+            run, idempotent=False, single_statement=True)
         return TaskOutputRecord(
             task_id=params["task_id"], version=version, output=stored_output,
             metadata=stored_meta, task_run_id=params["task_run_id"],
@@ -105,5 +106,5 @@ class OutputRepo:
         return [
             TaskOutputRecord(task_id=task_id, version=r[0], output=r[1], metadata=r[2],
                              task_run_id=r[3], flow_run_id=r[4], created_at=iso(r[5]))
-            for r in self.store.pool.run(run, read_only=True)
+            for r in self.store.pool.run(run, read_only=True, single_statement=True)
         ]

@@ -260,7 +260,8 @@ class PostgresPool:
             raise translate(exc, secrets=self._secrets) from exc
 
     @contextlib.contextmanager
-    def _transaction(self, read_only: bool) -> Iterator[Connection]:
+    def _transaction(self, read_only: bool, *, autocommit: bool = False
+                     ) -> Iterator[Connection]:
         side = self._side(read_only)
         try:
             conn = self._borrow(side)
@@ -268,29 +269,42 @@ class PostgresPool:
             raise translate(exc, secrets=self._secrets, context="connect") from None
         broken = False
         try:
+            if autocommit:
+                conn.autocommit = True
             yield conn
-            conn.commit()
+            if not autocommit:
+                conn.commit()
         except BaseException as exc:
             broken = bool(conn.closed) or is_connection_failure(exc)
-            if not broken:
+            if not broken and not autocommit:
                 try:
                     conn.rollback()
                 except psycopg2.Error:
                     broken = True
             raise
         finally:
+            if autocommit and not conn.closed:
+                try:
+                    conn.autocommit = False
+                except psycopg2.Error:
+                    broken = True
             self._give_back(side, conn, broken=broken)
 
     # -- running ---------------------------------------------------------------------
 
     def run(self, fn: Callable[[Cursor], T], *, read_only: bool = False,
-            idempotent: bool = True) -> T:
+            idempotent: bool = True, single_statement: bool = False) -> T:
         """Call ``fn(cursor)`` in one transaction; retry transient faults when idempotent.
 
-        A failure to *connect* is retried for any operation (nothing was sent yet).
+        ``single_statement=True`` is for an ``fn`` that sends exactly one statement (plus,
+        once per connection, its ``PREPARE``): it runs in autocommit mode, so the statement is
+        its own transaction and the call is one round trip (no ``BEGIN`` before it, no
+        ``COMMIT`` after). A failure to *connect* is retried for any operation (nothing was
+        sent yet).
         """
         def attempt() -> T:
-            with self._transaction(read_only) as conn, conn.cursor() as cur:
+            with self._transaction(read_only, autocommit=single_statement) as conn, \
+                    conn.cursor() as cur:
                 return fn(cur)
 
         return self._call_with_retries(attempt, idempotent=idempotent, context="")
