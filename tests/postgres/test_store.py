@@ -13,6 +13,7 @@ import pytest
 from memory_resources.errors import (
     BackendError,
     BackendTimeoutError,
+    MemoryValidationError,
     SerializationError,
 )
 from memory_resources.records import FlowRunWrite
@@ -273,3 +274,91 @@ def test_health_and_stats_report_the_server_pool_tables_and_partitions(
         names = [p["name"] for p in stats["partitions"][parent]]
         assert f"{parent}_default" in names
         assert any(name.startswith(f"{parent}_p") for name in names)
+
+
+def test_single_statement_operations_send_no_begin_and_restore_transactions(
+    postgres_store: PostgresStore,
+) -> None:
+    """single_statement=True runs in autocommit mode: the statement starts its own
+    transaction (no BEGIN round trip before it: now() equals statement_timestamp()). The
+    connection goes back to the pool transactional, also after a failing statement."""
+    pool = postgres_store.pool
+
+    def same_start(cur: Any) -> bool:
+        cur.execute("SELECT now() = statement_timestamp()")
+        return bool(cur.fetchone()[0])
+
+    assert pool.run(same_start, single_statement=True) is True
+    assert pool.run(same_start) is False
+    with pytest.raises(BackendError):
+        pool.run(lambda cur: cur.execute("SELECT 1 / 0"), single_statement=True)
+
+    def create_then_fail(cur: Any) -> None:
+        cur.execute("CREATE TABLE single_statement_probe (x int)")
+        cur.execute("SELECT 1 / 0")
+
+    with pytest.raises(BackendError):
+        pool.run(create_then_fail, idempotent=False)
+
+    def probe_exists(cur: Any) -> bool:
+        cur.execute("SELECT to_regclass('single_statement_probe') IS NOT NULL")
+        return bool(cur.fetchone()[0])
+
+    assert pool.run(probe_exists) is False  # the CREATE was rolled back with the failure
+    assert pool.run(same_start) is False
+
+
+def test_bulk_write_in_chunks_is_one_transaction(
+    postgres_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows travel as JSON in chunks of BULK_CHUNK_ROWS; quotes, backslashes, unicode, tags,
+    parameters and times survive, and a failure in a later chunk rolls back the earlier
+    ones."""
+    from memory_resources.stores.postgres import history
+    from memory_resources.stores.postgres import pool as pg_pool
+
+    monkeypatch.setattr(history, "BULK_CHUNK_ROWS", 3)
+    odd = 'q"uo\\te ünï \u2028 {}'
+    writes = [FlowRunWrite("f", f"r{i}", flow_name=odd, status="ok", tags=[odd, "t"],
+                           parameters={"p": odd}, data={"i": i, odd: [odd]},
+                           started_at="2026-01-02T03:04:05.123456+00:00", duration=1.5,
+                           run_count=i) for i in range(7)]
+    assert postgres_store.write_flow_runs(writes) == 7
+    rows = {r["run_id"]: r for r in postgres_store.read_flow_runs("f", limit=100)}
+    assert len(rows) == 7
+    row = rows["r4"]
+    assert (row["flow_name"], row["tags"], row["parameters"]) == (odd, [odd, "t"], {"p": odd})
+    assert row["data"] == {"i": 4, odd: [odd]}
+    assert row["started_at"] == "2026-01-02T03:04:05.123456+00:00"
+    assert (row["duration"], row["run_count"]) == (1.5, 4)
+
+    real = pg_pool.execute_prepared
+    calls: list[int] = []
+    fault: list[type[psycopg2.Error]] = [psycopg2.DataError]
+
+    def fail_second_chunk(cur: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise fault[0]("injected failure in the second chunk")
+        real(cur, *args, **kwargs)
+
+    monkeypatch.setattr(history, "execute_prepared", fail_second_chunk)
+    with pytest.raises(BackendError):
+        postgres_store.write_flow_runs([FlowRunWrite("g", f"g{i}") for i in range(7)])
+    assert postgres_store.read_flow_runs("g") == []
+    assert postgres_store.read_audit(operation="history.write", target="g0") == []
+
+    # A transient fault is retried as a whole: every row once, one audit row each.
+    calls.clear()
+    fault[0] = psycopg2.OperationalError
+    assert postgres_store.write_flow_runs([FlowRunWrite("h", f"s{i}") for i in range(7)]) == 7
+    assert len(calls) == 2 + 3  # failed at the second of three chunks, then all three
+    assert len(postgres_store.read_flow_runs("h")) == 7
+    assert len(postgres_store.read_audit(operation="history.write", target="s3")) == 1
+
+
+def test_run_count_beyond_int4_is_a_validation_error(postgres_store: PostgresStore) -> None:
+    """run_count must fit PostgreSQL's integer column: refused before any SQL."""
+    with pytest.raises(MemoryValidationError, match="run_count"):
+        postgres_store.write_flow_run(FlowRunWrite("f", "r", run_count=2**31))
+    assert postgres_store.read_flow_runs("f") == []

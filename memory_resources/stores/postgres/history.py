@@ -113,6 +113,7 @@ TEMPLATES = {"history.write_one": WRITE_ONE, "history.write_many": WRITE_MANY,
 _TEXT = ("flow_name", "status", "state_name", "error_type", "error_message", "deployment_id",
          "parent_run_id")
 _TIMES = ("started_at", "ended_at", "created_at")
+_INT4_MAX = 2**31 - 1
 
 
 def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
@@ -141,8 +142,9 @@ def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
     item["duration"] = duration
     run_count = record.run_count
     if run_count is not None and (isinstance(run_count, bool) or not isinstance(run_count, int)
-                                  or run_count < 0):
-        raise MemoryValidationError("run_count", f"must be an integer >= 0, got {run_count!r}")
+                                  or not 0 <= run_count <= _INT4_MAX):
+        raise MemoryValidationError(
+            "run_count", f"must be an integer from 0 to {_INT4_MAX}, got {run_count!r}")
     item["run_count"] = run_count
     tags = record.tags
     if tags is not None:
