@@ -86,7 +86,7 @@ def _write_sql(source: str, result: str) -> str:
 WRITE_ONE = _write_sql(
     f"v ({', '.join(_INPUT)}) AS (VALUES ("
     + ", ".join(f"%({c})s::{_cast(c)}" for c in _INPUT) + "))",
-    "SELECT * FROM h")
+    "SELECT " + ", ".join(COLUMNS) + " FROM h")
 WRITE_MANY = _write_sql(
     "v AS (SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r ("
     + ", ".join(f"{c} {_cast(c)}" for c in _INPUT) + "))",
