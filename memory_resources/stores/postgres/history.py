@@ -245,8 +245,10 @@ class HistoryRepo:
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
-        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive."""
+        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive,
+        ``flow_name`` an exact match."""
         clauses: list[str] = []
         params: dict[str, Any] = {}
         if flow_id is not None:
@@ -263,6 +265,9 @@ class HistoryRepo:
         if until is not None:
             clauses.append("h.created_at < %(until)s")
             params["until"] = parse_time(until, "until")
+        if flow_name is not None:
+            clauses.append("h.flow_name = %(flow_name)s")
+            params["flow_name"] = require_id(flow_name, "flow_name")
         params["limit"] = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
         if run_id is not None:
             base = self.store.statement("history.read_run")

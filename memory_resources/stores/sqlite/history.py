@@ -195,8 +195,10 @@ class HistoryRepo:
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
-        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive."""
+        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive,
+        ``flow_name`` an exact match."""
         clauses: list[str] = []
         params: list[Any] = []
         if flow_id is not None:
@@ -214,6 +216,9 @@ class HistoryRepo:
         if until is not None:
             clauses.append("created_at < ?")
             params.append(normalize_timestamp(until, "until"))
+        if flow_name is not None:
+            clauses.append("flow_name = ?")
+            params.append(require_id(flow_name, "flow_name"))
         params.append(require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
