@@ -245,19 +245,22 @@ class MemoryAPI:
         status: str | None = None,
         since: str | dt.datetime | None = None,
         until: str | dt.datetime | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
-        """History rows newest first; ``flow_id=None`` reads every flow; ``status`` and
-        ``since`` (inclusive) / ``until`` (exclusive) — ISO strings or datetimes — filter on
-        the row's creation time."""
+        """History rows newest first; ``flow_id=None`` reads every flow; ``status``,
+        ``flow_name`` (exact) and ``since`` (inclusive) / ``until`` (exclusive) — ISO strings
+        or datetimes, on the row's creation time — filter them."""
         flow_id = optional_id(flow_id, "flow_id")
         run_id = optional_id(run_id, "run_id")
         limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
         status = optional_id(status, "status")
         since = optional_timestamp(since, "since")
         until = optional_timestamp(until, "until")
+        flow_name = optional_id(flow_name, "flow_name")
         return list(self._ensure(self._history).read_flow_runs(
             flow_id, run_id, limit,
             status=status.strip().lower() if status else None, since=since, until=until,
+            flow_name=flow_name,
         ))
 
     def write_task_output(

@@ -144,9 +144,11 @@ class RunHistory(Protocol):
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
         """Rows newest first (by ``created_at``); ``flow_id=None`` reads every flow.
-        ``since``/``until`` bound ``created_at`` (ISO timestamps, inclusive/exclusive)."""
+        ``since``/``until`` bound ``created_at`` (ISO timestamps, inclusive/exclusive);
+        ``flow_name`` keeps rows whose ``flow_name`` column equals it exactly."""
         ...
 
 

@@ -35,9 +35,9 @@ class RedisMemory(StoreFactoryMixin[RedisStore], Block, RedisConfig):
 
     _block_type_name: ClassVar[str] = "Redis Memory"
     _block_type_slug: ClassVar[str] = "redis-memory"
-    _logo_url = HttpUrl(
-        "https://cdn.sanity.io/images/3ugk85nk/production/"
-        "dfb02cfce09ce3ca88fea097659a83554dd7a850-596x596.png"
+    _logo_url = HttpUrl(  # the logo Prefect's own Redis block uses, commit-pinned
+        "https://raw.githubusercontent.com/PrefectHQ/prefect/"
+        "420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/redis.png"
     )
     _documentation_url = HttpUrl(
         "https://github.com/memory-resources/memory-resources/blob/main/docs/redis.md"

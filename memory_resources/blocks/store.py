@@ -50,6 +50,10 @@ _PATH_ENV = ("MEMORY_RESOURCES_HOME", "PREFECT_HOME", "MEMORY_RESOURCES_OUTBOX")
 DEFAULT_MAX_PARAM_BYTES = 64 * 1024
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024
 DOCS_URL = "https://github.com/memory-resources/memory-resources/blob/main/docs/prefect.md"
+LOGO_URL = (  # Prefect's own block logo for local files (the embedded default), commit-pinned
+    "https://raw.githubusercontent.com/PrefectHQ/prefect/"
+    "420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/filesystem.png"
+)
 
 
 class _Runtime:
@@ -169,6 +173,7 @@ class MemoryStore(Block):
 
     _block_type_name = "Memory Store"
     _block_type_slug = "memory-store"
+    _logo_url = HttpUrl(LOGO_URL)
     _documentation_url = HttpUrl(DOCS_URL)
     _description = (
         "Durable memory for AI-agent flows: context with TTL, events, locks, flow-run "

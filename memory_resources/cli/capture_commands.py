@@ -139,30 +139,40 @@ def _memory_api(block: str | None) -> Any:
 def runs_of_flow(api: Any, flow: str, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` history rows of the flow named (or with the id) ``flow``.
 
-    A flow id is read directly; a name is matched by scanning all rows newest first in
-    pages bounded by ``created_at``; each page re-reads its boundary instant and drops
-    duplicates, so rows sharing an instant with a page boundary are not skipped (unless
-    more than a whole page of rows share one microsecond).
+    The store filters (``flow_id`` / ``flow_name``): a UUID that is a flow id with rows
+    reads those rows; otherwise the rows whose ``flow_id`` or ``flow_name`` equals ``flow``
+    are merged newest first.
     """
     from ..validation import require_id, require_positive_int
 
     flow = require_id(flow, "flow")
     limit = require_positive_int(limit, "limit", maximum=100_000)
-    if _UUID.match(flow):
-        rows: list[dict[str, Any]] = api.read_flow_run_history(flow, limit=limit)
-        if rows:
-            return rows
+    by_id = _newest(api, limit, flow_id=flow)
+    if by_id and _UUID.match(flow):
+        return by_id
+    merged = {(r["flow_id"], r["run_id"]): r
+              for r in by_id + _newest(api, limit, flow_name=flow)}
+    return sorted(merged.values(), key=lambda r: str(r["created_at"]), reverse=True)[:limit]
+
+
+def _newest(api: Any, limit: int, *, flow_id: str | None = None,
+            flow_name: str | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows matching the filter, read in pages of at most
+    ``_SCAN_PAGE`` bounded by ``created_at`` (a store reads at most 10,000 rows a call).
+    Each page re-reads its boundary instant and drops duplicates, so rows sharing an
+    instant with a page boundary are not skipped (unless more than a whole page of rows
+    share one microsecond)."""
     found: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     until: dt.datetime | None = None
+    page_size = min(limit, _SCAN_PAGE)
     while len(found) < limit:
-        page = api.read_flow_run_history(None, limit=_SCAN_PAGE, until=until)
+        page = api.read_flow_run_history(flow_id, limit=page_size, until=until,
+                                         flow_name=flow_name)
         fresh = [r for r in page if (r["flow_id"], r["run_id"]) not in seen]
-        for row in fresh:
-            seen.add((row["flow_id"], row["run_id"]))
-            if row["flow_name"] == flow or row["flow_id"] == flow:
-                found.append(row)
-        if len(page) < _SCAN_PAGE:
+        seen.update((r["flow_id"], r["run_id"]) for r in fresh)
+        found.extend(fresh)
+        if len(page) < page_size:
             break
         oldest = dt.datetime.fromisoformat(page[-1]["created_at"])
         # re-read the oldest instant unless the page held nothing new (then step past it)

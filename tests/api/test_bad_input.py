@@ -96,6 +96,8 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
      "since"),
     ("read_history-until-int-list", "read_flow_run_history", {"flow_id": "f", "until": [1]},
      "until"),
+    ("read_history-flow-name-empty", "read_flow_run_history",
+     {"flow_id": None, "flow_name": ""}, "flow_name"),
     ("audit-since-bad", "read_audit_log", {"since": "2026-13-45"}, "since"),
     ("store-role-unknown", "store", {"role": "cache"}, "role"),
     ("write_output-task-empty", "write_task_output", {"task_id": "", "output": {}}, "task_id"),

@@ -105,10 +105,16 @@ def test_flow_run_history_lifts_known_keys_and_keeps_data(api: MemoryAPI) -> Non
 
 
 def test_read_flow_run_history_filters_and_limits(api: MemoryAPI) -> None:
-    """run_id, status and limit select rows; newest first."""
+    """run_id, status, flow_name and limit select rows; newest first."""
     for index in range(4):
         api.write_flow_run_history("flow-f", f"run-{index}",
-                                   {"status": "completed" if index % 2 else "failed"})
+                                   {"status": "completed" if index % 2 else "failed",
+                                    "flow_name": "named" if index < 2 else "other"})
+    api.write_flow_run_history("flow-g", "run-g", {"flow_name": "named"})
+    named = api.read_flow_run_history(None, flow_name="named")
+    assert sorted(r["run_id"] for r in named) == ["run-0", "run-1", "run-g"]
+    assert [r["run_id"] for r in api.read_flow_run_history(
+        "flow-f", flow_name="named", status="completed")] == ["run-1"]
     assert len(api.read_flow_run_history("flow-f")) == 4
     assert [r["run_id"] for r in api.read_flow_run_history("flow-f", run_id="run-2")] == ["run-2"]
     completed = api.read_flow_run_history("flow-f", status="completed")

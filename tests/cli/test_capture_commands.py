@@ -80,8 +80,8 @@ def test_history_json_limit_and_flow_id(home: Path) -> None:
 def test_history_by_name_pages_through_every_row(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Matching by name scans all rows page by page, keeping rows that share a creation
-    instant with a page boundary, without duplicates."""
+    """Matching by name reads the flow's rows page by page, keeping rows that share a
+    creation instant with a page boundary, without duplicates."""
     monkeypatch.setattr(capture_commands, "_SCAN_PAGE", 3)
     expected = []
     for index in range(10):
@@ -97,6 +97,36 @@ def test_history_by_name_pages_through_every_row(
     assert len(got) == len(set(got))
     created = [r["created_at"] for r in json.loads(result.stdout)]
     assert created == sorted(created, reverse=True)
+
+
+def test_history_lets_the_store_filter_by_name_and_id(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`history --flow X` reads only rows of X from the store (flow_name / flow_id filters,
+    no scan of other flows) and merges a non-UUID flow id with the same flow name."""
+    _seed_runs()
+    _run("etl", "e-1", "nightly", 5)
+    _run(BETA, "e-2", "etl", 6)
+    _run("etl", "e-3", "nightly", 7)
+    api = default.get_memory_api()
+    returned: list[dict[str, Any]] = []
+    read = api.read_flow_run_history
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        rows = read(*args, **kwargs)
+        returned.extend(rows)
+        return rows
+
+    monkeypatch.setattr(api, "read_flow_run_history", spy)
+    result = runner.invoke(app, ["history", "--flow", "etl", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["run_id"] for r in json.loads(result.stdout)] == ["e-3", "e-2", "e-1"]
+    assert {r["run_id"] for r in returned} == {"e-1", "e-2", "e-3"}
+
+    returned.clear()
+    by_name = runner.invoke(app, ["history", "--flow", "alpha", "--limit", "2", "--json"])
+    assert [r["run_id"] for r in json.loads(by_name.stdout)] == ["a-3", "a-2"]
+    assert {r["flow_name"] for r in returned} == {"alpha"}
 
 
 def test_history_exit_codes(home: Path) -> None:

@@ -22,7 +22,7 @@ BACKENDS: dict[str, list[str]] = {
     "run_history": ["sqlite", "postgres", "postgres_embedded"],
     "task_outputs": ["sqlite", "postgres", "postgres_embedded"],
     "audit_log": ["sqlite", "postgres", "postgres_embedded"],
-    "vector_index": ["numpy", "numpy_file", "pgvector"],
+    "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector"],
 }
 
 

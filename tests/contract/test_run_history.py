@@ -139,6 +139,34 @@ def test_read_is_newest_first_with_filters_and_limit(run_history: RunHistory) ->
         "other", "run-5", "run-3", "run-1"]
 
 
+def test_read_filters_by_flow_name(run_history: RunHistory) -> None:
+    """flow_name keeps only rows whose flow_name equals it exactly (case and wildcards
+    included), alone or with flow_id, status and limit, newest first."""
+    name = f"agent-{uuid.uuid4().hex[:6]}"
+    flow_a, flow_b = f"flow-a-{uuid.uuid4().hex[:6]}", f"flow-b-{uuid.uuid4().hex[:6]}"
+    rows = [(flow_a, "a1", name, 1, "completed"), (flow_b, "b1", name, 2, "failed"),
+            (flow_a, "a2", name, 3, "completed"), (flow_a, "x1", f"{name}-2", 4, "completed"),
+            (flow_b, "u1", name.upper(), 5, "completed"), (flow_b, "n1", None, 6, "completed")]
+    for flow_id, run_id, flow_name, day, status in rows:
+        run_history.write_flow_run(FlowRunWrite(
+            flow_id=flow_id, run_id=run_id, flow_name=flow_name, status=status,
+            created_at=_iso(2026, 2, day)))
+
+    def runs(**kwargs: Any) -> list[str]:
+        flow_id = kwargs.pop("flow_id", None)
+        return [r["run_id"] for r in run_history.read_flow_runs(flow_id, **kwargs)]
+
+    assert runs(flow_name=name) == ["a2", "b1", "a1"]
+    assert runs(flow_id=flow_a, flow_name=name) == ["a2", "a1"]
+    assert runs(flow_name=name, status="completed") == ["a2", "a1"]
+    assert runs(flow_name=name, limit=1) == ["a2"]
+    assert runs(flow_name=name, until=_iso(2026, 2, 3)) == ["b1", "a1"]
+    assert runs(flow_id=flow_b, run_id="b1", flow_name=name) == ["b1"]
+    assert runs(flow_id=flow_b, run_id="u1", flow_name=name) == []
+    assert runs(flow_name=f"{name[:-1]}%") == [] and runs(flow_name=f"{name[:-1]}_") == []
+    assert all(r["flow_name"] == name for r in run_history.read_flow_runs(None, flow_name=name))
+
+
 def test_bulk_write_is_one_unit(run_history: RunHistory) -> None:
     """write_flow_runs writes every row and returns the count; upserts within it merge."""
     flow_id = f"bulk-{uuid.uuid4().hex[:6]}"
@@ -206,11 +234,12 @@ def test_bad_update_leaves_the_row_unchanged(run_history: RunHistory) -> None:
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"limit": 0}, "limit"), ({"limit": -3}, "limit"), ({"since": "not a time"}, "since"),
     ({"until": "31/01/2026"}, "until"), ({"run_id": ""}, "run_id"),
+    ({"flow_name": ""}, "flow_name"), ({"flow_name": 7}, "flow_name"),
 ])
 def test_bad_read_arguments_are_refused(
     run_history: RunHistory, kwargs: dict[str, Any], field: str
 ) -> None:
-    """read_flow_runs refuses a bad limit, timestamp or id naming the argument."""
+    """read_flow_runs refuses a bad limit, timestamp, id or flow name naming the argument."""
     with pytest.raises(MemoryValidationError) as info:
         run_history.read_flow_runs("flow", **kwargs)
     assert info.value.field == field

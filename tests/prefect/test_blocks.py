@@ -34,6 +34,16 @@ class TestBlockStandards(BlockStandardTestSuite):
         return block_class
 
 
+@pytest.mark.parametrize("block_class", ALL_BLOCKS, ids=lambda c: c.__name__)
+def test_block_has_https_logo_and_documentation(block_class: type[Block]) -> None:
+    """Each block names an https logo and documentation page for the UI, none on the
+    Sanity CDN that Prefect's own blocks left (its images answer HTTP 402)."""
+    logo, docs = block_class._logo_url, block_class._documentation_url
+    assert logo is not None and docs is not None
+    assert logo.scheme == "https" and docs.scheme == "https"
+    assert logo.host != "cdn.sanity.io"
+
+
 def test_import_memory_resources_does_not_import_prefect() -> None:
     """``import memory_resources`` stays cheap: Prefect is imported only on block access."""
     code = ("import sys, memory_resources; assert 'prefect' not in sys.modules; "

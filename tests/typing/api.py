@@ -39,6 +39,7 @@ def spec_surface(api: MemoryAPI) -> None:
     ok = api.write_flow_run_history("flow", "run", {"status": "completed", "duration": 1})
     history: list[FlowRunRecord] = api.read_flow_run_history("flow", run_id=None, limit=100,
                                                              status="completed")
+    history = api.read_flow_run_history(None, flow_name="agent", until=None)
     ok = api.write_task_output("task", {"result": 1}, metadata={"m": 1})
     output: TaskOutputRecord | None = api.read_task_output("task")
     versions: list[TaskOutputRecord] = api.list_task_outputs("task", limit=5)

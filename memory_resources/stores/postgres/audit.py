@@ -7,6 +7,7 @@ from typing import Any
 
 from ...records import AuditRecord
 from ...validation import require_id, require_positive_int
+from ..where import Where
 from .pool import Cursor, execute_prepared
 from .support import MAX_READ_LIMIT, iso, parse_time
 
@@ -33,23 +34,14 @@ class AuditReader:
         limit: int = 100,
     ) -> list[AuditRecord]:
         """Audit rows newest first, filtered by the given fields (``since`` inclusive)."""
-        clauses: list[str] = []
-        params: dict[str, Any] = {}
-        if operation is not None:
-            clauses.append("operation = %(operation)s")
-            params["operation"] = require_id(operation, "operation")
-        if target is not None:
-            clauses.append("target = %(target)s")
-            params["target"] = require_id(target, "target")
-        if flow_run_id is not None:
-            clauses.append("flow_run_id = %(flow_run_id)s")
-            params["flow_run_id"] = require_id(flow_run_id, "flow_run_id")
-        if since is not None:
-            clauses.append("occurred_at >= %(since)s")
-            params["since"] = parse_time(since, "since")
-        params["limit"] = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        statement = (self.store.statement("audit.select") + where
+        where = Where(named=True)
+        where.add("operation", operation, require_id)
+        where.add("target", target, require_id)
+        where.add("flow_run_id", flow_run_id, require_id)
+        where.add("since", since, parse_time, column="occurred_at", op=">=")
+        params = {**where.params,
+                  "limit": require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)}
+        statement = (self.store.statement("audit.select") + where.sql()
                      + " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s")
 
         enabled = self.store.config.prepared_statements

@@ -22,6 +22,7 @@ from ...errors import MemoryValidationError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...runinfo import current_run_ids
 from ...validation import optional_dict, require_dict, require_id, require_positive_int
+from ..where import Where
 from .pool import Cursor, execute_prepared
 from .support import (
     MAX_READ_LIMIT,
@@ -269,32 +270,25 @@ class HistoryRepo:
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
-        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive."""
-        clauses: list[str] = []
-        params: dict[str, Any] = {}
-        if flow_id is not None:
-            clauses.append("h.flow_id = %(flow_id)s")
-            params["flow_id"] = require_id(flow_id, "flow_id")
-        if run_id is not None:
-            params["run_id"] = require_id(run_id, "run_id")
-        if status is not None:
-            clauses.append("h.status = %(status)s")
-            params["status"] = require_id(status, "status")
-        if since is not None:
-            clauses.append("h.created_at >= %(since)s")
-            params["since"] = parse_time(since, "since")
-        if until is not None:
-            clauses.append("h.created_at < %(until)s")
-            params["until"] = parse_time(until, "until")
-        params["limit"] = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
-        if run_id is not None:
-            base = self.store.statement("history.read_run")
-            where = "".join(f" AND {c}" for c in clauses)
+        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive,
+        ``flow_name`` an exact match."""
+        where = Where(named=True)
+        where.add("flow_id", flow_id, require_id, column="h.flow_id")
+        run_id = None if run_id is None else require_id(run_id, "run_id")
+        where.add("status", status, require_id, column="h.status")
+        where.add("since", since, parse_time, column="h.created_at", op=">=")
+        where.add("until", until, parse_time, column="h.created_at", op="<")
+        where.add("flow_name", flow_name, require_id, column="h.flow_name")
+        params = {**where.params,
+                  "limit": require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)}
+        if run_id is not None:  # the keys table finds the run; its WHERE continues with AND
+            params["run_id"] = run_id
+            base = self.store.statement("history.read_run") + where.sql("AND")
         else:
-            base = self.store.statement("history.read")
-            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        statement = base + where + " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s"
+            base = self.store.statement("history.read") + where.sql()
+        statement = base + " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s"
 
         enabled = self.store.config.prepared_statements
 

@@ -344,10 +344,11 @@ class PostgresStore:
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
         """See :meth:`memory_resources.protocols.RunHistory.read_flow_runs`."""
         return self._history.read_flow_runs(flow_id, run_id, limit, status=status,
-                                            since=since, until=until)
+                                            since=since, until=until, flow_name=flow_name)
 
     def write_task_output(
         self,

@@ -17,6 +17,7 @@ from ...errors import MemoryValidationError
 from ...records import AuditRecord
 from ...runinfo import current_run_ids
 from ...validation import require_id, require_positive_int
+from ..where import Where
 from .connection import Database
 
 MAX_READ_LIMIT = 10_000
@@ -73,25 +74,15 @@ class AuditReader:
         limit: int = 100,
     ) -> list[AuditRecord]:
         """Audit rows newest first, filtered by the given fields."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if operation is not None:
-            clauses.append("operation = ?")
-            params.append(require_id(operation, "operation"))
-        if target is not None:
-            clauses.append("target = ?")
-            params.append(require_id(target, "target"))
-        if flow_run_id is not None:
-            clauses.append("flow_run_id = ?")
-            params.append(require_id(flow_run_id, "flow_run_id"))
-        if since is not None:
-            clauses.append("occurred_at >= ?")
-            params.append(normalize_timestamp(since, "since"))
-        params.append(require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where = Where(named=False)
+        where.add("operation", operation, require_id)
+        where.add("target", target, require_id)
+        where.add("flow_run_id", flow_run_id, require_id)
+        where.add("since", since, normalize_timestamp, column="occurred_at", op=">=")
+        params = [*where.values, require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)]
         sql = (
             "SELECT id, occurred_at, operation, target, flow_run_id, task_run_id, details"
-            f" FROM audit_log{where} ORDER BY id DESC LIMIT ?"
+            f" FROM audit_log{where.sql()} ORDER BY id DESC LIMIT ?"
         )
         with self._db.read("reading the audit log") as conn:
             rows = conn.execute(sql, params).fetchall()

@@ -20,6 +20,7 @@ from ...codec import decode, encode
 from ...errors import MemoryValidationError, PayloadTooLargeError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...validation import optional_dict, require_dict, require_id, require_positive_int
+from ..where import Where
 from .audit import normalize_timestamp, write_audit
 from .connection import Database
 
@@ -195,29 +196,20 @@ class HistoryRepo:
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
-        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if flow_id is not None:
-            clauses.append("flow_id = ?")
-            params.append(require_id(flow_id, "flow_id"))
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(require_id(run_id, "run_id"))
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(require_id(status, "status"))
-        if since is not None:
-            clauses.append("created_at >= ?")
-            params.append(normalize_timestamp(since, "since"))
-        if until is not None:
-            clauses.append("created_at < ?")
-            params.append(normalize_timestamp(until, "until"))
-        params.append(require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive,
+        ``flow_name`` an exact match."""
+        where = Where(named=False)
+        where.add("flow_id", flow_id, require_id)
+        where.add("run_id", run_id, require_id)
+        where.add("status", status, require_id)
+        where.add("since", since, normalize_timestamp, column="created_at", op=">=")
+        where.add("until", until, normalize_timestamp, column="created_at", op="<")
+        where.add("flow_name", flow_name, require_id)
+        params = [*where.values, require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)]
         sql = (
-            f"SELECT {', '.join(_COLUMNS)} FROM flow_run_history{where}"
+            f"SELECT {', '.join(_COLUMNS)} FROM flow_run_history{where.sql()}"
             " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         )
         with self._db.read("read_flow_runs") as conn:

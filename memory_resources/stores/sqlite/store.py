@@ -239,12 +239,13 @@ class SQLiteStore:
         status: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        flow_name: str | None = None,
     ) -> list[FlowRunRecord]:
         """History rows newest first, filtered."""
         if not self._ready:
             self.connect()
         return self._history.read_flow_runs(flow_id, run_id, limit, status=status,
-                                            since=since, until=until)
+                                            since=since, until=until, flow_name=flow_name)
 
     # -- TaskOutputs ---------------------------------------------------------------------
     def write_task_output(
