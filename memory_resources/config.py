@@ -149,7 +149,7 @@ class VectorConfig(BaseModel):
     storage_dtype: Literal["float32", "float16", "int8"] = Field(
         "float32",
         description="numpy backend: float16 halves memory; int8 scans int8 codes (faster "
-        "single queries with usearch), re-ranked exactly on float32.",
+        "single queries with simsimd), re-ranked exactly on float32.",
     )
     hnsw_m: int = Field(16, ge=2, description="pgvector: HNSW m.")
     hnsw_ef_construction: int = Field(64, ge=4, description="pgvector: HNSW ef_construction.")

@@ -1,4 +1,4 @@
-"""storage_dtype="int8": the usearch int8 scan keeps recall, exact scores, filters and sync."""
+"""storage_dtype="int8": the SimSIMD int8 scan keeps recall, exact scores, filters and sync."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from memory_resources.stores.numpy_index.quantized import Int8Codes
 
 from .test_exact import METRICS, assert_exact_top_k, brute_force, gaussian_mixture
 
-pytest.importorskip("usearch.index")
+assert quantized.kernel() is not None, "the int8 tests need simsimd (the dev extra)"
 
 DIM = 64
 
@@ -38,10 +38,10 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 
 @pytest.fixture
-def no_usearch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make ``import usearch.index`` fail, as if the library were not installed."""
+def no_simsimd(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make ``import simsimd`` fail, as if the library were not installed."""
     quantized.kernel.cache_clear()
-    monkeypatch.setitem(sys.modules, "usearch.index", None)
+    monkeypatch.setitem(sys.modules, "simsimd", None)
     yield
     quantized.kernel.cache_clear()
 
@@ -80,7 +80,7 @@ def test_int8_recall_and_exact_scores_on_clustered_data(metric: str, scans: list
         scores = np.array([m["score"] for m in result])
         assert np.allclose(scores, ref[[int(m["id"]) for m in result]], rtol=1e-12, atol=1e-12)
         assert list(scores) == sorted(scores, reverse=metric != "euclidean")
-    assert fast.stats()["scan"] == "int8 (usearch)"
+    assert fast.stats()["scan"] == "int8 (simsimd)"
     assert fast.stats()["memory_bytes"] <= 1.3 * exact.stats()["memory_bytes"]
 
 
@@ -184,9 +184,9 @@ def test_int8_refits_when_rows_double(scans: list[bool]) -> None:
     assert scans and all(scans)
 
 
-@pytest.mark.usefixtures("no_usearch")
-def test_int8_falls_back_to_exact_float32_without_usearch() -> None:
-    """Without usearch an int8 index keeps no codes and returns exactly the float32 top-k."""
+@pytest.mark.usefixtures("no_simsimd")
+def test_int8_falls_back_to_exact_float32_without_simsimd() -> None:
+    """Without simsimd an int8 index keeps no codes and returns exactly the float32 top-k."""
     rng = np.random.default_rng(7)
     data = rng.standard_normal((2000, DIM)).astype(np.float32)
     index = NumpyVectorIndex(DIM, "cosine", storage_dtype="int8")
@@ -223,7 +223,7 @@ def test_int8_index_reloads_from_persistence(tmp_path: Path) -> None:
     index.close()
     again = NumpyVectorIndex(DIM, "cosine", persistence=FileVectorPersistence(
         tmp_path / "vectors"), storage_dtype="int8")
-    assert again.count() == 800 and again.stats()["scan"] == "int8 (usearch)"
+    assert again.count() == 800 and again.stats()["scan"] == "int8 (simsimd)"
     assert again.query(data[123], top_k=1)[0]["id"] == "123"
     again.close()
 

@@ -82,9 +82,9 @@ class NumpyVectorIndex:
         storage_dtype: ``float32`` (default) or ``float16``: half the memory, scanned in
             float32 chunks and re-ranked exactly on the stored half-precision values;
             the persistence store keeps the float32 input. ``int8``: single queries scan
-            int8 codes with usearch's SIMD kernel (a quarter of the bytes) and re-rank a
+            int8 codes with SimSIMD's kernels (a quarter of the bytes) and re-rank a
             candidate pool exactly on the float32 rows kept beside them (1.25x the memory);
-            without usearch installed it scans float32 like the default.
+            without SimSIMD installed it scans float32 like the default.
         max_payload_bytes: Largest encoded metadata of one vector.
     """
 
@@ -208,7 +208,7 @@ class NumpyVectorIndex:
                 "dimension": self.dimension,
                 "metric": self.metric,
                 "storage_dtype": self.storage_dtype,
-                "scan": "int8 (usearch)" if matrix.codes is not None else str(matrix.dtype),
+                "scan": "int8 (simsimd)" if matrix.codes is not None else str(matrix.dtype),
                 "total_embeddings": matrix.size,
                 "namespaces": namespaces,
                 "capacity": matrix.capacity,

@@ -2,9 +2,10 @@
 
 The float32 matrix stays in memory (exact re-rank, ``get()``); beside it each row also has
 an int8 code, row-aligned with :class:`~.matrix.VectorMatrix` (a delete moves the last
-code into the hole, like the matrix). A single query scans the codes with usearch's exact
-SIMD kernel (``usearch.index.search(..., exact=True)`` over an ``int8`` array, no index
-state), then the candidate pool is re-ranked exactly on the float32 rows.
+code into the hole, like the matrix). A single query scores every code with SimSIMD's int8
+kernels (``simsimd.cdist``: exact integer dot products or squared distances, SIMD, on every
+core), takes the best candidates with ``argpartition``, and re-ranks that pool exactly on the
+float32 rows.
 
 Quantisation, per metric (``q`` the query, ``s`` the scales):
 
@@ -20,37 +21,39 @@ beyond them are clipped. The codes go stale when the row count doubles since the
 a write has values beyond twice the fitted range: the next query then re-fits and
 re-quantises every row once (≈ 0.3 s at 100k x 768).
 
-Without usearch (``kernel()`` is None) no codes are kept and the index scans float32.
+Without SimSIMD (``kernel()`` is None) no codes are kept and the index scans float32.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 Array = np.ndarray[Any, Any]
 
 
-class ExactSearch(Protocol):
-    """The signature of ``usearch.index.search`` used here."""
+class PairwiseDistances(Protocol):
+    """The signature of ``simsimd.cdist`` used here."""
 
-    def __call__(
-        self, dataset: Array, query: Array, count: int, metric: Any, *, exact: bool,
-        threads: int,
-    ) -> Any: ...
+    def __call__(self, a: Array, b: Array, /, metric: str, *, out_dtype: str,
+                 threads: int) -> Any: ...
 
 
 @cache
-def kernel() -> tuple[ExactSearch, Any, Any] | None:
-    """usearch's exact search with its IP and L2sq metric kinds, or None when absent."""
+def kernel() -> PairwiseDistances | None:
+    """SimSIMD's ``cdist`` (int8 dot / squared L2 on every core), or None when absent."""
     try:
-        from usearch.compiled import MetricKind
-        from usearch.index import search
+        from simsimd import cdist
     except ImportError:
         return None
-    return search, MetricKind.IP, MetricKind.L2sq
+    return cast(PairwiseDistances, cdist)
+
+
+ALL_CORES = 0
+"""``threads=0``: SimSIMD splits the scan over every core (the bare float32 matmul's BLAS
+uses them all too)."""
 
 
 LIMIT = 127.0
@@ -143,12 +146,20 @@ class Int8Codes:
 
     def scan(self, query: Array, size: int, pool: int) -> Array | None:
         """Rows (int64) of the ``pool`` best codes among the first ``size`` for one query
-        ``(d,)``, unordered; None when the kernel is unavailable."""
-        found = kernel()
-        if found is None or self.scales is None or self.stale:
+        ``(d,)``, best first (a filtering caller keeps a prefix); None when the kernel is
+        unavailable."""
+        cdist = kernel()
+        if cdist is None or self.scales is None or self.stale:
             return None
-        search, ip, l2 = found
-        result = search(self.codes[:size], self._query_code(query), pool,
-                        l2 if self.metric == "euclidean" else ip, exact=True, threads=0)
-        keys = np.asarray(result.keys, dtype=np.int64).reshape(-1)
-        return keys[(keys >= 0) & (keys < size)]
+        pool = min(pool, size)
+        if pool <= 0:
+            return np.empty(0, dtype=np.int64)
+        code = self._query_code(query)[None, :]
+        if self.metric == "euclidean":  # squared distances up to ~5e7: float64 keeps them exact
+            keys = np.asarray(cdist(code, self.codes[:size], "sqeuclidean",
+                                    out_dtype="float64", threads=ALL_CORES)).reshape(-1)
+        else:  # int8 dot products stay below 2**24: exact in float32
+            keys = -np.asarray(cdist(code, self.codes[:size], "dot",
+                                     out_dtype="float32", threads=ALL_CORES)).reshape(-1)
+        best = np.argpartition(keys, pool - 1)[:pool]
+        return best[np.argsort(keys[best], kind="stable")].astype(np.int64, copy=False)
