@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory_resources.clock import utc_iso
-from memory_resources.stores.redis.timefmt import iso_utc
+from memory_resources.stores.redis.timefmt import iso_utc, iso_utc_and_later
 
 
 @settings(max_examples=400, deadline=None)
@@ -23,3 +26,17 @@ def test_iso_utc_rounding_edges() -> None:
     edges += [1_700_000_000 + k / 1e6 + 5e-7 for k in range(0, 1_000_000, 997)]
     for epoch in edges:
         assert iso_utc(epoch) == utc_iso(epoch), epoch
+
+
+@pytest.mark.parametrize("ttl", [None, 1, 3600, 86_400 * 400])
+def test_iso_utc_and_later_is_exactly_ttl_apart(ttl: int | None) -> None:
+    """The first is utc_iso's text; the later one is exactly ``ttl`` seconds after it."""
+    for epoch in (1_800_000_000.0, 1_800_000_000.123456, 1_764_000_000.9999996, 0.5):
+        first, later = iso_utc_and_later(epoch, ttl)
+        assert first == utc_iso(epoch)
+        if ttl is None:
+            assert later is None
+        else:
+            assert later is not None
+            gap = dt.datetime.fromisoformat(later) - dt.datetime.fromisoformat(first)
+            assert gap == dt.timedelta(seconds=ttl)

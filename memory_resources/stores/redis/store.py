@@ -22,7 +22,7 @@ from .keys import KeySpace, require_key_id
 from .monitor import health_report, stats_report
 from .redlock import LockNode, Redlock
 from .scripts import Scripts, run
-from .timefmt import iso_utc
+from .timefmt import iso_utc, iso_utc_and_later
 
 _log = get_logger(__name__)
 
@@ -166,8 +166,7 @@ class RedisStore:
         return cid, payload, seconds
 
     def _stamp(self, cid: str, payload: str, ttl: int | None, now: float) -> _ContextWrite:
-        return _ContextWrite(cid, payload, ttl, iso_utc(now),
-                             None if ttl is None else iso_utc(now + ttl))
+        return _ContextWrite(cid, payload, ttl, *iso_utc_and_later(now, ttl))
 
     def _set_call(self, w: _ContextWrite) -> tuple[tuple[str, str], tuple[str, str, str]]:
         """Keys and args of the SET_CONTEXT script (the envelope after its fixed head)."""

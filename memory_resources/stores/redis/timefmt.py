@@ -18,8 +18,8 @@ _CACHE_SIZE = 64
 _cache: dict[int, str] = {}
 
 
-def iso_utc(epoch_seconds: float) -> str:
-    """``epoch_seconds`` as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (same text as utc_iso)."""
+def _split(epoch_seconds: float) -> tuple[int, int]:
+    """Whole seconds and microseconds, rounded like ``datetime.fromtimestamp``."""
     frac, whole = math.modf(epoch_seconds)
     seconds = int(whole)
     micros = round(frac * 1e6)
@@ -29,11 +29,33 @@ def iso_utc(epoch_seconds: float) -> str:
     elif micros < 0:
         seconds -= 1
         micros += 1_000_000
-    if not 0 <= seconds < _MAX_SECONDS:
-        return utc_iso(epoch_seconds)
+    return seconds, micros
+
+
+def _prefix(seconds: int) -> str:
     prefix = _cache.get(seconds)
     if prefix is None:
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()
         prefix = _cache[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{prefix}.{micros:06d}+00:00"
+    return prefix
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    """``epoch_seconds`` as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (same text as utc_iso)."""
+    seconds, micros = _split(epoch_seconds)
+    if not 0 <= seconds < _MAX_SECONDS:
+        return utc_iso(epoch_seconds)
+    return f"{_prefix(seconds)}.{micros:06d}+00:00"
+
+
+def iso_utc_and_later(epoch_seconds: float, later_seconds: int | None) -> tuple[str, str | None]:
+    """``iso_utc(epoch_seconds)`` and the time ``later_seconds`` (whole seconds) after it,
+    sharing the microseconds: exactly ``later_seconds`` apart (None when it is None)."""
+    seconds, micros = _split(epoch_seconds)
+    if not 0 <= seconds < _MAX_SECONDS - (later_seconds or 0):
+        later = None if later_seconds is None else utc_iso(epoch_seconds + later_seconds)
+        return utc_iso(epoch_seconds), later
+    suffix = f".{micros:06d}+00:00"
+    now = _prefix(seconds) + suffix
+    return now, None if later_seconds is None else _prefix(seconds + later_seconds) + suffix
