@@ -10,7 +10,8 @@ the median of the rounds):
 * ``read_flow_runs`` p50/p99 with 1M rows in the table (loaded with COPY over 12 monthly
   partitions), vs the same SELECT with raw psycopg2, and the EXPLAIN showing pruning.
 
-Usage: ``python benchmarks/bench_postgres.py [--dsn DSN] [--rows 1000000] [--out FILE]``.
+Usage: ``python benchmarks/bench_postgres.py [--dsn DSN] [--rows 1000000] [--out FILE]
+[--writes-only]``.
 The DSN defaults to ``$MEMORY_BENCH_POSTGRES_DSN``, ``$MEMORY_RESOURCES_POSTGRES_DSN`` or
 ``postgresql://postgres@127.0.0.1:5432/test``. Everything runs in a throwaway schema.
 """
@@ -379,6 +380,9 @@ def main() -> None:
                         or os.environ.get("MEMORY_RESOURCES_POSTGRES_DSN") or DEFAULT_DSN)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--writes-only", action="store_true",
+                        help="single and bulk writes only (no 1M-row load); prints, "
+                        "does not rewrite --out")
     args = parser.parse_args()
     bench = Bench(args.dsn, args.rows)
     started = time.perf_counter()
@@ -386,9 +390,13 @@ def main() -> None:
         lines = bench.header()
         bench.single_writes()
         bench.bulk_writes()
-        bench.reads()
+        if not args.writes_only:
+            bench.reads()
     finally:
         bench.close()
+    if args.writes_only:
+        print("\n".join(bench.lines))
+        return
     lines += bench.lines
     lines.append(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
     lines += ["", NOTES.rstrip()]
