@@ -15,7 +15,7 @@ import random
 import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -49,12 +49,27 @@ class _Connection(psycopg2.extensions.connection):
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")
-_POSITIONAL: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 
-def _positional(statement: str) -> tuple[str, tuple[str, ...]]:
-    """``statement`` with ``%(name)s`` turned into ``$n``, and the names in ``$n`` order."""
-    cached = _POSITIONAL.get(statement)
+class _Prepared(NamedTuple):
+    """A ``%(name)s`` statement turned into a server-side prepared statement's parts."""
+
+    name: str
+    """``mr_<name>_<digest of the text>``: a changed statement gets a new name."""
+    text: str
+    """The statement with ``$n`` placeholders (what PREPARE takes)."""
+    names: tuple[str, ...]
+    """The parameter names in ``$n`` order."""
+    execute: str
+    """``EXECUTE <name> (%s, ...)``."""
+
+
+_PREPARED: dict[tuple[str, str], _Prepared] = {}
+
+
+def _prepared(name: str, statement: str) -> _Prepared:
+    """The prepared-statement parts of ``statement`` (computed once per name and text)."""
+    cached = _PREPARED.get((name, statement))
     if cached is None:
         names: list[str] = []
 
@@ -63,8 +78,11 @@ def _positional(statement: str) -> tuple[str, tuple[str, ...]]:
                 names.append(match.group(1))
             return f"${names.index(match.group(1)) + 1}"
 
-        cached = (_NAMED.sub(number, statement).replace("%%", "%"), tuple(names))
-        _POSITIONAL[statement] = cached
+        text = _NAMED.sub(number, statement).replace("%%", "%")
+        prepared_name = f"mr_{name}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+        cached = _Prepared(prepared_name, text, tuple(names),
+                           f"EXECUTE {prepared_name} ({', '.join(['%s'] * len(names))})")
+        _PREPARED[(name, statement)] = cached
     return cached
 
 
@@ -74,22 +92,15 @@ def execute_prepared(cur: Cursor, name: str, statement: str, params: dict[str, A
     per pooled connection, then only EXECUTEd (no parse/plan per call). Every parameter in
     ``statement`` must have a type the server can infer (cast it otherwise). With
     ``enabled=False`` (``prepared_statements`` off) the statement is sent as is."""
-    if not enabled:
+    done: set[str] | None = getattr(cur.connection, "prepared", None)
+    if not enabled or done is None:
         cur.execute(statement, params)
         return
-    text, names = _positional(statement)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    prepared_name = f"mr_{name}_{digest}"
-    conn = cur.connection
-    done: set[str] | None = getattr(conn, "prepared", None)
-    if done is None:
-        cur.execute(statement, params)
-        return
-    if prepared_name not in done:
-        cur.execute(f"PREPARE {prepared_name} AS {text}")
-        done.add(prepared_name)
-    placeholders = ", ".join(["%s"] * len(names))
-    cur.execute(f"EXECUTE {prepared_name} ({placeholders})", [params[n] for n in names])
+    prepared = _prepared(name, statement)
+    if prepared.name not in done:
+        cur.execute(f"PREPARE {prepared.name} AS {prepared.text}")
+        done.add(prepared.name)
+    cur.execute(prepared.execute, [params[n] for n in prepared.names])
 
 
 class Backoff:

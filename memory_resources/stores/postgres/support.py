@@ -36,7 +36,9 @@ def now_utc(clock: Clock) -> dt.datetime:
 
 def iso(value: dt.datetime) -> str:
     """The library's ISO-8601 UTC form with microseconds."""
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    if value.tzinfo is not dt.timezone.utc:  # sessions run with TimeZone=UTC: rarely taken
+        value = value.astimezone(dt.timezone.utc)
+    return value.isoformat(timespec="microseconds")
 
 
 def opt_iso(value: dt.datetime | None) -> str | None:
