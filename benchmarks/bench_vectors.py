@@ -66,17 +66,24 @@ Timing = tuple[float, float]
 """(best, median) milliseconds."""
 
 
-def interleaved(contenders: dict[str, Callable[[Any], Any]], queries: Any) -> dict[str, Timing]:
-    """(best, median) ms per call of each contender, alternating contenders query by query.
-    On a shared machine the best run is the closest to the unloaded cost."""
+def interleaved(contenders: dict[str, Callable[[Any], Any]], queries: Any,
+                block: int = 1, settle: float = 0.0) -> dict[str, Timing]:
+    """(best, median) ms per call of each contender, alternating contenders every ``block``
+    queries, pausing ``settle`` seconds between blocks. On a shared machine the best run is
+    the closest to the unloaded cost. OpenBLAS and OpenMP workers spin for up to ~0.1 s
+    after a call, competing for the cores with whatever runs next; blocks with a pause let
+    each contender run as it would on its own."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn(queries[0])  # warm-up
-    for query in queries:
+    for start in range(0, len(queries), block):
         for name, fn in contenders.items():
-            started = time.perf_counter()
-            fn(query)
-            times[name].append((time.perf_counter() - started) * 1000)
+            if settle:
+                time.sleep(settle)
+            for query in queries[start:start + block]:
+                started = time.perf_counter()
+                fn(query)
+                times[name].append((time.perf_counter() - started) * 1000)
     return {name: (min(values), statistics.median(values)) for name, values in times.items()}
 
 
@@ -243,10 +250,11 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         focus = interleaved({
             "bare": lambda q: bare_single(data, q),
             "int8": lambda q: int8["cosine"].query(q, TOP_K),
-        }, queries[: 2 * args.queries])
+        }, queries[: 2 * args.queries], block=10, settle=0.3)
         notes.append(
             f"int8 target check, round {round_} ({2 * args.queries} single queries, bare vs "
-            f"int8 cosine index interleaved): bare {focus['bare'][0]:.2f} "
+            f"int8 cosine index alternating every 10 queries, 0.3 s pause between blocks): "
+            f"bare {focus['bare'][0]:.2f} "
             f"({focus['bare'][1]:.2f}) ms, int8 {focus['int8'][0]:.2f} ({focus['int8'][1]:.2f}) "
             f"ms: {focus['bare'][0] / focus['int8'][0]:.2f}x faster on best, "
             f"{focus['bare'][1] / focus['int8'][1]:.2f}x on median")
