@@ -275,6 +275,18 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
         "numpy index, cosine": lambda qs: indexes["cosine"].query_batch(qs, TOP_K),
         "numpy index, cosine, int8": lambda qs: int8["cosine"].query_batch(qs, TOP_K),
     }, chunks).items()}
+    focus = interleaved({
+        "bare": lambda qs: bare_batch(data, qs),
+        "dotproduct": lambda qs: indexes["dotproduct"].query_batch(qs, TOP_K),
+        "cosine": lambda qs: indexes["cosine"].query_batch(qs, TOP_K),
+    }, batches_of(queries, args.batch, 30))
+    notes.append(
+        f"batch target check ({30 * args.batch} queries in batches of {args.batch}; bare, "
+        f"dotproduct and cosine index alternating batch by batch): dotproduct "
+        f"{focus['dotproduct'][0] / focus['bare'][0]:.2f}x on best, "
+        f"{focus['dotproduct'][1] / focus['bare'][1]:.2f}x on median; cosine "
+        f"{focus['cosine'][0] / focus['bare'][0]:.2f}x on best, "
+        f"{focus['cosine'][1] / focus['bare'][1]:.2f}x on median")
     slow = interleaved({
         "bare": lambda qs: bare_batch(data, qs),
         **extra_batch,
