@@ -17,6 +17,9 @@ from .log import get_logger
 from .protocols import LockManager
 from .validation import require_id, require_positive_seconds
 
+_JITTER = random.Random()
+"""Private: retry jitter must not draw from (or disturb) the application's global random."""
+
 _log = get_logger(__name__)
 
 CLOCK_DRIFT_FACTOR = 0.01
@@ -117,7 +120,7 @@ class Lock:
                     f"not acquired within blocking_timeout={self.blocking_timeout}s "
                     f"({attempt} attempts)",
                 )
-            delay = self.retry_delay * random.uniform(0.5, 1.5) * min(8, 1 + attempt // 4)
+            delay = self.retry_delay * _JITTER.uniform(0.5, 1.5) * min(8, 1 + attempt // 4)
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - now))
             self.clock.sleep(delay)

@@ -8,6 +8,7 @@ uses real time (leases of a few hundred milliseconds).
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 import uuid
@@ -199,3 +200,18 @@ def test_lock_handle_validates_its_name(lock_manager: LockManager) -> None:
     """The Lock handle refuses an empty name before touching the backend."""
     with pytest.raises(MemoryValidationError):
         Lock(lock_manager, "")
+
+
+def test_retry_jitter_leaves_the_global_random_state_alone(lock_manager: LockManager) -> None:
+    """A Lock that retries (jitter between attempts) draws from its own generator, so the
+    application's ``random`` sequence is the same with or without the wait."""
+    name, holder = _name(), _owner()
+    assert lock_manager.try_acquire(name, holder, 10_000) is not None
+    try:
+        state = random.getstate()
+        with pytest.raises(LockNotAcquiredError):
+            Lock(lock_manager, name, timeout=10, blocking_timeout=0.3,
+                 retry_delay=0.02).acquire()
+        assert random.getstate() == state
+    finally:
+        lock_manager.release(name, holder)

@@ -3,6 +3,7 @@ attribution, bulk writes, statement_timeout, read-replica routing, pool reuse.""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from typing import Any
@@ -19,6 +20,7 @@ from memory_resources.errors import (
 from memory_resources.records import FlowRunWrite
 from memory_resources.runinfo import acting_as
 from memory_resources.stores.postgres import PostgresStore
+from memory_resources.stores.postgres.pool import Backoff
 
 
 def test_nul_in_json_is_refused_naming_the_path_and_nothing_is_written(
@@ -362,3 +364,11 @@ def test_run_count_beyond_int4_is_a_validation_error(postgres_store: PostgresSto
     with pytest.raises(MemoryValidationError, match="run_count"):
         postgres_store.write_flow_run(FlowRunWrite("f", "r", run_count=2**31))
     assert postgres_store.read_flow_runs("f") == []
+
+
+def test_retry_backoff_leaves_the_global_random_state_alone() -> None:
+    """The pool's backoff jitter uses a private generator."""
+    state = random.getstate()
+    delays = [Backoff(base=0.1, cap=1.0).compute(failures) for failures in range(1, 6)]
+    assert random.getstate() == state
+    assert all(0 <= delay <= 1.0 for delay in delays)

@@ -109,9 +109,10 @@ class Backoff:
     def __init__(self, base: float = 0.05, cap: float = 2.0) -> None:
         self.base = base
         self.cap = cap
+        self._random = random.Random()  # private: never disturbs the global random state
 
     def compute(self, failures: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * (2 ** max(0, failures - 1))))
+        return self._random.uniform(0, min(self.cap, self.base * (2 ** max(0, failures - 1))))
 
 
 def _quote_ident(name: str) -> str:
