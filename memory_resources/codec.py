@@ -188,30 +188,52 @@ def encode(
         ) from None
     if reject_nul and "\\u0000" in text:
         raise SerializationError(
-            field, _find_nul_path(value, field) or field,
+            field, _find_text_path(value, field, _has_nul) or field,
             "contains a NUL character (\\u0000), which PostgreSQL JSONB cannot store",
             hint="remove NUL characters or store the text as bytes",
         )
-    if max_bytes is not None and len(text) * 4 > max_bytes:
-        size = len(text.encode("utf-8"))
-        if size > max_bytes:
-            raise PayloadTooLargeError(field, size, max_bytes)
+    if text.isascii():
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise SerializationError(
+                field, _find_text_path(value, field, _not_utf8) or field,
+                "contains a string that is not valid UTF-8 (a lone surrogate)",
+                hint="decode bytes with errors='replace' or store them as bytes",
+            ) from None
+    if max_bytes is not None and size > max_bytes:
+        raise PayloadTooLargeError(field, size, max_bytes)
     return text
 
 
-def _find_nul_path(value: Any, path: str) -> str | None:
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find_text_path(value: Any, path: str, bad: Callable[[str], bool]) -> str | None:
+    """The path of the first string (key or value) in ``value`` for which ``bad`` holds."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if bad(value) else None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
+            if isinstance(key, str) and bad(key):
                 return f"{path}[{key!r}]"
-            found = _find_nul_path(item, f"{path}[{key!r}]")
+            found = _find_text_path(item, f"{path}[{key!r}]", bad)
             if found:
                 return found
     if isinstance(value, (list, tuple, set, frozenset)):
         for index, item in enumerate(value):
-            found = _find_nul_path(item, f"{path}[{index}]")
+            found = _find_text_path(item, f"{path}[{index}]", bad)
             if found:
                 return found
     return None

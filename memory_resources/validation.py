@@ -26,7 +26,31 @@ def require_id(value: Any, field: str) -> str:
         raise MemoryValidationError(field, f"is {len(value)} characters; at most {MAX_ID_LENGTH}")
     if "\x00" in value:
         raise MemoryValidationError(field, "must not contain NUL characters")
+    return require_utf8(value, field)
+
+
+def require_utf8(value: str, field: str) -> str:
+    """``value`` unless it holds a lone surrogate, which no backend can store as UTF-8 text
+    (checked only for non-ASCII text, so the common case costs one C scan)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise MemoryValidationError(
+                field, "must be valid UTF-8 text (it contains a lone surrogate)") from None
     return value
+
+
+def optional_text(value: Any, field: str) -> str | None:
+    """None, or a string without NUL (SQL text cannot hold it) that is valid UTF-8."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MemoryValidationError(field, f"must be a string or None, got {type(value).__name__}")
+    if "\x00" in value:
+        raise MemoryValidationError(field, "must not contain NUL characters",
+                                    hint="SQL text columns cannot store \\u0000")
+    return require_utf8(value, field)
 
 
 def optional_id(value: Any, field: str) -> str | None:

@@ -120,3 +120,18 @@ def test_bytes_input_is_decoded() -> None:
     """decode accepts bytes as stored by drivers."""
     assert codec.decode(b'{"a":{"__type__":"uuid","value":"12345678-1234-5678-1234-567812345678"}}'
                         ) == {"a": uuid.UUID("12345678-1234-5678-1234-567812345678")}
+
+
+def test_lone_surrogate_is_a_serialization_error_naming_its_path() -> None:
+    """A string no backend can store as UTF-8 (a lone surrogate) is refused with the path
+    of the first offending key or value; valid non-ASCII text passes and is sized in
+    UTF-8 bytes."""
+    with pytest.raises(SerializationError) as info:
+        codec.encode({"a": ["fine ü", "bad \ud800"]}, field="output")
+    assert info.value.path == "output['a'][1]" and info.value.field == "output"
+    with pytest.raises(SerializationError) as info:
+        codec.encode({"k\udfff": 1}, field="data")
+    assert info.value.path.startswith("data[")
+    assert codec.encode({"ü": "€"}, field="data", max_bytes=16) == '{"ü":"€"}'
+    with pytest.raises(PayloadTooLargeError):
+        codec.encode({"ü": "€" * 5}, field="data", max_bytes=16)

@@ -145,6 +145,8 @@ def test_events_expire_with_their_context(event_log: Any) -> None:
         ("ok", None, "event"),
         ("ok", {"bad": object()}, "event"),
         ("ok", {"inf": float("inf")}, "event"),
+        ("lone\ud800surrogate", {"a": 1}, "context_id"),
+        ("ok", {"a": "lone\ud800surrogate"}, "event"),
     ],
 )
 def test_bad_append_is_refused_and_nothing_appended(

@@ -190,6 +190,11 @@ def test_bulk_write_with_a_bad_record_writes_nothing(run_history: RunHistory) ->
         run_history.write_flow_runs(records)
     assert info.value.field == "run_id"
     assert run_history.read_flow_runs(flow_id) == []
+    records[-1] = FlowRunWrite(flow_id=flow_id, run_id="r3", tags=["lone\ud800surrogate"])
+    with pytest.raises(MemoryValidationError) as info:
+        run_history.write_flow_runs(records)
+    assert info.value.field == "tags"
+    assert run_history.read_flow_runs(flow_id) == []
 
 
 @pytest.mark.parametrize(("changes", "field"), [
@@ -204,6 +209,12 @@ def test_bulk_write_with_a_bad_record_writes_nothing(run_history: RunHistory) ->
     ({"tags": "not-a-list"}, "tags"),
     ({"parameters": ["x"]}, "parameters"),
     ({"run_count": -1}, "run_count"),
+    ({"run_id": "lone\ud800surrogate"}, "run_id"),
+    ({"status": "lone\ud800surrogate"}, "status"),
+    ({"flow_name": "lone\udfffsurrogate"}, "flow_name"),
+    ({"tags": ["ok", "lone\ud800surrogate"]}, "tags"),
+    ({"data": {"text": "lone\ud800surrogate"}}, "data"),
+    ({"parameters": {"p": ["lone\ud800surrogate"]}}, "parameters"),
 ])
 def test_bad_write_is_refused_and_nothing_written(
     run_history: RunHistory, changes: dict[str, Any], field: str

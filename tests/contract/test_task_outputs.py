@@ -101,6 +101,9 @@ def test_numpy_array_output_round_trips(task_outputs: TaskOutputs) -> None:
     ("ok", {"a": 1}, ["not a dict"], "metadata"),
     ("ok", {"a": object()}, None, "output"),
     ("ok", {"a": 1}, {"m": object()}, "metadata"),
+    ("lone\ud800surrogate", {"a": 1}, None, "task_id"),
+    ("ok", {"a": ["lone\ud800surrogate"]}, None, "output"),
+    ("ok", {"a": 1}, {"m": "lone\udfffsurrogate"}, "metadata"),
 ])
 def test_bad_write_is_refused_and_nothing_written(
     task_outputs: TaskOutputs, task_id: Any, output: Any, metadata: Any, field: str

@@ -209,14 +209,14 @@ def test_lone_surrogates_are_refused_before_any_write(
     """Text Redis cannot store as UTF-8 (a lone surrogate) in an id or a value is a
     validation error naming the argument, and nothing is written."""
     bad = "x\ud800y"
-    calls = {
-        "context_id": lambda: redis_store.set_context(bad, {}),
-        "data": lambda: redis_store.set_context("ok", {"v": bad}),
-        "event": lambda: redis_store.append_event("ok", {"v": bad}),
-        "items": lambda: redis_store.set_contexts({"ok": {"v": bad}}),
-        "lock_name": lambda: redis_store.try_acquire(bad, "owner", 1000),
-    }
-    for field, call in calls.items():
+    calls = [
+        ("context_id", lambda: redis_store.set_context(bad, {})),
+        ("data", lambda: redis_store.set_context("ok", {"v": bad})),
+        ("event", lambda: redis_store.append_event("ok", {"v": bad})),
+        ("data", lambda: redis_store.set_contexts({"ok": {"v": bad}})),
+        ("lock_name", lambda: redis_store.try_acquire(bad, "owner", 1000)),
+    ]
+    for field, call in calls:
         with pytest.raises(MemoryValidationError) as info:
             call()
         assert info.value.field == field

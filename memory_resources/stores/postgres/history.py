@@ -21,7 +21,14 @@ from typing import Any
 from ...errors import MemoryValidationError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...runinfo import current_run_ids
-from ...validation import optional_dict, require_dict, require_id, require_positive_int
+from ...validation import (
+    optional_dict,
+    optional_text,
+    require_dict,
+    require_id,
+    require_positive_int,
+    require_utf8,
+)
 from ..where import Where
 from .pool import Cursor, execute_prepared
 from .support import (
@@ -30,7 +37,6 @@ from .support import (
     now_utc,
     one,
     opt_iso,
-    opt_text,
     parse_time,
     to_json,
 )
@@ -130,7 +136,7 @@ def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
     }
     for name in _TEXT:
         value = getattr(record, name)
-        item[name] = value if value is None else opt_text(value, name)
+        item[name] = value if value is None else optional_text(value, name)
     for name in _TIMES:
         value = getattr(record, name)
         item[name] = value if value is None else parse_time(value, name)
@@ -153,7 +159,7 @@ def _prepare(record: Any, max_bytes: int) -> dict[str, Any]:
                 isinstance(tag, str) and "\x00" not in tag for tag in tags):
             raise MemoryValidationError(
                 "tags", f"must be a list of strings without NUL, got {tags!r}")
-        tags = list(tags)
+        tags = [require_utf8(tag, "tags") for tag in tags]
     item["tags"] = tags
     parameters = record.parameters
     item["parameters"] = None if parameters is None else to_json(

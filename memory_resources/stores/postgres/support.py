@@ -62,18 +62,6 @@ def opt_time(value: Any, field: str) -> dt.datetime | None:
     return None if value is None else parse_time(value, field)
 
 
-def opt_text(value: Any, field: str) -> str | None:
-    """None or a string without NUL (PostgreSQL text cannot hold NUL)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MemoryValidationError(field, f"must be a string or None, got {type(value).__name__}")
-    if "\x00" in value:
-        raise MemoryValidationError(field, "must not contain NUL characters",
-                                    hint="PostgreSQL text cannot store \\u0000")
-    return value
-
-
 def to_json(value: Any, field: str, max_bytes: int | None) -> str:
     """Encode for a JSONB column: NUL characters are refused (JSONB cannot store them)."""
     return codec.encode(value, field=field, max_bytes=max_bytes, reject_nul=True)

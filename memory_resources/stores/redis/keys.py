@@ -16,19 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ...errors import MemoryValidationError
 from ...validation import require_id
-
-
-def require_key_id(value: Any, field: str) -> str:
-    """:func:`require_id` plus: encodable as UTF-8 (Redis keys are bytes)."""
-    ident = require_id(value, field)
-    try:
-        ident.encode("utf-8")
-    except UnicodeEncodeError:
-        raise MemoryValidationError(
-            field, "must be valid UTF-8 text (it contains a lone surrogate)") from None
-    return ident
 
 
 def hash_tag(ident: str) -> str:
@@ -50,13 +38,13 @@ class KeySpace:
         self._pairs: dict[str, tuple[str, str]] = {}
 
     def checked_pair(self, value: Any, field: str) -> tuple[str, str]:
-        """:func:`require_key_id` of ``value`` (raising for ``field``), then
+        """:func:`require_id` of ``value`` (raising for ``field``), then
         :meth:`context_pair`; both remembered for recently seen ids (up to 4096)."""
         if type(value) is str:
             pair = self._pairs.get(value)
             if pair is not None:
                 return pair
-        ident = require_key_id(value, field)
+        ident = require_id(value, field)
         pair = self.context_pair(ident)
         if len(self._pairs) >= _PAIR_CACHE_SIZE:
             self._pairs.clear()

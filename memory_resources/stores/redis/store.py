@@ -14,11 +14,11 @@ from ...config import RedisConfig, parse_config
 from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
-from ...validation import require_dict, require_positive_int, require_ttl
+from ...validation import require_dict, require_id, require_positive_int, require_ttl
 from . import client as clients
 from .batch import ScriptBatcher
 from .errors import CAUGHT, translate
-from .keys import KeySpace, require_key_id
+from .keys import KeySpace
 from .monitor import health_report, stats_report
 from .redlock import LockNode, Redlock
 from .scripts import Scripts, run
@@ -201,8 +201,6 @@ class RedisStore:
         keys, args = self._set_call(write)
         try:
             reply = run(scripts.set_context, client, keys, args)
-        except UnicodeEncodeError:
-            raise _not_utf8("data") from None
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return self._record(write, reply)
@@ -257,8 +255,6 @@ class RedisStore:
         try:
             replies = self._batcher.run(lambda s: s.set_context,
                                         [self._set_call(w) for w in writes])
-        except UnicodeEncodeError:
-            raise _not_utf8("items") from None
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return [self._record(w, reply) for w, reply in zip(writes, replies, strict=True)]
@@ -267,7 +263,7 @@ class RedisStore:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""
         if isinstance(context_ids, str) or not isinstance(context_ids, Sequence):
             raise MemoryValidationError("context_ids", "must be a sequence of context ids")
-        keys = [self.keys.context(require_key_id(cid, f"context_ids[{i}]"))
+        keys = [self.keys.context(require_id(cid, f"context_ids[{i}]"))
                 for i, cid in enumerate(context_ids)]
         if not keys:
             return []
@@ -297,8 +293,6 @@ class RedisStore:
         try:
             event_id = run(scripts.append_event, client, keys,
                            (payload, timestamp, "" if maxlen is None else str(maxlen)))
-        except UnicodeEncodeError:
-            raise _not_utf8("event") from None
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
@@ -307,7 +301,7 @@ class RedisStore:
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
         """Events in append order via ``XRANGE``; ``since`` is an exclusive stream id."""
-        cid = require_key_id(context_id, "context_id")
+        cid = require_id(context_id, "context_id")
         if since is not None and (not isinstance(since, str) or not _STREAM_ID.match(since)):
             raise MemoryValidationError(
                 "since", f"must be an event id returned by this store, got {since!r}",
@@ -330,21 +324,21 @@ class RedisStore:
 
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """Redlock acquire on the quorum; the fencing token, or None if held elsewhere."""
-        require_key_id(name, "lock_name")
-        require_key_id(owner, "owner")
+        require_id(name, "lock_name")
+        require_id(owner, "owner")
         require_positive_int(ttl_ms, "ttl_ms")
         return self._lock_manager().try_acquire(name, owner, ttl_ms)
 
     def release(self, name: str, owner: str) -> bool:
         """Compare-and-delete on every lock node; True when a quorum released it."""
-        require_key_id(name, "lock_name")
-        require_key_id(owner, "owner")
+        require_id(name, "lock_name")
+        require_id(owner, "owner")
         return self._lock_manager().release(name, owner)
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Compare-and-pexpire on every lock node; True when a quorum still held it."""
-        require_key_id(name, "lock_name")
-        require_key_id(owner, "owner")
+        require_id(name, "lock_name")
+        require_id(owner, "owner")
         require_positive_int(ttl_ms, "ttl_ms")
         return self._lock_manager().extend(name, owner, ttl_ms)
 
@@ -355,11 +349,6 @@ class RedisStore:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return (f"RedisStore({target}={where!r}, key_prefix={self.config.key_prefix!r}, "
                 f"lock_nodes={len(self.config.lock_nodes)})")
-
-
-def _not_utf8(field: str) -> MemoryValidationError:
-    return MemoryValidationError(
-        field, "contains a string that is not valid UTF-8 (a lone surrogate); nothing written")
 
 
 def _scrub_url(text: str) -> str:

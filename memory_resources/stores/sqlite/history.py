@@ -19,7 +19,13 @@ from ...clock import Clock, utc_iso
 from ...codec import decode, encode
 from ...errors import MemoryValidationError, PayloadTooLargeError
 from ...records import FlowRunRecord, FlowRunWrite
-from ...validation import optional_dict, require_dict, require_id, require_positive_int
+from ...validation import (
+    optional_dict,
+    optional_text,
+    require_dict,
+    require_id,
+    require_positive_int,
+)
 from ..where import Where
 from .audit import normalize_timestamp, write_audit
 from .connection import Database
@@ -52,16 +58,6 @@ class _Prepared:
     values: tuple[Any, ...]
     data: dict[str, Any]
     """``data`` in plain-JSON form (tagged types as tagged dicts), for merging."""
-
-
-def _opt_text(value: Any, field: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MemoryValidationError(field, f"must be a string or None, got {type(value).__name__}")
-    if "\x00" in value:
-        raise MemoryValidationError(field, "must not contain NUL characters")
-    return value
 
 
 def _opt_time(value: Any, field: str) -> str | None:
@@ -100,16 +96,16 @@ def prepare(record: FlowRunWrite, max_bytes: int) -> _Prepared:
     data_text = encode(data, field="data", max_bytes=max_bytes)
     values = (
         flow_id, run_id,
-        _opt_text(record.flow_name, "flow_name"),
-        _opt_text(record.status, "status"),
-        _opt_text(record.state_name, "state_name"),
+        optional_text(record.flow_name, "flow_name"),
+        optional_text(record.status, "status"),
+        optional_text(record.state_name, "state_name"),
         _opt_time(record.started_at, "started_at"),
         _opt_time(record.ended_at, "ended_at"),
         duration, params_text, tags_text,
-        _opt_text(record.error_type, "error_type"),
-        _opt_text(record.error_message, "error_message"),
-        _opt_text(record.deployment_id, "deployment_id"),
-        _opt_text(record.parent_run_id, "parent_run_id"),
+        optional_text(record.error_type, "error_type"),
+        optional_text(record.error_message, "error_message"),
+        optional_text(record.deployment_id, "deployment_id"),
+        optional_text(record.parent_run_id, "parent_run_id"),
         run_count,
         data_text,
         _opt_time(record.created_at, "created_at"),
