@@ -92,6 +92,13 @@ def scaled(timing: Timing, factor: float) -> Timing:
     return timing[0] * factor, timing[1] * factor
 
 
+def ratios(numerator: Timing, denominator: Timing, word: str = "") -> str:
+    """``numerator / denominator`` of the best and of the median runs, as report text:
+    ``"2.50x{word} on best, 2.40x on median"``."""
+    return (f"{numerator[0] / denominator[0]:.2f}x{word} on best, "
+            f"{numerator[1] / denominator[1]:.2f}x on median")
+
+
 def optional_contenders(matrix: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """faiss and usearch single/batch callables, when installed."""
     single: dict[str, Any] = {}
@@ -256,8 +263,7 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
             f"int8 cosine index alternating every 10 queries, 0.3 s pause between blocks): "
             f"bare {focus['bare'][0]:.2f} "
             f"({focus['bare'][1]:.2f}) ms, int8 {focus['int8'][0]:.2f} ({focus['int8'][1]:.2f}) "
-            f"ms: {focus['bare'][0] / focus['int8'][0]:.2f}x faster on best, "
-            f"{focus['bare'][1] / focus['int8'][1]:.2f}x on median")
+            f"ms: {ratios(focus['bare'], focus['int8'], ' faster')}")
     single_f16 = interleaved({
         "bare numpy matmul + argpartition": lambda q: bare_single(data, q),
         "numpy index, cosine, float16": lambda q: half.query(q, TOP_K),
@@ -283,10 +289,8 @@ def measure_queries(args: Any, data: Any, queries: Any, notes: list[str]) -> tup
     notes.append(
         f"batch target check ({30 * args.batch} queries in batches of {args.batch}; bare, "
         f"dotproduct and cosine index alternating batch by batch): dotproduct "
-        f"{focus['dotproduct'][0] / focus['bare'][0]:.2f}x on best, "
-        f"{focus['dotproduct'][1] / focus['bare'][1]:.2f}x on median; cosine "
-        f"{focus['cosine'][0] / focus['bare'][0]:.2f}x on best, "
-        f"{focus['cosine'][1] / focus['bare'][1]:.2f}x on median")
+        f"{ratios(focus['dotproduct'], focus['bare'])}; cosine "
+        f"{ratios(focus['cosine'], focus['bare'])}")
     slow = interleaved({
         "bare": lambda qs: bare_batch(data, qs),
         **extra_batch,
