@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,22 @@ def _clip(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _show(records: list[dict[str, Any]], as_json: bool, none_found: str,
+          as_table: Callable[[list[dict[str, Any]]], Any]) -> None:
+    """Print ``records`` as JSON or as the rich table ``as_table(records)``, or
+    ``none_found`` on stderr when there are none; exit code 1 when there are none."""
+    from rich.console import Console
+
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, sort_keys=True, default=str))
+    elif not records:
+        Console(stderr=True).print(none_found)
+    else:
+        Console().print(as_table(records))
+    if not records:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def history(
     flow: str = typer.Option(..., "--flow", help="Flow name (or flow id) whose runs to show."),
@@ -206,18 +223,12 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="Print the history rows as JSON."),
 ) -> None:
     """Show a flow's captured runs, newest first; exit code 1 when it has none."""
-    from rich.console import Console
     from rich.table import Table
 
     def read() -> list[dict[str, Any]]:
         return runs_of_flow(_memory_api(block), flow, limit)
 
-    rows = exit_on_error(read)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
-    elif not rows:
-        Console(stderr=True).print(f"no captured runs of flow {flow!r}")
-    else:
+    def as_table(rows: list[dict[str, Any]]) -> Table:
         table = Table(title=f"history of {flow} — {len(rows)} run(s), newest first")
         deployed = any(row["deployment_id"] for row in rows)
         for column in ("started", "run", "name", "status", "duration", "try",
@@ -231,9 +242,9 @@ def history(
                 _seconds(row["duration"]), str(row["run_count"] or ""),
                 *([row["deployment_id"] or ""] if deployed else []), _clip(error, 120),
             )
-        Console().print(table)
-    if not rows:
-        raise typer.Exit(code=1)
+        return table
+
+    _show(exit_on_error(read), as_json, f"no captured runs of flow {flow!r}", as_table)
 
 
 @app.command()
@@ -245,7 +256,6 @@ def outputs(
     as_json: bool = typer.Option(False, "--json", help="Print the output records as JSON."),
 ) -> None:
     """Show a task run's stored output (every version, newest first); exit 1 when none."""
-    from rich.console import Console
     from rich.table import Table
 
     def read() -> list[dict[str, Any]]:
@@ -255,12 +265,7 @@ def outputs(
             require_id(task, "task"), limit)
         return records
 
-    records = exit_on_error(read)
-    if as_json:
-        typer.echo(json.dumps(records, indent=2, sort_keys=True, default=str))
-    elif not records:
-        Console(stderr=True).print(f"no stored output for task {task!r}")
-    else:
+    def as_table(records: list[dict[str, Any]]) -> Table:
         table = Table(title=f"outputs of task {task} — {len(records)} version(s), newest first")
         for column in ("version", "stored", "task", "flow run", "state", "output"):
             table.add_column(column, overflow="fold")
@@ -272,6 +277,6 @@ def outputs(
                 str(metadata.get("task_name") or ""), record["flow_run_id"] or "",
                 str(metadata.get("state_name") or ""), output if full else _clip(output, 400),
             )
-        Console().print(table)
-    if not records:
-        raise typer.Exit(code=1)
+        return table
+
+    _show(exit_on_error(read), as_json, f"no stored output for task {task!r}", as_table)
