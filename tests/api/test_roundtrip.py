@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from memory_resources.api import MemoryAPI
 from memory_resources.clock import ManualClock
 from memory_resources.errors import LockNotAcquiredError
+from tests.concurrency import run_in_threads
 
 from .conftest import DIMENSION, unit
 
@@ -285,24 +287,13 @@ def test_store_returns_the_connected_store_of_a_role(api: MemoryAPI) -> None:
 
 def test_one_api_shared_by_many_threads(api: MemoryAPI) -> None:
     """Eight threads writing through one MemoryAPI lose no context, event or output."""
-    import threading
-
-    errors: list[BaseException] = []
-
     def work(worker: int) -> None:
-        try:
-            for index in range(15):
-                api.set_context(f"t{worker}-{index}", {"w": worker, "i": index})
-                api.append_event(f"stream-{worker}", {"i": index})
-                api.write_task_output(f"task-{worker}", {"i": index})
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        for index in range(15):
+            api.set_context(f"t{worker}-{index}", {"w": worker, "i": index})
+            api.append_event(f"stream-{worker}", {"i": index})
+            api.write_task_output(f"task-{worker}", {"i": index})
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(*(functools.partial(work, w) for w in range(8)))
     assert errors == []
     for worker in range(8):
         assert [e["data"]["i"] for e in api.get_events(f"stream-{worker}")] == list(range(15))

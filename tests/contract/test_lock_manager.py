@@ -19,6 +19,7 @@ import pytest
 from memory_resources.errors import LockNotAcquiredError, MemoryValidationError
 from memory_resources.locking import Lock
 from memory_resources.protocols import LockManager
+from tests.concurrency import run_in_threads
 
 
 def _name() -> str:
@@ -141,26 +142,18 @@ def test_mutual_exclusion_between_threads(lock_manager: LockManager) -> None:
     name = _name()
     counter = {"value": 0}
     tokens: list[int] = []
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            for _ in range(15):
-                with Lock(lock_manager, name, timeout=10, blocking_timeout=30,
-                          retry_delay=0.005) as lock:
-                    assert lock.fencing_token is not None
-                    tokens.append(lock.fencing_token)
-                    value = counter["value"]
-                    time.sleep(0.0005)
-                    counter["value"] = value + 1
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        for _ in range(15):
+            with Lock(lock_manager, name, timeout=10, blocking_timeout=30,
+                      retry_delay=0.005) as lock:
+                assert lock.fencing_token is not None
+                tokens.append(lock.fencing_token)
+                value = counter["value"]
+                time.sleep(0.0005)
+                counter["value"] = value + 1
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(*[work] * 4)
     assert errors == []
     assert counter["value"] == 60
     assert all(later > earlier for earlier, later in itertools.pairwise(tokens))

@@ -3,12 +3,12 @@ not create the extension, and concurrent use from several threads."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +20,7 @@ from psycopg2 import sql
 
 from memory_resources.errors import ConfigurationError
 from memory_resources.stores.pgvector import PgVectorIndex
+from tests.concurrency import run_in_threads
 from tests.fixtures.pgvector import postgres_config, vector_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,24 +142,16 @@ def test_concurrent_threads_share_one_index(
     """Four threads upserting, querying and deleting through one index instance (one pool)
     all succeed and leave exactly their surviving rows."""
     index = make_pgvector_index(8, "euclidean")
-    errors: list[BaseException] = []
 
     def work(worker: int) -> None:
-        try:
-            rng = np.random.default_rng(worker)
-            for round_ in range(5):
-                ids = [f"w{worker}-{round_}-{i}" for i in range(40)]
-                index.upsert(ids, rng.standard_normal((40, 8)), [{"w": worker}] * 40)
-                found = index.query(rng.standard_normal(8), top_k=5, filter={"w": worker})
-                assert len(found) == 5 and {m["metadata"]["w"] for m in found} == {worker}
-                assert index.delete(ids[:10]) == 10
-        except BaseException as exc:
-            errors.append(exc)
+        rng = np.random.default_rng(worker)
+        for round_ in range(5):
+            ids = [f"w{worker}-{round_}-{i}" for i in range(40)]
+            index.upsert(ids, rng.standard_normal((40, 8)), [{"w": worker}] * 40)
+            found = index.query(rng.standard_normal(8), top_k=5, filter={"w": worker})
+            assert len(found) == 5 and {m["metadata"]["w"] for m in found} == {worker}
+            assert index.delete(ids[:10]) == 10
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(*(functools.partial(work, worker) for worker in range(4)))
     assert errors == []
     assert index.count() == 4 * 5 * 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from memory_resources.stores.postgres.migrate import (
     load_migrations,
     pending_migrations,
 )
+from tests.concurrency import run_in_threads
 from tests.postgres.conftest import catalog_snapshot, run_psql_files
 
 SPEC_TABLES = {"flow_run_history", "task_outputs", "audit_log", "memory_context",
@@ -152,21 +154,13 @@ def test_two_racing_runners_apply_each_file_exactly_once(
     applied once in total and neither fails."""
     pools = [_pool(postgres_dsn, pg_schema) for _ in range(2)]
     results: list[list[int]] = [[], []]
-    errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
     def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = [m.version for m in migrate(pools[index])]
-        except BaseException as exc:  # collected for the assertion below
-            errors.append(exc)
+        barrier.wait()
+        results[index] = [m.version for m in migrate(pools[index])]
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(*(functools.partial(run, i) for i in range(2)))
     for pool in pools:
         pool.close()
     assert errors == []
