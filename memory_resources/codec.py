@@ -24,6 +24,7 @@ import pathlib
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from json.scanner import make_scanner
 from typing import Any
 
@@ -166,6 +167,28 @@ _ENCODER = json.JSONEncoder(default=_default, allow_nan=False, ensure_ascii=Fals
 """Built once (``json.dumps`` with these options builds an encoder on every call)."""
 
 
+def _make_c_encoder() -> Callable[[Any, int], Any] | None:
+    """The C encoder ``_ENCODER.encode`` builds on every call, built once. Without a
+    markers dict it keeps no state between calls (thread-safe); a circular value then
+    ends in RecursionError, which :func:`encode` reports as a circular reference."""
+    if c_make_encoder is None:  # no C accelerator (e.g. PyPy)
+        return None
+    try:
+        return c_make_encoder(  # type: ignore[no-any-return]
+            None, _default, encode_basestring, None, ":", ",", False, False, False)
+    except TypeError:  # a Python whose C encoder takes other arguments
+        return None
+
+
+_C_ENCODE = _make_c_encoder()
+
+
+def _to_text(value: Any) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
+
+
 def encode(
     value: Any,
     *,
@@ -179,7 +202,7 @@ def encode(
     refuses NUL characters in strings (PostgreSQL's JSONB cannot store ``\\u0000``).
     """
     try:
-        text = _ENCODER.encode(value)
+        text = _to_text(value)
     except (TypeError, ValueError, RecursionError) as exc:
         found = _find_bad_path(value, field, set())
         path, problem = found if found else (field, str(exc))

@@ -12,6 +12,8 @@ from typing import Any
 
 import redis.exceptions as rex
 
+from .direct import execute
+
 SET_CONTEXT = """
 local old = redis.call('GET', KEYS[1])
 local version = 1
@@ -124,9 +126,10 @@ def run(script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) 
     """``EVALSHA`` of a registered ``script`` on ``client`` (not a pipeline); on
     ``NOSCRIPT`` (script cache flushed, server restarted) redis-py's ``Script`` call loads it.
 
-    Same effect as ``script(keys=..., args=...)`` without its per-call overhead.
+    Same effect as ``script(keys=..., args=...)`` without its per-call overhead
+    (:func:`~.direct.execute`).
     """
     try:
-        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return execute(client, "EVALSHA", script.sha, len(keys), *keys, *args)
     except rex.NoScriptError:
         return script(keys=keys, args=args, client=client)

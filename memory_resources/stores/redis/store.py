@@ -17,6 +17,7 @@ from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
 from . import client as clients
 from .batch import ScriptBatcher
+from .direct import execute
 from .errors import CAUGHT, translate
 from .keys import KeySpace
 from .monitor import health_report, stats_report
@@ -168,42 +169,24 @@ class RedisStore:
     def _stamp(self, cid: str, payload: str, ttl: int | None, now: float) -> _ContextWrite:
         return _ContextWrite(cid, payload, ttl, *iso_utc_and_later(now, ttl))
 
-    def _set_call(self, w: _ContextWrite) -> tuple[tuple[str, str], tuple[str, str, str]]:
-        """Keys and args of the SET_CONTEXT script (the envelope after its fixed head)."""
-        expires = "null" if w.expires_at is None else f'"{w.expires_at}"'
-        tail = (f',"updated_at":"{w.updated_at}","ttl":{"null" if w.ttl is None else w.ttl},'
-                f'"expires_at":{expires},'
-                f'"context_id":{encode_basestring(w.cid)},"data":{w.payload}}}')
-        return self.keys.checked_pair(w.cid, "context_id"), (
-            w.updated_at, tail, "" if w.ttl is None else str(w.ttl * 1000))
-
-    @staticmethod
-    def _record(w: _ContextWrite, reply: Sequence[Any]) -> ContextRecord:
-        return {
-            "context_id": w.cid,
-            "data": decode(w.payload),
-            "created_at": str(reply[1]),
-            "updated_at": w.updated_at,
-            "version": int(reply[0]),
-            "ttl": w.ttl,
-            "expires_at": w.expires_at,
-        }
-
     def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
                     ) -> ContextRecord:
         """Store ``data`` (one atomic script: new version, ``SET`` with ``PX``, the event
         stream given the same expiry, or none when ``ttl`` is None)."""
-        cid, payload, seconds = self._prepare_context(context_id, data, ttl)
+        keys = self.keys.checked_pair(context_id, "context_id")
+        payload = encode(require_dict(data, "data"), field="data",
+                         max_bytes=self.config.max_payload_bytes)
+        seconds = self.config.default_ttl if ttl is None else require_ttl(ttl)
         client, scripts = self._client, self._scripts
         if client is None or scripts is None:
             client, scripts = self._open()
-        write = self._stamp(cid, payload, seconds, self.clock.time())
-        keys, args = self._set_call(write)
+        updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         try:
-            reply = run(scripts.set_context, client, keys, args)
+            reply = run(scripts.set_context, client, keys,
+                        _set_args(context_id, payload, seconds, updated_at, expires_at))
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return self._record(write, reply)
+        return _context_record(context_id, payload, seconds, updated_at, expires_at, reply)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
@@ -212,7 +195,7 @@ class RedisStore:
         if client is None:
             client = self._open()[0]
         try:
-            raw = client.get(key)
+            raw = execute(client, "GET", key)
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return None if raw is None else _parse_envelope(raw)
@@ -253,11 +236,11 @@ class RedisStore:
                 stamp = stamps[seconds] = self._stamp("", "", seconds, now)
             writes.append(stamp._replace(cid=cid, payload=payload))
         try:
-            replies = self._batcher.run(lambda s: s.set_context,
-                                        [self._set_call(w) for w in writes])
+            replies = self._batcher.run(lambda s: s.set_context, [
+                (self.keys.checked_pair(w.cid, "context_id"), _set_args(*w)) for w in writes])
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return [self._record(w, reply) for w, reply in zip(writes, replies, strict=True)]
+        return [_context_record(*w, reply) for w, reply in zip(writes, replies, strict=True)]
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""
@@ -353,6 +336,29 @@ class RedisStore:
 
 def _scrub_url(text: str) -> str:
     return re.sub(r"//[^/@\s]*@", "//***@", text)
+
+
+def _set_args(cid: str, payload: str, ttl: int | None, updated_at: str,
+              expires_at: str | None) -> tuple[str, str, str]:
+    """ARGV of the SET_CONTEXT script: now, the envelope after its fixed head, ttl in ms."""
+    expires = "null" if expires_at is None else f'"{expires_at}"'
+    tail = (f',"updated_at":"{updated_at}","ttl":{"null" if ttl is None else ttl},'
+            f'"expires_at":{expires},"context_id":{encode_basestring(cid)},"data":{payload}}}')
+    return updated_at, tail, "" if ttl is None else str(ttl * 1000)
+
+
+def _context_record(cid: str, payload: str, ttl: int | None, updated_at: str,
+                    expires_at: str | None, reply: Sequence[Any]) -> ContextRecord:
+    """The record of a context just written; ``reply`` is the script's (version, created)."""
+    return {
+        "context_id": cid,
+        "data": decode(payload),
+        "created_at": reply[1],
+        "updated_at": updated_at,
+        "version": reply[0],
+        "ttl": ttl,
+        "expires_at": expires_at,
+    }
 
 
 def _parse_envelope(raw: str) -> ContextRecord:

@@ -8,7 +8,6 @@ over many timestamps).
 
 from __future__ import annotations
 
-import math
 import time
 
 from ...clock import utc_iso
@@ -19,16 +18,12 @@ _cache: dict[int, str] = {}
 
 
 def _split(epoch_seconds: float) -> tuple[int, int]:
-    """Whole seconds and microseconds, rounded like ``datetime.fromtimestamp``."""
-    frac, whole = math.modf(epoch_seconds)
-    seconds = int(whole)
-    micros = round(frac * 1e6)
-    if micros >= 1_000_000:
-        seconds += 1
-        micros -= 1_000_000
-    elif micros < 0:
-        seconds -= 1
-        micros += 1_000_000
+    """Whole seconds and microseconds of a non-negative time, rounded like
+    ``datetime.fromtimestamp`` (``t - int(t)`` is exactly ``math.modf``'s fraction)."""
+    seconds = int(epoch_seconds)
+    micros = round((epoch_seconds - seconds) * 1e6)
+    if micros == 1_000_000:
+        return seconds + 1, 0
     return seconds, micros
 
 
@@ -41,21 +36,26 @@ def _prefix(seconds: int) -> str:
     return prefix
 
 
+def _suffix(micros: int) -> str:
+    return "." + str(1_000_000 + micros)[1:] + "+00:00"  # cheaper than f"{micros:06d}"
+
+
 def iso_utc(epoch_seconds: float) -> str:
     """``epoch_seconds`` as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (same text as utc_iso)."""
-    seconds, micros = _split(epoch_seconds)
-    if not 0 <= seconds < _MAX_SECONDS:
+    if not 0 <= epoch_seconds < _MAX_SECONDS - 1:
         return utc_iso(epoch_seconds)
-    return f"{_prefix(seconds)}.{micros:06d}+00:00"
+    seconds, micros = _split(epoch_seconds)
+    return _prefix(seconds) + _suffix(micros)
 
 
 def iso_utc_and_later(epoch_seconds: float, later_seconds: int | None) -> tuple[str, str | None]:
     """``iso_utc(epoch_seconds)`` and the time ``later_seconds`` (whole seconds) after it,
     sharing the microseconds: exactly ``later_seconds`` apart (None when it is None)."""
-    seconds, micros = _split(epoch_seconds)
-    if not 0 <= seconds < _MAX_SECONDS - (later_seconds or 0):
+    if not 0 <= epoch_seconds < _MAX_SECONDS - 1 - (later_seconds or 0):
         later = None if later_seconds is None else utc_iso(epoch_seconds + later_seconds)
         return utc_iso(epoch_seconds), later
-    suffix = f".{micros:06d}+00:00"
-    now = _prefix(seconds) + suffix
-    return now, None if later_seconds is None else _prefix(seconds + later_seconds) + suffix
+    seconds, micros = _split(epoch_seconds)
+    suffix = _suffix(micros)
+    if later_seconds is None:
+        return _prefix(seconds) + suffix, None
+    return _prefix(seconds) + suffix, _prefix(seconds + later_seconds) + suffix
