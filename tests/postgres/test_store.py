@@ -14,6 +14,7 @@ import pytest
 from memory_resources.errors import (
     BackendError,
     BackendTimeoutError,
+    BackendUnavailableError,
     MemoryValidationError,
     SerializationError,
 )
@@ -21,6 +22,7 @@ from memory_resources.records import FlowRunWrite
 from memory_resources.runinfo import acting_as
 from memory_resources.stores.postgres import PostgresStore
 from memory_resources.stores.postgres.pool import Backoff
+from tests.concurrency import run_in_threads
 
 
 def test_nul_in_json_is_refused_naming_the_path_and_nothing_is_written(
@@ -135,6 +137,43 @@ def test_reads_go_to_the_read_replica_when_configured(postgres_dsn: str, pg_sche
         before = store.pool.stats()["replica"]["free"]
         assert store.read_flow_runs("f")[0]["status"] == "running"
         assert store.pool.stats()["replica"]["free"] >= max(1, before)
+    finally:
+        store.close()
+
+
+def test_pool_wait_ends_in_a_typed_error_after_connection_timeout(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """With the only connection held, another call waits connection_timeout, then raises
+    BackendUnavailableError naming max_connections; after release the pool works."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema, "max_connections": 1,
+                           "connection_timeout": 0.3, "retry_attempts": 0})
+    try:
+        with store.pool.connection(), pytest.raises(BackendUnavailableError,
+                                                    match="max_connections=1"):
+            store.read_flow_runs("f")
+        assert store.read_flow_runs("f") == []
+        assert store.pool.stats()["in_use"] == 0
+    finally:
+        store.close()
+
+
+def test_many_threads_share_a_small_pool_without_lost_wakeups(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """8 threads x 40 writes through 2 connections: every waiter is woken by a returned
+    connection (a lost wake-up would surface as a timeout), all rows land, none in use."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema, "max_connections": 2,
+                           "connection_timeout": 5})
+    try:
+        def writer(worker: int) -> None:
+            for i in range(40):
+                store.write_flow_run(FlowRunWrite("pool", f"w{worker}-{i}", status="ok"))
+
+        errors = run_in_threads(*[lambda w=w: writer(w) for w in range(8)])
+        assert errors == []
+        assert len(store.read_flow_runs("pool", limit=1000)) == 320
+        assert store.pool.stats()["in_use"] == 0
     finally:
         store.close()
 

@@ -14,6 +14,7 @@ import math
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
@@ -172,15 +173,15 @@ def _secrets_of(config: PostgresConfig) -> tuple[str, ...]:
 
 
 class _Side:
-    """One psycopg2 ThreadedConnectionPool plus a semaphore so borrowers wait, not fail."""
+    """One psycopg2 ThreadedConnectionPool, and a condition on which borrowers wait for a
+    returned connection when every one is in use (psycopg2's pool would fail instead)."""
 
     def __init__(self, config: PostgresConfig, replica: bool) -> None:
         self.dsn, self.kwargs = connect_kwargs(config, replica=replica)
         self.maxconn = config.max_connections
         self.minconn = min(config.min_connections, config.max_connections)
-        self.slots = threading.BoundedSemaphore(self.maxconn)
-        self.in_use = 0
-        self.count_lock = threading.Lock()
+        self.returned = threading.Condition(threading.Lock())
+        self.waiting = 0
         self.pool = psycopg2.pool.ThreadedConnectionPool(
             0, self.maxconn, self.dsn, **self.kwargs
         )
@@ -200,6 +201,9 @@ class _Side:
 
     def idle(self) -> int:
         return len(getattr(self.pool, "_pool", []))
+
+    def in_use(self) -> int:
+        return len(getattr(self.pool, "_used", {}))
 
 
 class PostgresPool:
@@ -228,24 +232,39 @@ class PostgresPool:
         return self._replica if (read_only and self._replica is not None) else self._primary
 
     def _borrow(self, side: _Side) -> Connection:
-        if not side.slots.acquire(timeout=self.config.connection_timeout):
-            raise BackendUnavailableError(
-                BACKEND,
-                f"no free connection within {self.config.connection_timeout}s "
-                f"(max_connections={side.maxconn} all in use)",
-            )
+        """A live connection: straight from the pool, else after waiting up to
+        ``connection_timeout`` for one to be returned. A failure to connect is translated."""
         try:
             while True:
-                conn: Connection = side.pool.getconn()
-                if conn.closed:
-                    side.pool.putconn(conn, close=True)
-                    continue
-                with side.count_lock:
-                    side.in_use += 1
-                return conn
-        except BaseException:
-            side.slots.release()
-            raise
+                try:
+                    conn: Connection = side.pool.getconn()
+                except psycopg2.pool.PoolError:  # every connection in use
+                    conn = self._wait_for_return(side)
+                if not conn.closed:
+                    return conn
+                side.pool.putconn(conn, close=True)
+        except psycopg2.Error as exc:
+            raise translate(exc, secrets=self._secrets, context="connect") from None
+
+    def _wait_for_return(self, side: _Side) -> Connection:
+        timeout = self.config.connection_timeout
+        deadline = time.monotonic() + timeout  # real waiting: not the store's clock
+        with side.returned:
+            side.waiting += 1
+            try:
+                while True:
+                    try:
+                        return side.pool.getconn()
+                    except psycopg2.pool.PoolError:
+                        remaining = deadline - time.monotonic()
+                        if self._closed or remaining <= 0:
+                            raise BackendUnavailableError(
+                                BACKEND, "the connection pool is closed" if self._closed else
+                                f"no free connection within {timeout}s "
+                                f"(max_connections={side.maxconn} all in use)") from None
+                        side.returned.wait(remaining)
+            finally:
+                side.waiting -= 1
 
     def _give_back(self, side: _Side, conn: Connection, *, broken: bool) -> None:
         try:
@@ -256,9 +275,9 @@ class PostgresPool:
         except psycopg2.pool.PoolError:
             conn.close()
         finally:
-            with side.count_lock:
-                side.in_use -= 1
-            side.slots.release()
+            if side.waiting:  # a borrower counts itself under the lock before it retries
+                with side.returned:
+                    side.returned.notify()
 
     @contextlib.contextmanager
     def connection(self, *, read_only: bool = False) -> Iterator[Connection]:
@@ -272,34 +291,22 @@ class PostgresPool:
             raise translate(exc, secrets=self._secrets) from exc
 
     @contextlib.contextmanager
-    def _transaction(self, read_only: bool, *, autocommit: bool = False
-                     ) -> Iterator[Connection]:
+    def _transaction(self, read_only: bool) -> Iterator[Connection]:
         side = self._side(read_only)
-        try:
-            conn = self._borrow(side)
-        except psycopg2.Error as exc:
-            raise translate(exc, secrets=self._secrets, context="connect") from None
+        conn = self._borrow(side)
         broken = False
         try:
-            if autocommit:
-                conn.autocommit = True
             yield conn
-            if not autocommit:
-                conn.commit()
+            conn.commit()
         except BaseException as exc:
             broken = bool(conn.closed) or is_connection_failure(exc)
-            if not broken and not autocommit:
+            if not broken:
                 try:
                     conn.rollback()
                 except psycopg2.Error:
                     broken = True
             raise
         finally:
-            if autocommit and not conn.closed:
-                try:
-                    conn.autocommit = False
-                except psycopg2.Error:
-                    broken = True
             self._give_back(side, conn, broken=broken)
 
     # -- running ---------------------------------------------------------------------
@@ -312,19 +319,49 @@ class PostgresPool:
         once per connection, its ``PREPARE``): it runs in autocommit mode, so the statement is
         its own transaction and the call is one round trip (no ``BEGIN`` before it, no
         ``COMMIT`` after). A failure to *connect* is retried for any operation (nothing was
-        sent yet).
+        sent yet). The first attempt runs outside the retry loop (the common case pays
+        nothing for it); a failure continues in the loop as its first failure.
         """
-        def attempt() -> T:
-            with self._transaction(read_only, autocommit=single_statement) as conn, \
-                    conn.cursor() as cur:
+        attempt = self._autocommit_attempt if single_statement else self._transaction_attempt
+        try:
+            return attempt(fn, read_only)
+        except (BackendUnavailableError, psycopg2.Error) as first_failure:
+            return self._call_with_retries(lambda: attempt(fn, read_only),
+                                           idempotent=idempotent, context="",
+                                           first_failure=first_failure)
+
+    def _transaction_attempt(self, fn: Callable[[Cursor], T], read_only: bool) -> T:
+        with self._transaction(read_only) as conn, conn.cursor() as cur:
+            return fn(cur)
+
+    def _autocommit_attempt(self, fn: Callable[[Cursor], T], read_only: bool) -> T:
+        side = self._side(read_only)
+        conn = self._borrow(side)
+        broken = False
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
                 return fn(cur)
+        except BaseException as exc:
+            broken = bool(conn.closed) or is_connection_failure(exc)
+            raise
+        finally:
+            if not conn.closed:
+                try:
+                    conn.autocommit = False
+                except psycopg2.Error:
+                    broken = True
+            self._give_back(side, conn, broken=broken)
 
-        return self._call_with_retries(attempt, idempotent=idempotent, context="")
-
-    def _call_with_retries(self, fn: Callable[[], T], *, idempotent: bool, context: str) -> T:
+    def _call_with_retries(self, fn: Callable[[], T], *, idempotent: bool, context: str,
+                           first_failure: BaseException | None = None) -> T:
         failures = 0
+        pending = first_failure
         while True:
             try:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
                 return fn()
             except BackendUnavailableError as exc:
                 failures += 1
@@ -352,11 +389,11 @@ class PostgresPool:
     def stats(self) -> dict[str, Any]:
         """Connections in use / idle per side and the configured bounds."""
         def side_stats(side: _Side) -> dict[str, int]:
-            return {"in_use": side.in_use, "free": side.idle(), "max": side.maxconn,
+            return {"in_use": side.in_use(), "free": side.idle(), "max": side.maxconn,
                     "min": side.minconn}
 
         result: dict[str, Any] = {"primary": side_stats(self._primary),
-                                  "in_use": self._primary.in_use,
+                                  "in_use": self._primary.in_use(),
                                   "free": self._primary.idle()}
         if self._replica is not None:
             result["replica"] = side_stats(self._replica)
