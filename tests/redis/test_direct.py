@@ -4,16 +4,42 @@ retried, and the borrowed connection always goes back to the pool."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 from memory_resources.errors import BackendError, BackendUnavailableError
+from memory_resources.stores.redis import RedisStore
 from memory_resources.stores.redis.direct import execute
 from tests.fixtures.redis import MakeRedisStore
 from tests.servers import RedisServer
+
+
+@contextlib.contextmanager
+def paused(url: str, milliseconds: int) -> Iterator[None]:
+    """Every client of the server at ``url`` paused for ``milliseconds`` (ended on exit)."""
+    admin = redis.Redis.from_url(url)
+    try:
+        admin.execute_command("CLIENT", "PAUSE", milliseconds, "ALL")
+        yield
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+
+
+def one_connection_store(server_factory: Callable[..., RedisServer],
+                         make_store: MakeRedisStore, *, retry_attempts: int,
+                         timeout: float) -> tuple[RedisStore, str]:
+    """A store with max_connections=1 on its own throwaway server (so pausing it disturbs
+    no other test), holding context "c" = {"v": 1}; and the server's URL."""
+    server = server_factory()
+    store = make_store(url=server.url, max_connections=1, retry_attempts=retry_attempts,
+                       socket_timeout=timeout, connection_timeout=timeout)
+    store.set_context("c", {"v": 1})
+    return store, server.url
 
 
 def test_a_timed_out_attempt_is_retried_on_a_new_connection(
@@ -22,18 +48,12 @@ def test_a_timed_out_attempt_is_retried_on_a_new_connection(
     """While the server pauses every client for 0.8 s, reads time out after 0.25 s; the
     retries reconnect and the call succeeds once the pause ends, on the one pooled
     connection (max_connections=1), which is back in the pool afterwards."""
-    server = redis_server_factory()
-    store = make_redis_store(url=server.url, max_connections=1, retry_attempts=8,
-                             socket_timeout=0.25, connection_timeout=0.25)
-    store.set_context("c", {"v": 1})
-    admin = redis.Redis.from_url(server.url)
-    try:
-        admin.execute_command("CLIENT", "PAUSE", 800, "ALL")
+    store, url = one_connection_store(redis_server_factory, make_redis_store,
+                                      retry_attempts=8, timeout=0.25)
+    with paused(url, 800):
         started = time.monotonic()
         record = store.get_context("c")
         elapsed = time.monotonic() - started
-    finally:
-        admin.close()
     assert record is not None and record["data"] == {"v": 1}
     assert elapsed >= 0.25  # the first attempt really timed out
     assert store.set_context("c", {"v": 2})["version"] == 2  # the connection came back
@@ -44,20 +64,13 @@ def test_retries_run_out_into_a_typed_error(
 ) -> None:
     """A pause longer than every attempt ends in BackendUnavailableError, bounded by the
     attempts (a hang guard, not a timing assertion); the pool is not leaked."""
-    server = redis_server_factory()
-    store = make_redis_store(url=server.url, max_connections=1, retry_attempts=1,
-                             socket_timeout=0.2, connection_timeout=0.2)
-    store.set_context("c", {"v": 1})
-    admin = redis.Redis.from_url(server.url)
-    try:
-        admin.execute_command("CLIENT", "PAUSE", 3000, "ALL")
+    store, url = one_connection_store(redis_server_factory, make_redis_store,
+                                      retry_attempts=1, timeout=0.2)
+    with paused(url, 3000):
         started = time.monotonic()
         with pytest.raises(BackendUnavailableError):
             store.append_event("c", {"e": 1})
         assert time.monotonic() - started < 2.5
-    finally:
-        admin.execute_command("CLIENT", "UNPAUSE")
-        admin.close()
     assert store.append_event("c", {"e": 2})["data"] == {"e": 2}
 
 
