@@ -158,6 +158,31 @@ def test_pool_wait_ends_in_a_typed_error_after_connection_timeout(
         store.close()
 
 
+def test_closing_the_pool_wakes_its_waiters(postgres_dsn: str, pg_schema: str) -> None:
+    """A caller waiting for the only connection (connection_timeout 30 s) raises
+    BackendUnavailableError as soon as the store is closed, not after the timeout."""
+    store = PostgresStore({"dsn": postgres_dsn, "schema": pg_schema, "max_connections": 1,
+                           "connection_timeout": 30, "retry_attempts": 0})
+    raised: list[BaseException] = []
+
+    def wait_for_a_connection() -> None:
+        try:
+            store.read_flow_runs("f")
+        except BackendUnavailableError as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait_for_a_connection)
+    # The holder's own transaction fails too: close() closes borrowed connections.
+    with pytest.raises(BackendUnavailableError), store.pool.connection():
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive()  # waiting: the only connection is held
+        store.close()
+        waiter.join(5)
+    assert not waiter.is_alive()
+    assert len(raised) == 1 and "closed" in str(raised[0])
+
+
 def test_many_threads_share_a_small_pool_without_lost_wakeups(
     postgres_dsn: str, pg_schema: str
 ) -> None:

@@ -404,7 +404,8 @@ class PostgresPool:
         return self._closed
 
     def close(self) -> None:
-        """Close every pooled connection (borrowed ones close when given back). Idempotent."""
+        """Close every pooled connection (borrowed ones close when given back) and wake
+        callers waiting for one (they raise). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -412,6 +413,8 @@ class PostgresPool:
             if side is not None:
                 with contextlib.suppress(psycopg2.pool.PoolError):
                     side.pool.closeall()
+                with side.returned:
+                    side.returned.notify_all()
 
     def __repr__(self) -> str:
         return f"PostgresPool(schema={self.schema!r}, closed={self._closed})"
