@@ -6,7 +6,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from json.encoder import encode_basestring
-from typing import Any, NamedTuple
+from typing import Any
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...codec import decode, encode
@@ -26,16 +26,6 @@ from .scripts import Scripts, run
 from .timefmt import iso_utc, iso_utc_and_later
 
 _log = get_logger(__name__)
-
-
-class _ContextWrite(NamedTuple):
-    """One prepared set_context: validated id, encoded data, TTL and its timestamps."""
-
-    cid: str
-    payload: str
-    ttl: int | None
-    updated_at: str
-    expires_at: str | None
 
 
 _BUILD_ERRORS: tuple[type[BaseException], ...] = (*CAUGHT, ValueError)
@@ -156,27 +146,19 @@ class RedisStore:
 
     # -- context ---------------------------------------------------------------------------
 
-    def _prepare_context(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
-        self.keys.checked_pair(context_id, "context_id")
-        cid: str = context_id
+    def _prepare_context(self, context_id: Any, data: Any, ttl: Any
+                         ) -> tuple[tuple[str, str], str, int | None]:
+        """The keys, encoded data and TTL (``default_ttl`` when None) of one write."""
+        keys = self.keys.checked_pair(context_id, "context_id")
         payload = encode(require_dict(data, "data"), field="data",
                          max_bytes=self.config.max_payload_bytes)
-        seconds = require_ttl(ttl)
-        if seconds is None:
-            seconds = self.config.default_ttl
-        return cid, payload, seconds
-
-    def _stamp(self, cid: str, payload: str, ttl: int | None, now: float) -> _ContextWrite:
-        return _ContextWrite(cid, payload, ttl, *iso_utc_and_later(now, ttl))
+        return keys, payload, self.config.default_ttl if ttl is None else require_ttl(ttl)
 
     def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
                     ) -> ContextRecord:
         """Store ``data`` (one atomic script: new version, ``SET`` with ``PX``, the event
         stream given the same expiry, or none when ``ttl`` is None)."""
-        keys = self.keys.checked_pair(context_id, "context_id")
-        payload = encode(require_dict(data, "data"), field="data",
-                         max_bytes=self.config.max_payload_bytes)
-        seconds = self.config.default_ttl if ttl is None else require_ttl(ttl)
+        keys, payload, seconds = self._prepare_context(context_id, data, ttl)
         client, scripts = self._client, self._scripts
         if client is None or scripts is None:
             client, scripts = self._open()
@@ -219,28 +201,24 @@ class RedisStore:
         context is set atomically; the batch as a whole is not a transaction.
         """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
-        prepared = []
+        prepared: list[tuple[str, tuple[str, str], str]] = []
+        seconds = None
         for index, pair in enumerate(pairs):
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise MemoryValidationError(f"items[{index}]", "must be a (context_id, data) pair")
-            prepared.append(self._prepare_context(pair[0], pair[1], ttl))
+            keys, payload, seconds = self._prepare_context(pair[0], pair[1], ttl)
+            prepared.append((pair[0], keys, payload))
         if not prepared:
             return []
-        self._open()
-        now = self.clock.time()
-        stamps: dict[int | None, _ContextWrite] = {}
-        writes = []
-        for cid, payload, seconds in prepared:
-            stamp = stamps.get(seconds)
-            if stamp is None:
-                stamp = stamps[seconds] = self._stamp("", "", seconds, now)
-            writes.append(stamp._replace(cid=cid, payload=payload))
+        updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         try:
             replies = self._batcher.run(lambda s: s.set_context, [
-                (self.keys.checked_pair(w.cid, "context_id"), _set_args(*w)) for w in writes])
+                (keys, _set_args(cid, payload, seconds, updated_at, expires_at))
+                for cid, keys, payload in prepared])
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return [_context_record(*w, reply) for w, reply in zip(writes, replies, strict=True)]
+        return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
+                for (cid, _, payload), reply in zip(prepared, replies, strict=True)]
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""
