@@ -38,6 +38,8 @@ def iso(value: dt.datetime) -> str:
     """The library's ISO-8601 UTC form with microseconds."""
     if value.tzinfo is not dt.timezone.utc:  # sessions run with TimeZone=UTC: rarely taken
         value = value.astimezone(dt.timezone.utc)
+    if value.microsecond:  # the same text; isoformat() parses no keyword (hot in reads)
+        return value.isoformat()
     return value.isoformat(timespec="microseconds")
 
 
