@@ -60,10 +60,6 @@ def parse_time(value: Any, field: str) -> dt.datetime:
         ) from None
 
 
-def opt_time(value: Any, field: str) -> dt.datetime | None:
-    return None if value is None else parse_time(value, field)
-
-
 def to_json(value: Any, field: str, max_bytes: int | None) -> str:
     """Encode for a JSONB column: NUL characters are refused (JSONB cannot store them)."""
     return codec.encode(value, field=field, max_bytes=max_bytes, reject_nul=True)
