@@ -159,9 +159,7 @@ class RedisStore:
         """Store ``data`` (one atomic script: new version, ``SET`` with ``PX``, the event
         stream given the same expiry, or none when ``ttl`` is None)."""
         keys, payload, seconds = self._prepare_context(context_id, data, ttl)
-        client, scripts = self._client, self._scripts
-        if client is None or scripts is None:
-            client, scripts = self._open()
+        client, scripts = self._open()
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         try:
             reply = run(scripts.set_context, client, keys,
@@ -173,9 +171,7 @@ class RedisStore:
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
         key = self.keys.checked_pair(context_id, "context_id")[0]
-        client = self._client
-        if client is None:
-            client = self._open()[0]
+        client = self._open()[0]
         try:
             raw = execute(client, "GET", key)
         except CAUGHT as exc:
@@ -246,9 +242,7 @@ class RedisStore:
         cid: str = context_id
         payload = encode(require_dict(event, "event"), field="event",
                          max_bytes=self.config.max_payload_bytes)
-        client, scripts = self._client, self._scripts
-        if client is None or scripts is None:
-            client, scripts = self._open()
+        client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
         maxlen = self.config.events_maxlen
         try:
