@@ -6,6 +6,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .capture.declare import register_declarers as _register_declarers
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -59,6 +60,17 @@ def __dir__() -> list[str]:
     # lazy names so the block classes are found.
     return sorted({*globals(), *_LAZY})
 
+
+def _prefect_declarers() -> Any:
+    from .capture.declare import Declarers
+    from .prefect.capture import remember, remembered_task
+
+    return Declarers(remember, remembered_task)
+
+
+# The package root composes the layers: it tells the blocks (below ``prefect/``) where
+# ``MemoryStore.capture`` / ``.task`` come from, without the blocks importing ``prefect/``.
+_register_declarers(_prefect_declarers)
 
 if "prefect.blocks.core" in sys.modules:
     # Imported by Prefect (the ``prefect.collections`` entry point, e.g. when the server

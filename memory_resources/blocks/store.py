@@ -37,10 +37,10 @@ from .vector import VectorMemory
 
 if TYPE_CHECKING:
     from ..api import MemoryAPI
+    from ..capture.outbox import Outbox, OutboxTarget
+    from ..capture.writer import CaptureStores, CaptureWriter
     from ..handles import ContextHandle
     from ..locking import Lock
-    from ..prefect.outbox import Outbox, OutboxTarget
-    from ..prefect.writer import CaptureStores, CaptureWriter
 
 F = TypeVar("F")
 
@@ -59,9 +59,8 @@ LOGO_URL = (  # Prefect's own block logo for local files (the embedded default),
 class _Runtime:
     """The live objects of one configuration in this process."""
 
-    def __init__(self, api: MemoryAPI, stores: CaptureStores) -> None:
+    def __init__(self, api: MemoryAPI) -> None:
         self.api = api
-        self.stores = stores
 
 
 _RUNTIMES: dict[str, _Runtime] = {}
@@ -153,7 +152,7 @@ class MemoryStore(Block):
         ```python
         from prefect import flow, task
         from memory_resources.blocks import MemoryStore
-        from memory_resources.prefect import remember
+        from memory_resources import remember
 
         memory = MemoryStore.load("BLOCK_NAME")
 
@@ -320,16 +319,14 @@ class MemoryStore(Block):
         from ..api import MemoryAPI
         from ..api_build import compose_from_configs
         from ..clock import SYSTEM_CLOCK
-        from ..prefect.writer import CaptureStores
 
         configs = self.backend_configs()
         composition = compose_from_configs(
             configs["redis"], configs["postgres"], configs["vector"], configs["embedded"],
             SYSTEM_CLOCK,
         )
-        roles = composition.roles
-        api = MemoryAPI.from_stores(**roles, owns_stores=True)
-        return _Runtime(api, CaptureStores(history=roles["history"], outputs=roles["outputs"]))
+        api = MemoryAPI.from_stores(**composition.roles, owns_stores=True)
+        return _Runtime(api)
 
     @property
     def api(self) -> MemoryAPI:
@@ -353,9 +350,9 @@ class MemoryStore(Block):
         One per process per configuration and outbox file; ``outbox``/``target`` let the
         replay command drain records kept under another file or an older configuration.
         """
-        from ..prefect.outbox import Outbox as OutboxFile
-        from ..prefect.outbox import default_outbox_path
-        from ..prefect.writer import CaptureWriter
+        from ..capture.outbox import Outbox as OutboxFile
+        from ..capture.outbox import default_outbox_path
+        from ..capture.writer import CaptureWriter
 
         if outbox is None:
             outbox_key = str(Path(self.outbox_path or default_outbox_path()).expanduser())
@@ -375,19 +372,17 @@ class MemoryStore(Block):
         return writer
 
     def _capture_stores(self) -> CaptureStores:
-        runtime = self._runtime()
-        api_ensure = getattr(runtime.api, "_ensure", None)
-        if api_ensure is not None:  # connect through the API so it tracks the connection
-            api_ensure(runtime.stores.history)
-            api_ensure(runtime.stores.outputs)
-        return runtime.stores
+        from ..capture.writer import CaptureStores
+
+        api = self._runtime().api  # connected through the API, which tracks the connection
+        return CaptureStores(history=api.store("history"), outputs=api.store("outputs"))
 
     def outbox_target(self) -> OutboxTarget:
         """How ``memory-resources outbox replay`` finds this store again."""
         return self._identity()[1]
 
     def _compute_outbox_target(self, fingerprint: str) -> OutboxTarget:
-        from ..prefect.outbox import OutboxTarget
+        from ..capture.outbox import OutboxTarget
 
         config = None
         configs = self.backend_configs()
@@ -415,15 +410,15 @@ class MemoryStore(Block):
 
     def capture(self, flow: F, **options: Any) -> F:
         """Attach the capture hooks to ``flow`` (same as ``remember(self, **options)(flow)``)."""
-        from ..prefect.capture import remember
+        from ..capture.declare import declarers
 
-        return remember(self, **options)(flow)
+        return declarers().remember(self, **options)(flow)  # type: ignore[no-any-return]
 
     def task(self, fn: Any = None, /, **task_options: Any) -> Any:
         """A drop-in ``@task`` whose every run's return value is stored in this memory."""
-        from ..prefect.capture import remembered_task
+        from ..capture.declare import declarers
 
-        return remembered_task(self, fn, **task_options)
+        return declarers().remembered_task(self, fn, **task_options)
 
 
 def memory_store_from_target_config(config: dict[str, Any]) -> MemoryStore:
@@ -444,4 +439,24 @@ def memory_store_from_target_config(config: dict[str, Any]) -> MemoryStore:
         raise ConfigurationError(f"outbox target config cannot be rebuilt: {exc}") from exc
 
 
-__all__ = ["MemoryStore", "close_all", "memory_store_from_target_config"]
+def memory_store_for_target(target: OutboxTarget) -> MemoryStore:
+    """The store an outbox target's records go to (the resolver of ``replay_outbox``):
+    the saved block it was captured with (loaded by name from the Prefect API), else the
+    secret-free configuration recorded with the target (e.g. the embedded default)."""
+    if target.block_name:
+        loader: Any = MemoryStore.load  # async_dispatch: _sync=True forces the sync path
+        return loader(target.block_name, _sync=True)  # type: ignore[no-any-return]
+    if target.config is not None:
+        return memory_store_from_target_config(target.config)
+    raise ConfigurationError(
+        f"outbox target {target.label!r} was captured with a configuration holding secrets "
+        "and no saved block: replay it with --block NAME"
+    )
+
+
+__all__ = [
+    "MemoryStore",
+    "close_all",
+    "memory_store_for_target",
+    "memory_store_from_target_config",
+]

@@ -31,7 +31,7 @@ _OUTBOX_OPTION = typer.Option(
 
 
 def _open(path: Path | None) -> Any:
-    from ..prefect.outbox import Outbox
+    from ..capture.outbox import Outbox
 
     return Outbox(path)
 
@@ -80,12 +80,11 @@ def outbox_replay(
     from rich.console import Console
     from rich.table import Table
 
-    from ..prefect.replay import replay_outbox
+    from ..blocks.store import MemoryStore, memory_store_for_target
+    from ..capture.replay import replay_outbox
 
     memory = None
     if block is not None:
-        from ..blocks.store import MemoryStore
-
         try:
             loader: Any = MemoryStore.load
             memory = loader(block, _sync=True)
@@ -93,7 +92,7 @@ def outbox_replay(
             typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
             raise typer.Exit(code=2) from None
     outbox = _open(path)
-    results = replay_outbox(outbox, memory=memory)
+    results = replay_outbox(outbox, memory=memory, resolve=memory_store_for_target)
     outbox.close()
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))

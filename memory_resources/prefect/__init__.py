@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
+from ..capture.masking import MASK, capture_parameters, mask_value
+from ..capture.outbox import Outbox, OutboxTarget, default_outbox_path
+from ..capture.writer import CaptureStores, CaptureWriter, ReplayReport
 from .artifacts import summarize
 from .capture import current_memory, referenced_tasks, remember, remembered_task
 from .hooks import SKIP_TAG, CaptureTarget, FlowCaptureHook, TaskCaptureHook
-from .masking import MASK, capture_parameters, mask_value
-from .outbox import Outbox, OutboxTarget, default_outbox_path
-from .writer import CaptureStores, CaptureWriter, ReplayReport
 
 __all__ = [
     "MASK",

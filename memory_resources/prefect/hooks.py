@@ -3,7 +3,7 @@
 Prefect calls a flow hook as ``hook(flow, flow_run, state)`` and a task hook as
 ``hook(task, task_run, state)``, synchronously in the run's process, and only logs an
 exception a hook raises. These hooks never raise: every failure ends in the outbox through
-:class:`~memory_resources.prefect.writer.CaptureWriter`, with a structlog warning.
+:class:`~memory_resources.capture.writer.CaptureWriter`, with a structlog warning.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import threading
 import typing
 from typing import Any, Protocol
 
+from ..capture.masking import MASK, safe_value
+from ..capture.writer import CaptureWriter
 from ..log import get_logger
 from ..records import FlowRunWrite
 from ..runinfo import acting_as
-from .masking import MASK, safe_value
 from .runrecord import annotations_of, flow_run_write, iso, run_parameters
-from .writer import CaptureWriter
 
 _log = get_logger(__name__)
 

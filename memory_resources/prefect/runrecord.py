@@ -15,10 +15,10 @@ import typing
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..capture.masking import capture_parameters, safe_value
 from ..clock import utc_iso
 from ..log import get_logger
 from ..records import FlowRunWrite
-from .masking import capture_parameters, safe_value
 
 _log = get_logger(__name__)
 

@@ -18,8 +18,8 @@ from prefect.testing.standard_test_suites.blocks import BlockStandardTestSuite
 from pydantic import SecretStr
 
 from memory_resources.blocks import MemoryStore, PostgresMemory, RedisMemory, VectorMemory
+from memory_resources.capture.outbox import Outbox
 from memory_resources.prefect import remember
-from memory_resources.prefect.outbox import Outbox
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_BLOCKS = [MemoryStore, RedisMemory, PostgresMemory, VectorMemory]

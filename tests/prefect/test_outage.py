@@ -13,12 +13,12 @@ from prefect import flow, task
 from typer.testing import CliRunner
 
 from memory_resources.blocks import MemoryStore, PostgresMemory
+from memory_resources.capture.outbox import Outbox, OutboxTarget
+from memory_resources.capture.writer import CaptureStores, CaptureWriter
 from memory_resources.cli import app
 from memory_resources.config import EmbeddedConfig
 from memory_resources.errors import BackendUnavailableError
 from memory_resources.prefect import remember
-from memory_resources.prefect.outbox import Outbox, OutboxTarget
-from memory_resources.prefect.writer import CaptureStores, CaptureWriter
 from memory_resources.stores.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]

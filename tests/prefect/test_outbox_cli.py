@@ -8,9 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from memory_resources.blocks import MemoryStore
+from memory_resources.capture.outbox import Outbox
 from memory_resources.cli import app
 from memory_resources.errors import BackendUnavailableError
-from memory_resources.prefect.outbox import Outbox
 from memory_resources.records import FlowRunWrite
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from memory_resources.capture.outbox import Outbox, OutboxTarget
+from memory_resources.capture.writer import CaptureStores, CaptureWriter
 from memory_resources.config import EmbeddedConfig
 from memory_resources.errors import BackendUnavailableError
-from memory_resources.prefect.outbox import Outbox, OutboxTarget
-from memory_resources.prefect.writer import CaptureStores, CaptureWriter
 from memory_resources.records import FlowRunWrite
 from memory_resources.stores.sqlite import SQLiteStore
 

@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, SecretStr
 
+from memory_resources.capture.masking import MASK, capture_parameters, mask_value, safe_value
 from memory_resources.codec import encode
-from memory_resources.prefect.masking import MASK, capture_parameters, mask_value, safe_value
 
 
 class Creds(BaseModel):

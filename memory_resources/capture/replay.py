@@ -1,20 +1,27 @@
 """Replay the outbox into the stores it was meant for (``memory-resources outbox replay``).
 
-Each target of the outbox is reached, in this order: the ``MemoryStore`` given by the
-caller (``--block NAME``); the saved block the target was captured with (loaded by name
-from the Prefect API); the secret-free configuration recorded with the target (e.g. the
-embedded default). A target whose configuration holds secrets and was not saved as a block
-needs ``--block``. Replays are idempotent: history rows are upserts, an output already
-stored is skipped.
+Each target of the outbox is reached through the caller: either one store given as
+``memory`` (``--block NAME``), or a ``resolve(target)`` function that rebuilds the store a
+target was captured with (the blocks layer provides
+:func:`memory_resources.blocks.store.memory_store_for_target`: the saved block by name, else
+the secret-free configuration recorded with the target). A store is anything with
+``capture_writer(outbox=..., target=...)`` and ``outbox_target()``. Replays are idempotent:
+history rows are upserts, an output already stored is skipped.
+
+This module imports neither Prefect nor the blocks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigurationError
 from .outbox import Outbox, OutboxTarget
+
+Resolver = Callable[[OutboxTarget], Any]
+"""Builds the store an outbox target's records go to."""
 
 
 @dataclasses.dataclass
@@ -29,22 +36,17 @@ class TargetReplay:
     error: str | None = None
 
 
-def _store_for(target: OutboxTarget) -> Any:
-    from ..blocks.store import MemoryStore, memory_store_from_target_config
+def replay_outbox(
+    outbox: Outbox, *, memory: Any = None, resolve: Resolver | None = None
+) -> list[TargetReplay]:
+    """Replay every pending target through ``resolve`` (or only ``memory``'s records into
+    ``memory``)."""
+    if memory is None and resolve is None:
+        raise ConfigurationError("replay_outbox needs memory= or resolve=")
 
-    if target.block_name:
-        loader: Any = MemoryStore.load
-        return loader(target.block_name, _sync=True)
-    if target.config is not None:
-        return memory_store_from_target_config(target.config)
-    raise ConfigurationError(
-        f"outbox target {target.label!r} was captured with a configuration holding secrets "
-        "and no saved block: replay it with --block NAME"
-    )
+    def store_for(target: OutboxTarget) -> Any:
+        return memory if memory is not None or resolve is None else resolve(target)
 
-
-def replay_outbox(outbox: Outbox, *, memory: Any = None) -> list[TargetReplay]:
-    """Replay every pending target (or only ``memory``'s records into ``memory``)."""
     known = {t.target: t for t in outbox.targets()}
     pending = {entry.target for entry in outbox.pending()}
     results: list[TargetReplay] = []
@@ -60,7 +62,7 @@ def replay_outbox(outbox: Outbox, *, memory: Any = None) -> list[TargetReplay]:
     for target in targets:
         result = TargetReplay(target.target, target.label)
         try:
-            store = memory if memory is not None else _store_for(target)
+            store = store_for(target)
             report = store.capture_writer(outbox=outbox, target=target).replay()
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
@@ -75,4 +77,4 @@ def replay_outbox(outbox: Outbox, *, memory: Any = None) -> list[TargetReplay]:
     return results
 
 
-__all__ = ["TargetReplay", "replay_outbox"]
+__all__ = ["Resolver", "TargetReplay", "replay_outbox"]

@@ -2,7 +2,7 @@
 
 :class:`CaptureWriter` never raises. A write is tried against the store; on any failure
 (backend down, bad value, store not buildable) a structlog warning is logged and the record
-is kept in the :class:`~memory_resources.prefect.outbox.Outbox`. Before each write, pending
+is kept in the :class:`~memory_resources.capture.outbox.Outbox`. Before each write, pending
 records of the same target are replayed first, so records of one run land in order and the
 outbox drains at the next successful write. After a failure the store is not retried for
 ``retry_after`` seconds (records go straight to the outbox), so a dead backend does not slow
