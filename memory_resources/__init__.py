@@ -20,14 +20,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .api import MemoryAPI
+    from .api_async import AsyncMemoryAPI
     from .blocks import MemoryStore, PostgresMemory, RedisMemory, VectorMemory
     from .default import configure_memory_api, get_memory_api, reset_memory_api, set_memory_api
     from .handles import ContextHandle
     from .locking import Lock
+    from .locking_async import AsyncLock
     from .prefect import current_memory, remember, remembered_task
 
 _LAZY: dict[str, str] = {
     "MemoryAPI": "memory_resources.api",
+    "AsyncMemoryAPI": "memory_resources.api_async",
+    "AsyncLock": "memory_resources.locking_async",
     "ContextHandle": "memory_resources.handles",
     "Lock": "memory_resources.locking",
     "configure_memory_api": "memory_resources.default",
@@ -82,6 +86,8 @@ if "prefect.blocks.core" in sys.modules:
 
 
 __all__ = [
+    "AsyncLock",
+    "AsyncMemoryAPI",
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",

@@ -19,7 +19,15 @@ from .api_build import (
     compose_from_configs,
     compose_from_stores,
 )
-from .api_inputs import argument_names, flow_run_write, optional_timestamp
+from .api_inputs import (
+    MAX_LIMIT,
+    argument_names,
+    audit_query,
+    flow_run_write,
+    history_query,
+    lock_options,
+    task_output_ids,
+)
 from .api_lifecycle import StoreConnections
 from .api_monitor import backend_name, health, memory_stats
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
@@ -43,7 +51,6 @@ from .validation import (
     require_dict,
     require_id,
     require_positive_int,
-    require_positive_seconds,
     require_ttl,
 )
 
@@ -56,8 +63,6 @@ _EVENT_NAMES = argument_names(data="event")
 _HISTORY_NAMES = argument_names(record="data")
 _INDEX_NAMES = argument_names(vectors="embedding", vector="embedding")
 _QUERY_NAMES = argument_names(vector="query_embedding", filter="filter_metadata")
-MAX_LIMIT = 100_000
-"""Largest ``limit`` / ``top_k`` a read accepts."""
 
 
 def _optional_limit(value: Any, field: str = "limit") -> int | None:
@@ -250,18 +255,8 @@ class MemoryAPI:
         """History rows newest first; ``flow_id=None`` reads every flow; ``status``,
         ``flow_name`` (exact) and ``since`` (inclusive) / ``until`` (exclusive) — ISO strings
         or datetimes, on the row's creation time — filter them."""
-        flow_id = optional_id(flow_id, "flow_id")
-        run_id = optional_id(run_id, "run_id")
-        limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
-        status = optional_id(status, "status")
-        since = optional_timestamp(since, "since")
-        until = optional_timestamp(until, "until")
-        flow_name = optional_id(flow_name, "flow_name")
-        return list(self._ensure(self._history).read_flow_runs(
-            flow_id, run_id, limit,
-            status=status.strip().lower() if status else None, since=since, until=until,
-            flow_name=flow_name,
-        ))
+        args, filters = history_query(flow_id, run_id, limit, status, since, until, flow_name)
+        return list(self._ensure(self._history).read_flow_runs(*args, **filters))
 
     def write_task_output(
         self,
@@ -287,12 +282,9 @@ class MemoryAPI:
         flow_run_id: str | None = None,
     ) -> TaskOutputRecord:
         """:meth:`write_task_output`, returning the stored version."""
-        task_id = require_id(task_id, "task_id")
-        metadata = optional_dict(metadata, "metadata")
-        task_run_id = optional_id(task_run_id, "task_run_id")
-        flow_run_id = optional_id(flow_run_id, "flow_run_id")
+        task_id, metadata, ids = task_output_ids(task_id, metadata, task_run_id, flow_run_id)
         record: TaskOutputRecord = self._ensure(self._outputs).write_task_output(
-            task_id, output, metadata, task_run_id=task_run_id, flow_run_id=flow_run_id)
+            task_id, output, metadata, **ids)
         return record
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
@@ -318,12 +310,7 @@ class MemoryAPI:
     ) -> list[AuditRecord]:
         """Audit rows newest first, filtered by operation, target, acting flow run and time."""
         return list(self._ensure(self._audit).read_audit(
-            operation=optional_id(operation, "operation"),
-            target=optional_id(target, "target"),
-            flow_run_id=optional_id(flow_run_id, "flow_run_id"),
-            since=optional_timestamp(since, "since"),
-            limit=require_positive_int(limit, "limit", maximum=MAX_LIMIT),
-        ))
+            **audit_query(operation, target, flow_run_id, since, limit)))
 
     # -- vectors ---------------------------------------------------------------------------
 
@@ -379,15 +366,8 @@ class MemoryAPI:
              auto_extend: bool = False) -> Lock:
         """A :class:`~memory_resources.locking.Lock` on ``name`` (not acquired yet); with
         ``auto_extend`` a watchdog keeps the lease alive while it is held."""
-        name = require_id(name, "lock_name")
-        timeout = require_positive_seconds(timeout, "timeout")
-        if blocking_timeout is not None:
-            require_positive_seconds(blocking_timeout, "blocking_timeout", allow_zero=True)
-        if not isinstance(auto_extend, bool):
-            raise MemoryValidationError("auto_extend", f"must be a bool, got {auto_extend!r}")
-        return Lock(self._ensure(self._locks), name, timeout=timeout,
-                    blocking_timeout=blocking_timeout, auto_extend=auto_extend,
-                    clock=self._clock)
+        return Lock(self._ensure(self._locks), clock=self._clock,
+                    **lock_options(name, timeout, blocking_timeout, auto_extend))
 
     def context(self, session_id: str, *, ttl: int | None = None) -> ContextHandle:
         """A handle bound to one context id (``get``, ``set``, ``update``,

@@ -20,7 +20,14 @@ from .errors import (
     SerializationError,
 )
 from .records import FlowRunWrite
-from .validation import require_dict, require_id
+from .validation import (
+    optional_dict,
+    optional_id,
+    require_dict,
+    require_id,
+    require_positive_int,
+    require_positive_seconds,
+)
 
 _TEXT_KEYS = ("flow_name", "state_name", "deployment_id", "parent_run_id")
 _TIME_KEYS = ("started_at", "ended_at", "created_at")
@@ -176,3 +183,55 @@ def _rename(exc: MemoryValidationError, names: dict[str, str]) -> MemoryValidati
         MemoryValidationError.__init__(clone, field, exc.problem, hint=exc.hint)
         return clone
     return None
+
+
+MAX_LIMIT = 100_000
+"""Largest ``limit`` / ``top_k`` a read accepts."""
+
+
+def history_query(flow_id: Any, run_id: Any, limit: Any, status: Any, since: Any,
+                  until: Any, flow_name: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The checked arguments of ``read_flow_run_history`` as the store's (args, kwargs)."""
+    flow_id = optional_id(flow_id, "flow_id")
+    run_id = optional_id(run_id, "run_id")
+    limit = require_positive_int(limit, "limit", maximum=MAX_LIMIT)
+    status = optional_id(status, "status")
+    return (flow_id, run_id, limit), {
+        "status": status.strip().lower() if status else None,
+        "since": optional_timestamp(since, "since"),
+        "until": optional_timestamp(until, "until"),
+        "flow_name": optional_id(flow_name, "flow_name"),
+    }
+
+
+def audit_query(operation: Any, target: Any, flow_run_id: Any, since: Any, limit: Any
+                ) -> dict[str, Any]:
+    """The checked arguments of ``read_audit_log`` as the store's keyword arguments."""
+    return {
+        "operation": optional_id(operation, "operation"),
+        "target": optional_id(target, "target"),
+        "flow_run_id": optional_id(flow_run_id, "flow_run_id"),
+        "since": optional_timestamp(since, "since"),
+        "limit": require_positive_int(limit, "limit", maximum=MAX_LIMIT),
+    }
+
+
+def lock_options(name: Any, timeout: Any, blocking_timeout: Any, auto_extend: Any
+                 ) -> dict[str, Any]:
+    """The checked arguments of ``MemoryAPI.lock`` as a lock handle's keyword arguments."""
+    name = require_id(name, "lock_name")
+    timeout = require_positive_seconds(timeout, "timeout")
+    if blocking_timeout is not None:
+        require_positive_seconds(blocking_timeout, "blocking_timeout", allow_zero=True)
+    if not isinstance(auto_extend, bool):
+        raise MemoryValidationError("auto_extend", f"must be a bool, got {auto_extend!r}")
+    return {"name": name, "timeout": timeout, "blocking_timeout": blocking_timeout,
+            "auto_extend": auto_extend}
+
+
+def task_output_ids(task_id: Any, metadata: Any, task_run_id: Any, flow_run_id: Any
+                    ) -> tuple[str, Any, dict[str, Any]]:
+    """The checked task id, metadata and run ids of ``write_task_output``."""
+    return (require_id(task_id, "task_id"), optional_dict(metadata, "metadata"),
+            {"task_run_id": optional_id(task_run_id, "task_run_id"),
+             "flow_run_id": optional_id(flow_run_id, "flow_run_id")})

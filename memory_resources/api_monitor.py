@@ -38,7 +38,17 @@ def _store_health(store: Any, ensure: Callable[[Any], None]) -> HealthReport:
         else:
             report = dict(check())  # type: ignore[assignment]
     except Exception as exc:
-        report = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"}
+        report = failed_report(exc)
+    return finish_report(report, store, started)
+
+
+def failed_report(exc: BaseException) -> HealthReport:
+    """The report of a store whose connect or check raised ``exc``."""
+    return {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def finish_report(report: HealthReport, store: Any, started: float) -> HealthReport:
+    """Fill ``backend`` and ``latency_ms`` (since ``started``) and force a known status."""
     report.setdefault("backend", backend_name(store))
     report.setdefault("latency_ms", round((time.perf_counter() - started) * 1000, 3))
     if report.get("status") not in _RANK:
@@ -48,13 +58,16 @@ def _store_health(store: Any, ensure: Callable[[Any], None]) -> HealthReport:
 
 def health(roles: dict[str, Any], ensure: Callable[[Any], None], timestamp: str) -> JSONDict:
     """Check each distinct store once and report per adapter, worst status first."""
-    reports: dict[int, HealthReport] = {}
+    reports = {id(store): _store_health(store, ensure) for store in distinct_stores(roles)}
+    return health_of(roles, reports, timestamp)
+
+
+def health_of(roles: dict[str, Any], reports: dict[int, HealthReport], timestamp: str
+              ) -> JSONDict:
+    """The spec's health shape from each distinct store's report (keyed by ``id``)."""
     adapters: dict[str, JSONDict] = {}
     for adapter, names in ADAPTER_ROLES.items():
         stores = distinct_stores(roles, names)
-        for store in stores:
-            if id(store) not in reports:
-                reports[id(store)] = _store_health(store, ensure)
         if len(stores) == 1:
             entry: JSONDict = dict(reports[id(stores[0])])
         else:
@@ -95,16 +108,31 @@ def _store_stats(store: Any, ensure: Callable[[Any], None]) -> JSONDict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def stats_stores(roles: dict[str, Any]) -> list[Any]:
+    """The stores whose statistics :func:`memory_stats` reports (each adapter's first)."""
+    return _distinct_first(roles)
+
+
+def _distinct_first(roles: dict[str, Any]) -> list[Any]:
+    seen: dict[int, Any] = {}
+    for names in ADAPTER_ROLES.values():
+        seen.setdefault(id(roles[names[0]]), roles[names[0]])
+    return list(seen.values())
+
+
 def memory_stats(roles: dict[str, Any], ensure: Callable[[Any], None],
                  timestamp: str) -> JSONDict:
     """Each adapter's statistics (the store serving its first role), with the spec's key
     present; an adapter whose backend fails carries ``error`` and ``None`` for that key."""
-    cache: dict[int, JSONDict] = {}
+    cache = {id(store): _store_stats(store, ensure) for store in stats_stores(roles)}
+    return stats_of(roles, cache, timestamp)
+
+
+def stats_of(roles: dict[str, Any], cache: dict[int, JSONDict], timestamp: str) -> JSONDict:
+    """The spec's statistics shape from each store's ``stats()`` (keyed by ``id``)."""
     adapters: dict[str, JSONDict] = {}
     for adapter, names in ADAPTER_ROLES.items():
         store = roles[names[0]]
-        if id(store) not in cache:
-            cache[id(store)] = _store_stats(store, ensure)
         stats = dict(cache[id(store)])
         stats.setdefault("backend", backend_name(store))
         if "error" in stats:

@@ -24,7 +24,23 @@ UNSET: Final = _Unset()
 """Marker for "use the handle's TTL" (``None`` means no expiry)."""
 
 
-class ContextHandle:
+class HandleCore:
+    """The session id and TTL rules shared by :class:`ContextHandle` and
+    :class:`~memory_resources.handles_async.AsyncContextHandle`."""
+
+    def __init__(self, api: Any, session_id: str, *, ttl: int | None = None) -> None:
+        self.api = api
+        self.session_id = require_id(session_id, "session_id")
+        self.ttl = require_ttl(ttl, "ttl")
+
+    def _ttl(self, ttl: int | _Unset | None) -> int | None:
+        return self.ttl if isinstance(ttl, _Unset) else require_ttl(ttl, "ttl")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(session_id={self.session_id!r}, ttl={self.ttl})"
+
+
+class ContextHandle(HandleCore):
     """The context and event stream of ``session_id``.
 
     ``ttl`` (seconds, or None for no expiry) applies to every write that does not give its
@@ -32,13 +48,10 @@ class ContextHandle:
     ``memory.lock(...)`` around it when several writers share a session.
     """
 
-    def __init__(self, api: MemoryAPI, session_id: str, *, ttl: int | None = None) -> None:
-        self.api = api
-        self.session_id = require_id(session_id, "session_id")
-        self.ttl = require_ttl(ttl, "ttl")
+    api: MemoryAPI
 
-    def _ttl(self, ttl: int | _Unset | None) -> int | None:
-        return self.ttl if isinstance(ttl, _Unset) else require_ttl(ttl, "ttl")
+    def __init__(self, api: MemoryAPI, session_id: str, *, ttl: int | None = None) -> None:
+        super().__init__(api, session_id, ttl=ttl)
 
     def get(self) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
@@ -73,8 +86,5 @@ class ContextHandle:
         """Remove the context and its events; False if there was nothing to remove."""
         return self.api.clear_context(self.session_id)
 
-    def __repr__(self) -> str:
-        return f"ContextHandle(session_id={self.session_id!r}, ttl={self.ttl})"
 
-
-__all__ = ["UNSET", "ContextHandle"]
+__all__ = ["UNSET", "ContextHandle", "HandleCore"]

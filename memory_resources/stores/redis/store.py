@@ -149,10 +149,7 @@ class RedisStore:
     def _prepare_context(self, context_id: Any, data: Any, ttl: Any
                          ) -> tuple[tuple[str, str], str, int | None]:
         """The keys, encoded data and TTL (``default_ttl`` when None) of one write."""
-        keys = self.keys.checked_pair(context_id, "context_id")
-        payload = encode(require_dict(data, "data"), field="data",
-                         max_bytes=self.config.max_payload_bytes)
-        return keys, payload, self.config.default_ttl if ttl is None else require_ttl(ttl)
+        return prepare_context(self.keys, self.config, context_id, data, ttl)
 
     def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
                     ) -> ContextRecord:
@@ -238,34 +235,23 @@ class RedisStore:
 
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         """``XADD`` (``MAXLEN ~ events_maxlen`` when set); the stream keeps the context's TTL."""
-        keys = self.keys.checked_pair(context_id, "context_id")
-        cid: str = context_id
-        payload = encode(require_dict(event, "event"), field="event",
-                         max_bytes=self.config.max_payload_bytes)
+        keys, payload = prepare_event(self.keys, self.config, context_id, event)
         client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
-        maxlen = self.config.events_maxlen
         try:
             event_id = run(scripts.append_event, client, keys,
-                           (payload, timestamp, "" if maxlen is None else str(maxlen)))
+                           _event_args(self.config, payload, timestamp))
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
-        return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
-                "data": decode(payload)}
+        return _event_record(context_id, event_id, timestamp, payload)
 
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
         """Events in append order via ``XRANGE``; ``since`` is an exclusive stream id."""
-        cid = require_id(context_id, "context_id")
-        if since is not None and (not isinstance(since, str) or not _STREAM_ID.match(since)):
-            raise MemoryValidationError(
-                "since", f"must be an event id returned by this store, got {since!r}",
-                hint="Redis event ids look like 1700000000000-0")
-        count = None if limit is None else require_positive_int(limit, "limit")
+        cid, start, count = event_range(context_id, since, limit)
         client, _ = self._open()
         try:
-            entries = client.xrange(self.keys.events(cid),
-                                    min="-" if since is None else f"({since}", count=count)
+            entries = client.xrange(self.keys.events(cid), min=start, count=count)
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from exc
         return [_parse_event(cid, entry_id, fields) for entry_id, fields in entries]
@@ -304,6 +290,45 @@ class RedisStore:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return (f"RedisStore({target}={where!r}, key_prefix={self.config.key_prefix!r}, "
                 f"lock_nodes={len(self.config.lock_nodes)})")
+
+
+def prepare_context(keys: KeySpace, config: RedisConfig, context_id: Any, data: Any,
+                    ttl: Any) -> tuple[tuple[str, str], str, int | None]:
+    """The keys, encoded data and TTL (``default_ttl`` when None) of one context write."""
+    pair = keys.checked_pair(context_id, "context_id")
+    payload = encode(require_dict(data, "data"), field="data",
+                     max_bytes=config.max_payload_bytes)
+    return pair, payload, config.default_ttl if ttl is None else require_ttl(ttl)
+
+
+def prepare_event(keys: KeySpace, config: RedisConfig, context_id: Any, event: Any
+                  ) -> tuple[tuple[str, str], str]:
+    """The keys and encoded event of one append."""
+    pair = keys.checked_pair(context_id, "context_id")
+    return pair, encode(require_dict(event, "event"), field="event",
+                        max_bytes=config.max_payload_bytes)
+
+
+def _event_args(config: RedisConfig, payload: str, timestamp: str) -> tuple[str, str, str]:
+    """ARGV of the APPEND_EVENT script."""
+    maxlen = config.events_maxlen
+    return payload, timestamp, "" if maxlen is None else str(maxlen)
+
+
+def _event_record(cid: str, event_id: Any, timestamp: str, payload: str) -> EventRecord:
+    return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
+            "data": decode(payload)}
+
+
+def event_range(context_id: Any, since: Any, limit: Any) -> tuple[str, str, int | None]:
+    """The context id, ``XRANGE`` start (exclusive ``since``) and count of a read."""
+    cid = require_id(context_id, "context_id")
+    if since is not None and (not isinstance(since, str) or not _STREAM_ID.match(since)):
+        raise MemoryValidationError(
+            "since", f"must be an event id returned by this store, got {since!r}",
+            hint="Redis event ids look like 1700000000000-0")
+    count = None if limit is None else require_positive_int(limit, "limit")
+    return cid, "-" if since is None else f"({since}", count
 
 
 def _scrub_url(text: str) -> str:

@@ -1,0 +1,123 @@
+"""The async stores of an :class:`~memory_resources.api_async.AsyncMemoryAPI`.
+
+The composition is the sync API's (:mod:`memory_resources.api_build`: same config parsing,
+roles and defaults); each sync store is then given its async transport: Redis gets
+``redis.asyncio`` (:class:`~memory_resources.stores.redis.aio.AsyncRedisStore`),
+PostgreSQL the async driver (:class:`~memory_resources.stores.postgres.aio.AsyncPostgresStore`),
+pgvector its async index, and everything else (SQLite, the numpy index, third-party
+stores) runs on worker threads (:class:`~memory_resources.stores.offload.ThreadOffload`).
+A store that is already async (its ``set_context`` / ``upsert`` ... are coroutines) is
+used as given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .api_build import Composition, distinct_stores
+from .clock import Clock
+from .stores.offload import ThreadOffload
+
+_TRANSPORTS: dict[str, tuple[str, str]] = {
+    "memory_resources.stores.redis.store.RedisStore":
+        ("memory_resources.stores.redis.aio", "from_sync"),
+    "memory_resources.stores.postgres.store.PostgresStore":
+        ("memory_resources.stores.postgres.aio", "from_sync"),
+    "memory_resources.stores.pgvector.index.PgVectorIndex":
+        ("memory_resources.stores.pgvector.aio", "from_sync"),
+}
+"""Sync store class -> (module, factory) of its native async transport."""
+
+_PROBES = ("set_context", "append_event", "try_acquire", "write_flow_run",
+           "write_task_output", "read_audit", "upsert", "query")
+
+
+def is_async_store(store: Any) -> bool:
+    """True when ``store``'s methods are coroutines (it needs no wrapping)."""
+    if isinstance(store, ThreadOffload):
+        return True
+    for name in _PROBES:
+        method = getattr(type(store), name, None)
+        if method is not None:
+            return inspect.iscoroutinefunction(method)
+    return False
+
+
+def to_async(store: Any, clock: Clock) -> Any:
+    """The async transport of one sync store (see the module docstring)."""
+    if is_async_store(store):
+        return store
+    cls = type(store)
+    target = _TRANSPORTS.get(f"{cls.__module__}.{cls.__qualname__}")
+    if target is not None:
+        try:
+            factory: Callable[[Any, Clock], Any] = getattr(
+                importlib.import_module(target[0]), target[1])
+        except (ImportError, AttributeError):
+            factory = None  # type: ignore[assignment]
+        if factory is not None:
+            return factory(store, clock)
+    return ThreadOffload(store)
+
+
+def async_composition(composition: Composition, clock: Clock) -> Composition:
+    """The same roles with async stores; a store shared by roles stays shared."""
+    converted: dict[int, Any] = {}
+    for store in distinct_stores(composition.roles):
+        converted[id(store)] = to_async(store, clock)
+    roles = {role: converted[id(store)] for role, store in composition.roles.items()}
+    owned = [converted.get(id(store), store) for store in composition.owned]
+    return Composition(roles=roles, owned=owned)
+
+
+class AsyncStoreConnections:
+    """Connects each distinct async store once (concurrent callers wait for the same
+    connect) and closes the owned ones."""
+
+    def __init__(self, composition: Composition) -> None:
+        self.roles = composition.roles
+        self.owned = composition.owned
+        self._connected: set[int] = set()
+        self._lock: asyncio.Lock | None = None
+
+    async def ensure(self, store: Any) -> Any:
+        """Connect ``store`` once and return it."""
+        if id(store) in self._connected:
+            return store
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if id(store) not in self._connected:
+                connect = getattr(store, "connect", None)
+                if connect is not None:
+                    await connect()
+                self._connected.add(id(store))
+        return store
+
+    async def connect_all(self) -> None:
+        """Connect every distinct store, in role order; the first failure propagates."""
+        for store in distinct_stores(self.roles):
+            await self.ensure(store)
+
+    async def close_owned(self) -> None:
+        """Close every owned store (all of them; the first failure is raised after)."""
+        failure: BaseException | None = None
+        owned = {id(store) for store in self.owned}
+        for store in distinct_stores(self.roles):
+            close = getattr(store, "close", None) if id(store) in owned else None
+            try:
+                if close is not None:
+                    await close()
+            except Exception as exc:
+                failure = failure or exc
+        self._connected.clear()
+        self._lock = None
+        if failure is not None:
+            raise failure
+
+
+__all__ = ["AsyncStoreConnections", "async_composition", "is_async_store", "to_async"]
