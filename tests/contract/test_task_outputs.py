@@ -5,7 +5,9 @@ Uses only the Protocol methods through the ``task_outputs`` fixture (fresh store
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import threading
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -163,3 +165,40 @@ def test_odd_task_ids_round_trip(task_outputs: TaskOutputs) -> None:
     read = task_outputs.read_task_output(base)
     assert read is not None and read["task_id"] == base and read["output"] == "a"
     assert read["version"] == 1
+
+
+def test_same_task_run_is_stored_once(task_outputs: Any) -> None:
+    """A second write with the same task_run_id stores nothing (no version, no audit row)
+    and returns the first record, even when the output differs."""
+    tid, run = _tid(), f"task-run-{uuid.uuid4().hex}"
+    first = task_outputs.write_task_output(tid, {"n": 1}, {"m": 1}, task_run_id=run,
+                                           flow_run_id="flow-run-1")
+    again = task_outputs.write_task_output(tid, {"n": 2}, task_run_id=run)
+    assert again == first
+    record, created = task_outputs.write_task_output_once(tid, {"n": 3}, task_run_id=run)
+    assert (record, created) == (first, False)
+    assert task_outputs.list_task_outputs(tid) == [first]
+    audit = task_outputs.read_audit(operation="output.write", target=tid)
+    assert len(audit) == 1 and audit[0]["details"]["task_run_id"] == run
+    later = task_outputs.write_task_output(tid, {"n": 4}, task_run_id=run + "-2")
+    assert later["version"] == 2  # another task run of the same task: versions stay gap-free
+
+
+def test_concurrent_writers_of_one_task_run_store_it_once(task_outputs: Any) -> None:
+    """Eight threads writing the same task run at once leave exactly one version; each
+    caller gets that record back, and exactly one of them reports it stored it."""
+    tid, run = _tid(), f"task-run-{uuid.uuid4().hex}"
+    barrier = threading.Barrier(8)
+
+    def write(n: int) -> tuple[Any, bool]:
+        barrier.wait()
+        result: tuple[Any, bool] = task_outputs.write_task_output_once(
+            tid, {"n": n}, task_run_id=run)
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(write, range(8)))
+    stored = task_outputs.list_task_outputs(tid)
+    assert len(stored) == 1 and stored[0]["version"] == 1
+    assert all(record == stored[0] for record, _ in results)
+    assert sum(created for _, created in results) == 1

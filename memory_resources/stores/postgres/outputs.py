@@ -2,6 +2,12 @@
 
 ``task_output_heads`` holds the latest version per task; its row lock serialises concurrent
 writers of the same task so versions are gap-free and never collide.
+
+Exactly once per task run: a write carrying a ``task_run_id`` first inserts that id into
+``task_output_keys`` (primary key) with ``ON CONFLICT DO NOTHING``, in the same statement as
+the version bump, the output row and the audit row. A second write of the same task run, from
+any process or machine, inserts nothing (it waits for a concurrent first write to commit, then
+finds the key) and returns the stored record.
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ from .pool import Cursor, execute_prepared
 from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, one, to_json
 
 WRITE = (
-    "WITH v AS (INSERT INTO {s}.task_output_heads AS t (task_id, latest_version)"
-    " VALUES (%(task_id)s, 1) ON CONFLICT (task_id)"
+    "WITH k AS (INSERT INTO {s}.task_output_keys (task_run_id, task_id, created_at)"
+    " SELECT %(task_run_id)s::text, %(task_id)s::text, %(now)s::timestamptz"
+    " WHERE %(task_run_id)s::text IS NOT NULL"
+    " ON CONFLICT (task_run_id) DO NOTHING RETURNING task_run_id),"
+    " go AS (SELECT 1 AS one FROM k UNION ALL SELECT 1 WHERE %(task_run_id)s::text IS NULL),"
+    " v AS (INSERT INTO {s}.task_output_heads AS t (task_id, latest_version)"
+    " SELECT %(task_id)s::text, 1 FROM go ON CONFLICT (task_id)"
     " DO UPDATE SET latest_version = t.latest_version + 1 RETURNING latest_version),"
     " o AS (INSERT INTO {s}.task_outputs"
     " (task_id, version, output, metadata, task_run_id, flow_run_id, created_at)"
@@ -30,11 +41,17 @@ WRITE = (
     " jsonb_build_object('version', o.version, 'task_run_id', %(task_run_id)s::text) FROM o)"
     " SELECT version, output, metadata FROM o"
 )
+"""One statement: claim the task run's key (if any), bump the version, insert, audit. No
+row back means the task run's output was already stored."""
+BY_TASK_RUN = (
+    "SELECT task_id, version, output, metadata, task_run_id, flow_run_id, created_at"
+    " FROM {s}.task_outputs WHERE task_run_id = %(task_run_id)s ORDER BY version LIMIT 1"
+)
 SELECT = (
     "SELECT version, output, metadata, task_run_id, flow_run_id, created_at"
     " FROM {s}.task_outputs WHERE task_id = %(task_id)s ORDER BY version DESC LIMIT %(limit)s"
 )
-TEMPLATES = {"output.write": WRITE, "output.select": SELECT}
+TEMPLATES = {"output.write": WRITE, "output.select": SELECT, "output.by_task_run": BY_TASK_RUN}
 
 
 @dataclasses.dataclass
@@ -52,7 +69,24 @@ class OutputRepo:
         task_run_id: str | None = None,
         flow_run_id: str | None = None,
     ) -> TaskOutputRecord:
-        """Store a new version of ``task_id``'s output (not retried: it is not idempotent)."""
+        """Store a new version of ``task_id``'s output; once per ``task_run_id``."""
+        return self.write_task_output_once(task_id, output, metadata, task_run_id=task_run_id,
+                                           flow_run_id=flow_run_id)[0]
+
+    def write_task_output_once(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> tuple[TaskOutputRecord, bool]:
+        """Like :meth:`write_task_output`, plus whether this call stored it (False: the task
+        run's output was already stored, and that record is returned).
+
+        A write with a ``task_run_id`` is idempotent, so it may be retried after a
+        connection failure; one without is not."""
         max_bytes = self.store.max_payload_bytes
         params: dict[str, Any] = {
             "task_id": require_id(task_id, "task_id"),
@@ -69,17 +103,33 @@ class OutputRepo:
 
         enabled = self.store.config.prepared_statements
 
-        def run(cur: Cursor) -> tuple[Any, ...]:
+        def run(cur: Cursor) -> tuple[Any, ...] | None:
             execute_prepared(cur, "output_write", statement, params, enabled=enabled)
-            return one(cur)
+            row: tuple[Any, ...] | None = cur.fetchone()
+            return row
 
-        version, stored_output, stored_meta = self.store.pool.run(
-            run, idempotent=False, single_statement=True)
+        row = self.store.pool.run(run, idempotent=params["task_run_id"] is not None,
+                                  single_statement=True)
+        if row is None:
+            return self._stored_for(params["task_run_id"]), False
+        version, stored_output, stored_meta = row
         return TaskOutputRecord(
             task_id=params["task_id"], version=version, output=stored_output,
             metadata=stored_meta, task_run_id=params["task_run_id"],
             flow_run_id=params["flow_run_id"], created_at=iso(now),
-        )
+        ), True
+
+    def _stored_for(self, task_run_id: str) -> TaskOutputRecord:
+        """The output already stored for ``task_run_id`` (its key exists, so it does)."""
+        statement = self.store.statement("output.by_task_run")
+
+        def run(cur: Cursor) -> tuple[Any, ...]:
+            cur.execute(statement, {"task_run_id": task_run_id})
+            return one(cur)
+
+        r = self.store.pool.run(run, read_only=True, single_statement=True)
+        return TaskOutputRecord(task_id=r[0], version=r[1], output=r[2], metadata=r[3],
+                                task_run_id=r[4], flow_run_id=r[5], created_at=iso(r[6]))
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest version, or None."""

@@ -50,6 +50,7 @@ _TEMPLATES: dict[str, str] = {
     "partitions.drop": "SELECT * FROM {s}.memory_drop_partitions(%s)",
 }
 _TABLES = ("flow_run_history", "flow_run_history_keys", "task_outputs", "task_output_heads",
+           "task_output_keys",
            "audit_log", "memory_context", "memory_events", "memory_event_heads",
            "memory_locks", "vector_embeddings", "schema_migrations")
 
@@ -363,6 +364,21 @@ class PostgresStore:
         return self._outputs.write_task_output(task_id, output, metadata,
                                                task_run_id=task_run_id,
                                                flow_run_id=flow_run_id)
+
+    def write_task_output_once(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> tuple[TaskOutputRecord, bool]:
+        """:meth:`write_task_output` plus whether this call stored it (False: the output of
+        ``task_run_id`` was already stored; that record is returned)."""
+        return self._outputs.write_task_output_once(task_id, output, metadata,
+                                                    task_run_id=task_run_id,
+                                                    flow_run_id=flow_run_id)
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """See :meth:`memory_resources.protocols.TaskOutputs.read_task_output`."""

@@ -1,4 +1,10 @@
-"""Versioned task outputs: each write adds version N+1 of its ``task_id``."""
+"""Versioned task outputs: each write adds version N+1 of its ``task_id``.
+
+Exactly once per task run: a write carrying a ``task_run_id`` inserts it into
+``task_output_keys`` (primary key, ``ON CONFLICT DO NOTHING``) first, in the write
+transaction (SQLite runs one writer at a time across processes); when the key exists the
+write stores nothing and returns the stored record.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,14 @@ INSERT_OUTPUT = (
     "INSERT INTO task_outputs (task_id, version, output, metadata, task_run_id, flow_run_id,"
     " created_at) SELECT ?1, COALESCE(MAX(version), 0) + 1, ?2, ?3, ?4, ?5, ?6"
     " FROM task_outputs WHERE task_id = ?1 RETURNING version"
+)
+CLAIM_KEY = (
+    "INSERT INTO task_output_keys (task_run_id, task_id, created_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (task_run_id) DO NOTHING RETURNING task_run_id"
+)
+_BY_TASK_RUN = (
+    "SELECT task_id, version, output, metadata, task_run_id, flow_run_id, created_at"
+    " FROM task_outputs WHERE task_run_id = ? ORDER BY version LIMIT 1"
 )
 _SELECT = (
     "SELECT version, output, metadata, task_run_id, flow_run_id, created_at FROM task_outputs"
@@ -41,7 +55,21 @@ class OutputRepo:
         task_run_id: str | None = None,
         flow_run_id: str | None = None,
     ) -> TaskOutputRecord:
-        """Store a new version of ``task_id``'s output."""
+        """Store a new version of ``task_id``'s output; once per ``task_run_id``."""
+        return self.write_task_output_once(task_id, output, metadata, task_run_id=task_run_id,
+                                           flow_run_id=flow_run_id)[0]
+
+    def write_task_output_once(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> tuple[TaskOutputRecord, bool]:
+        """:meth:`write_task_output` plus whether this call stored it (False: the output of
+        ``task_run_id`` was already stored; that record is returned)."""
         task_id = require_id(task_id, "task_id")
         meta = optional_dict(metadata, "metadata")
         task_run_id = optional_id(task_run_id, "task_run_id")
@@ -50,17 +78,28 @@ class OutputRepo:
         meta_text = encode(meta, field="metadata", max_bytes=self._max)
         stamp = utc_iso(self._clock.time())
         with self._db.write("write_task_output") as conn:
-            version: int = conn.execute(
-                INSERT_OUTPUT,
-                (task_id, output_text, meta_text, task_run_id, flow_run_id, stamp),
-            ).fetchone()[0]
-            write_audit(conn, stamp, "output.write", task_id,
-                        {"version": version, "task_run_id": task_run_id})
+            if task_run_id is not None and conn.execute(
+                CLAIM_KEY, (task_run_id, task_id, stamp)
+            ).fetchone() is None:
+                row = conn.execute(_BY_TASK_RUN, (task_run_id,)).fetchone()
+            else:
+                row = None
+                version: int = conn.execute(
+                    INSERT_OUTPUT,
+                    (task_id, output_text, meta_text, task_run_id, flow_run_id, stamp),
+                ).fetchone()[0]
+                write_audit(conn, stamp, "output.write", task_id,
+                            {"version": version, "task_run_id": task_run_id})
+        if row is not None:
+            return TaskOutputRecord(
+                task_id=row[0], version=row[1], output=decode(row[2]), metadata=decode(row[3]),
+                task_run_id=row[4], flow_run_id=row[5], created_at=row[6],
+            ), False
         return TaskOutputRecord(
             task_id=task_id, version=version, output=decode(output_text),
             metadata=decode(meta_text), task_run_id=task_run_id, flow_run_id=flow_run_id,
             created_at=stamp,
-        )
+        ), True
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest version of ``task_id``'s output, or None."""

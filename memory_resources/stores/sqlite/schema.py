@@ -16,7 +16,7 @@ from ...clock import utc_iso
 from ...errors import SchemaError
 from .connection import BACKEND, raise_backend_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = (
     "memory_context",
@@ -25,6 +25,7 @@ TABLES = (
     "memory_lock_fencing",
     "flow_run_history",
     "task_outputs",
+    "task_output_keys",
     "audit_log",
 )
 
@@ -113,7 +114,22 @@ CREATE INDEX IF NOT EXISTS audit_log_flow_run ON audit_log (flow_run_id, id)
 CREATE INDEX IF NOT EXISTS audit_log_occurred ON audit_log (occurred_at);
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _DDL_V1),)
+_DDL_V2 = """
+CREATE TABLE IF NOT EXISTS task_output_keys (
+    task_run_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+INSERT OR IGNORE INTO task_output_keys (task_run_id, task_id, created_at)
+    SELECT task_run_id, task_id, MIN(created_at) FROM task_outputs
+    WHERE task_run_id IS NOT NULL GROUP BY task_run_id;
+CREATE INDEX IF NOT EXISTS task_outputs_task_run ON task_outputs (task_run_id)
+    WHERE task_run_id IS NOT NULL;
+"""
+"""Exactly-once task outputs: one key per task run id (the first stored output of each
+task run becomes its key; rows written before this version are left as they are)."""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _DDL_V1), (2, _DDL_V2))
 """(version, DDL) in order; each is idempotent and applied in one transaction."""
 
 

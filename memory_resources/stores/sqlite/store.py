@@ -257,11 +257,28 @@ class SQLiteStore:
         task_run_id: str | None = None,
         flow_run_id: str | None = None,
     ) -> TaskOutputRecord:
-        """Store a new version of ``task_id``'s output."""
+        """Store a new version of ``task_id``'s output; once per ``task_run_id``."""
         if not self._ready:
             self.connect()
         return self._outputs.write_task_output(task_id, output, metadata,
                                                task_run_id=task_run_id, flow_run_id=flow_run_id)
+
+    def write_task_output_once(
+        self,
+        task_id: str,
+        output: Any,
+        metadata: JSONDict | None = None,
+        *,
+        task_run_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> tuple[TaskOutputRecord, bool]:
+        """:meth:`write_task_output` plus whether this call stored it (False: the output of
+        ``task_run_id`` was already stored; that record is returned)."""
+        if not self._ready:
+            self.connect()
+        return self._outputs.write_task_output_once(task_id, output, metadata,
+                                                    task_run_id=task_run_id,
+                                                    flow_run_id=flow_run_id)
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest output of ``task_id``, or None."""
