@@ -124,6 +124,16 @@ class LockManager(Protocol):
 
 
 @runtime_checkable
+class LockInspector(Protocol):
+    """Read-only view of leases, for callers that must wait on another holder's lock
+    (Prefect's lock-manager protocol asks "is this key locked?")."""
+
+    def is_held(self, name: str) -> bool:
+        """True while some owner holds an unexpired lease on ``name``."""
+        ...
+
+
+@runtime_checkable
 class RunHistory(Protocol):
     """Flow-run history rows, upserted by ``(flow_id, run_id)``."""
 

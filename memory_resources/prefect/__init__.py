@@ -13,6 +13,7 @@ from ..capture.writer import CaptureStores, CaptureWriter, ReplayReport
 from .artifacts import summarize
 from .capture import current_memory, referenced_tasks, remember, remembered_task
 from .hooks import SKIP_TAG, CaptureTarget, FlowCaptureHook, TaskCaptureHook
+from .lock_manager import MemoryLockManager
 
 __all__ = [
     "MASK",
@@ -21,6 +22,7 @@ __all__ = [
     "CaptureTarget",
     "CaptureWriter",
     "FlowCaptureHook",
+    "MemoryLockManager",
     "Outbox",
     "OutboxTarget",
     "ReplayReport",

@@ -208,3 +208,20 @@ def test_retry_jitter_leaves_the_global_random_state_alone(lock_manager: LockMan
         assert random.getstate() == state
     finally:
         lock_manager.release(name, holder)
+
+
+def test_is_held_follows_the_lease(lock_manager: Any) -> None:
+    """``is_held`` (the LockInspector view) is True while a lease is held and False once it
+    was released or expired, whoever asks."""
+    from memory_resources.protocols import LockInspector
+
+    assert isinstance(lock_manager, LockInspector)
+    name, a = _name(), _owner()
+    assert lock_manager.is_held(name) is False
+    assert lock_manager.try_acquire(name, a, 10_000) is not None
+    assert lock_manager.is_held(name) is True
+    assert lock_manager.release(name, a) is True
+    assert lock_manager.is_held(name) is False
+    assert lock_manager.try_acquire(name, a, 200) is not None
+    time.sleep(0.35)
+    assert lock_manager.is_held(name) is False, "an expired lease is not held"

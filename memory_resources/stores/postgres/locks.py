@@ -49,7 +49,12 @@ EXTEND = (
     "UPDATE {s}.memory_locks SET expires_at = %(expires_at)s"
     " WHERE name = %(name)s AND owner = %(owner)s AND expires_at > %(now)s"
 )
-TEMPLATES = {"lock.acquire": ACQUIRE, "lock.release": RELEASE, "lock.extend": EXTEND}
+HELD = (
+    "SELECT count(*) FROM {s}.memory_locks"
+    " WHERE name = %(name)s AND owner IS NOT NULL AND expires_at > %(now)s"
+)
+TEMPLATES = {"lock.acquire": ACQUIRE, "lock.release": RELEASE, "lock.extend": EXTEND,
+             "lock.held": HELD}
 
 
 @dataclasses.dataclass
@@ -99,3 +104,8 @@ class LockRepo:
         """Reset the lease to ``ttl_ms`` from now if ``owner`` still holds it."""
         params = self._params(name, owner, ttl_ms)
         return int(self._run("lock.extend", params, idempotent=True)) == 1
+
+    def is_held(self, name: str) -> bool:
+        """True while some owner holds an unexpired lease on ``name`` (on the primary)."""
+        params = {"name": require_id(name, "lock_name"), "now": now_utc(self.store.clock)}
+        return bool(self._run("lock.held", params, idempotent=True)[0])

@@ -326,6 +326,10 @@ class PostgresStore:
         """See :meth:`memory_resources.protocols.LockManager.extend`."""
         return self._locks.extend(name, owner, ttl_ms)
 
+    def is_held(self, name: str) -> bool:
+        """See :meth:`memory_resources.protocols.LockInspector.is_held`."""
+        return self._locks.is_held(name)
+
     # -- RunHistory / TaskOutputs / AuditLog ----------------------------------------------
 
     def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:

@@ -193,3 +193,18 @@ class Redlock:
         results = self._on_all(_EXTEND, (lease,), (owner, ttl_ms))
         self._check_reachable(results, "extend")
         return sum(1 for r in results if r == 1) >= self.quorum
+
+    def is_held(self, name: str) -> bool:
+        """True when a quorum of nodes has the lease key (one ``EXISTS`` per node)."""
+        lease, _ = self.keys.lock_pair(name)
+        results: list[Any] = []
+        for node in self.nodes:
+            try:
+                results.append(int(node.client.exists(lease)))
+            except CAUGHT as exc:
+                if self.single:
+                    raise translate(exc, self._secrets) from exc
+                results.append(self._error(exc, node))
+        if not self.single:
+            self._check_reachable(results, "is_held")
+        return sum(1 for r in results if r == 1) >= self.quorum

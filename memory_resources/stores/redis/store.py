@@ -283,6 +283,11 @@ class RedisStore:
         require_positive_int(ttl_ms, "ttl_ms")
         return self._lock_manager().extend(name, owner, ttl_ms)
 
+    def is_held(self, name: str) -> bool:
+        """True while a quorum of lock nodes holds a lease on ``name``."""
+        require_id(name, "lock_name")
+        return self._lock_manager().is_held(name)
+
     def __repr__(self) -> str:
         target = "cluster" if self.config.cluster else "server"
         where = self.config.url or f"{self.config.host}:{self.config.port}"

@@ -93,3 +93,10 @@ class LockRepo:
                 EXTEND_LEASE, (now_ms + ttl_ms, name, owner, now_ms)
             ).rowcount
         return updated == 1
+
+    def is_held(self, name: str) -> bool:
+        """True while some owner holds an unexpired lease on ``name`` (one read)."""
+        name = require_id(name, "lock_name")
+        with self._db.read("is_held") as conn:
+            row = conn.execute(SELECT_LEASE, (name,)).fetchone()
+        return row is not None and row[0] > self._now_ms()

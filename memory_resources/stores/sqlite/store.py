@@ -217,6 +217,12 @@ class SQLiteStore:
             self.connect()
         return self._locks.extend(name, owner, ttl_ms)
 
+    def is_held(self, name: str) -> bool:
+        """True while some owner holds an unexpired lease on ``name``."""
+        if not self._ready:
+            self.connect()
+        return self._locks.is_held(name)
+
     # -- RunHistory ----------------------------------------------------------------------
     def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:
         """Upsert one run's history row."""
