@@ -58,8 +58,21 @@ class RedisConfig(BaseModel):
     health_check_interval: int = Field(
         30, ge=0, description="Seconds of idleness after which a pooled connection is PINGed."
     )
+    operation_timeout: float = Field(
+        10, gt=0,
+        description="Overall time budget of one call in seconds: connecting, every retry "
+        "with its backoff and the command itself end within it.",
+    )
     retry_attempts: int = Field(
-        3, ge=0, description="Retries of a command on connection/timeout errors."
+        10, ge=0,
+        description="Most retries of a call after a transient error (refused, reset, timed "
+        "out, READONLY, LOADING, TRYAGAIN, CLUSTERDOWN), with exponential backoff and jitter, "
+        "all within operation_timeout.",
+    )
+    lock_node_timeout: float = Field(
+        0.5, gt=0,
+        description="Redlock with lock_nodes: how long one request waits for each master; "
+        "a slower master counts as failed for that request (the quorum decides).",
     )
     events_maxlen: int | None = Field(
         None, gt=0, description="Approximate cap of each context's event stream (XADD MAXLEN ~)."

@@ -88,4 +88,4 @@ def test_tls_and_credentials_reach_redis_py() -> None:
     assert not issubclass(plain.connection_class, redis.SSLConnection)
     assert plain.max_connections == 7
     assert plain.connection_kwargs["health_check_interval"] == 30
-    assert plain.connection_kwargs["retry"].get_retries() == 3
+    assert plain.connection_kwargs["retry"].get_retries() == 0  # RetryPolicy retries

@@ -173,18 +173,22 @@ def test_redlock_failed_acquire_releases_partial_leases(
 def test_redlock_tokens_increase_when_node_counters_disagree(
     three_masters: list[RedisServer], make_redis_store: MakeRedisStore
 ) -> None:
-    """A node whose fencing counter is ahead sets the token, the others are lifted to it, so
-    a later quorum without that node still returns a larger token."""
+    """Counters ahead on two nodes (any quorum meets one) set the token, a node of the quorum
+    that is behind is lifted to it, so a later quorum missing an ahead node still
+    returns a larger token."""
     store = _redlock_store(make_redis_store, three_masters)
     _, fence = store.keys.lock_pair("skew")
-    with three_masters[2].client() as client:
-        client.set(fence, 100)
+    for server in three_masters[1:]:
+        with server.client() as client:
+            client.set(fence, 100)
     with Lock(store, "skew", blocking_timeout=0) as lock:
         assert lock.fencing_token == 101
-    for server in three_masters[:2]:
+    counters = []
+    for server in three_masters:
         with server.client() as client:
-            assert int(client.get(fence) or 0) == 101
-    three_masters[2].stop()
+            counters.append(int(client.get(fence) or 0))
+    assert sum(1 for c in counters if c >= 101) >= 2  # a quorum holds the token
+    three_masters[2 if counters[1] >= 101 else 1].stop()
     with Lock(store, "skew", blocking_timeout=0) as lock:
         assert lock.fencing_token == 102
 

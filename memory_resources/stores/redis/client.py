@@ -2,22 +2,25 @@
 
 One connection pool per client, kept for the store's life: a ``BlockingConnectionPool``
 (callers wait up to ``connection_timeout`` for a free connection, so ``max_connections`` is
-a hard cap), redis-py ``Retry`` with exponential backoff on connection and timeout errors,
-``health_check_interval``, TLS and ACL credentials. ``cluster=True`` gives a
+a hard cap), no redis-py retries (:mod:`.retrying` is the only retry loop, under the call's
+deadline), socket timeouts capped at ``operation_timeout``, ``health_check_interval``, TLS
+and ACL credentials. ``cluster=True`` gives a
 ``redis.cluster.RedisCluster`` (one blocking pool per node).
 """
 
 from __future__ import annotations
 
 import ssl as ssl_module
+import time
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from ...config import RedisConfig
+from .retrying import RetryPolicy, deadline
 
 _CERT_REQS = {
     "required": ssl_module.CERT_REQUIRED,
@@ -31,42 +34,64 @@ Client = Any
 
 _SINGLE_CONNECT: dict[type[Any], type[Any]] = {}
 
+NO_RETRY = Retry(NoBackoff(), 0)
+"""redis-py never retries on its own: :class:`.retrying.RetryPolicy` is the only loop."""
+
 
 def single_connect(cls: type[Any]) -> type[Any]:
-    """``cls`` whose ``connect()`` makes one attempt (socket plus handshake).
+    """``cls`` whose ``connect()`` makes one attempt and whose waits respect the deadline.
 
-    redis-py 8 retries the connect inside every command attempt, so retries nest
-    (attempts x attempts x timeout). With this class the command-level ``Retry`` is the
-    only loop and a call against a dead or silent server is bounded by about
-    ``(retry_attempts + 1) x timeout`` plus backoff.
+    redis-py 8 retries the connect inside every command attempt, so retries nest; here the
+    store's :class:`~.retrying.RetryPolicy` is the only loop. Inside a call with a deadline
+    (:func:`.retrying.deadline`), the connect timeout, the handshake and every read wait at
+    most for what is left of it.
     """
     sub = _SINGLE_CONNECT.get(cls)
     if sub is None:
         def connect(self: Any) -> None:
-            once = getattr(self, "connect_check_health", None)
-            if once is None:  # older redis-py: connect was not nested
-                cls.connect(self)
-            else:
-                once(check_health=True, retry_socket_connect=False)
+            if self._sock:
+                return
+            limit = deadline()
+            if limit is None:
+                self.connect_check_health(check_health=True, retry_socket_connect=False)
+                return
+            saved = self.socket_connect_timeout, self.socket_timeout
+            left = max(0.001, limit - time.monotonic())
+            self.socket_connect_timeout = min(saved[0] or left, left)
+            self.socket_timeout = min(saved[1] or left, left)
+            try:
+                self.connect_check_health(check_health=True, retry_socket_connect=False)
+            finally:
+                self.socket_connect_timeout, self.socket_timeout = saved
+                if self._sock is not None:
+                    self._sock.settimeout(saved[1])
 
-        sub = type(f"SingleConnect{cls.__name__}", (cls,), {"connect": connect})
+        def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+            limit = deadline()
+            if limit is not None and "timeout" not in kwargs:
+                kwargs["timeout"] = max(0.001, min(self.socket_timeout or 1e9,
+                                                   limit - time.monotonic()))
+            return cls.read_response(self, *args, **kwargs)
+
+        sub = type(f"SingleConnect{cls.__name__}", (cls,),
+                   {"connect": connect, "read_response": read_response})
         _SINGLE_CONNECT[cls] = sub
     return sub
 
 
-def make_retry(config: RedisConfig) -> Retry:
-    """``retry_attempts`` retries on connection/timeout errors, exponential backoff capped
-    at ``min(1 s, socket_timeout)`` so the whole call stays bounded."""
-    cap = min(1.0, config.socket_timeout)
-    return Retry(ExponentialBackoff(cap=cap, base=min(0.05, cap)), config.retry_attempts)
+def make_policy(config: RedisConfig, secrets: tuple[str, ...]) -> RetryPolicy:
+    """The store's deadline and retry policy: ``operation_timeout``, ``retry_attempts``,
+    exponential backoff with jitter capped at ``min(1 s, socket_timeout)``."""
+    return RetryPolicy(config.operation_timeout, config.retry_attempts, config.socket_timeout,
+                       secrets)
 
 
 def connection_kwargs(config: RedisConfig) -> dict[str, Any]:
     """Keyword arguments shared by every connection (timeouts, retry, credentials, TLS)."""
     kwargs: dict[str, Any] = {
-        "socket_timeout": config.socket_timeout,
-        "socket_connect_timeout": config.connection_timeout,
-        "retry": make_retry(config),
+        "socket_timeout": min(config.socket_timeout, config.operation_timeout),
+        "socket_connect_timeout": min(config.connection_timeout, config.operation_timeout),
+        "retry": NO_RETRY,
         "health_check_interval": config.health_check_interval,
         "decode_responses": True,
         "client_name": "memory_resources",
@@ -94,10 +119,15 @@ def tls_kwargs(config: RedisConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_pool(config: RedisConfig, url: str | None) -> redis.BlockingConnectionPool:
-    """A blocking pool for one standalone server (``url`` or host/port/db)."""
+def build_pool(config: RedisConfig, url: str | None, *, timeout: float | None = None
+               ) -> redis.BlockingConnectionPool:
+    """A blocking pool for one standalone server (``url`` or host/port/db); ``timeout``
+    replaces the connect and socket timeouts (Redlock's ``lock_node_timeout``)."""
     kwargs = connection_kwargs(config)
-    common = {"max_connections": config.max_connections, "timeout": config.connection_timeout}
+    if timeout is not None:
+        kwargs["socket_timeout"] = kwargs["socket_connect_timeout"] = timeout
+    common = {"max_connections": config.max_connections,
+              "timeout": min(config.connection_timeout, config.operation_timeout)}
     if url is not None:
         if url.startswith("redis://") and config.ssl:
             url = "rediss://" + url[len("redis://"):]
@@ -137,9 +167,11 @@ def build_primary(config: RedisConfig) -> Client:
     return redis.Redis(connection_pool=build_pool(config, config.url))
 
 
-def build_lock_node(config: RedisConfig, url: str) -> redis.Redis:
-    """A pooled client for one extra Redlock master given by URL."""
-    return redis.Redis(connection_pool=build_pool(config, url))
+def build_lock_node(config: RedisConfig, url: str | None) -> redis.Redis:
+    """A pooled client for one Redlock master (``url``; None: the primary's host/port/db)
+    whose connect and reads give up after ``lock_node_timeout``."""
+    return redis.Redis(connection_pool=build_pool(
+        config, url, timeout=min(config.lock_node_timeout, config.operation_timeout)))
 
 
 def close_client(client: Client) -> None:

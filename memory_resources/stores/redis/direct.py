@@ -4,47 +4,59 @@ redis-py 8's ``execute_command`` builds two closures, checks for ``HIMPORT SET``
 up response callbacks and records operation metrics on every call: about 15 µs of a
 200 µs round trip on a 2-core machine (measured interleaved, ``benchmarks/RESULTS.md``).
 For a standalone ``Redis`` client, :func:`execute` borrows a connection from the same
-pool, sends, reads the reply and returns the connection. A failed attempt is handed to
-the connection's own ``Retry`` as its first failure (retried on connection and timeout
-errors with backoff, the connection dropped before each new attempt): the attempts and
-delays are exactly redis-py's, the happy path skips the loop's set-up. Replies come back
-unparsed, so it suits commands without a response callback (``EVALSHA``, ``GET``). A
+pool, sends, reads the reply and returns the connection. Any failure of that first
+attempt, taking the connection included, is handed to the store's
+:class:`~.retrying.RetryPolicy` as its first failure, with where it happened: before the
+command was sent (connect refused, a stale connection found closed) or after. The policy
+retries it under the call's deadline as :func:`.retrying.classify` allows. Replies come
+back unparsed, so it suits commands without a response callback (``EVALSHA``, ``GET``). A
 ``RedisCluster`` (slot routing, ``MOVED``/``ASK``) or a single-connection client goes
 through ``execute_command``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 
+from .errors import CAUGHT
+from .retrying import RetryPolicy, mark_unsent
 
-def execute(client: Any, *args: Any) -> Any:
-    """Run one command (``args[0]`` is its name) on ``client`` and return the raw reply."""
-    if type(client) is not redis.Redis or client.connection is not None:
-        return client.execute_command(*args)
+
+def attempt(client: Any, args: tuple[Any, ...]) -> Any:
+    """One try of ``args`` on a standalone client; an error raised before the command left
+    is marked unsent (:func:`.retrying.mark_unsent`)."""
     pool = client.connection_pool
-    conn: Any = pool.get_connection()
+    try:
+        conn: Any = pool.get_connection()
+    except CAUGHT as exc:
+        raise mark_unsent(exc) from None
     try:
         try:
             conn.send_command(*args)
-            return conn.read_response()
-        except Exception as first_error:
-            return _retry(conn, args, first_error)
+        except CAUGHT as exc:
+            raise mark_unsent(exc) from None
+        return conn.read_response()
     finally:
         pool.release(conn)
 
 
-def _retry(conn: Any, args: tuple[Any, ...], first_error: Exception) -> Any:
-    """Continue under ``conn.retry`` as if its loop had made the failed first attempt
-    (errors it does not retry, e.g. a ``ResponseError``, propagate at once)."""
-    pending = [first_error]
-
-    def attempt() -> Any:
-        if pending:
-            raise pending.pop()
-        conn.send_command(*args)
-        return conn.read_response()
-
-    return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+def execute(client: Any, policy: RetryPolicy | None, what: str, *args: Any,
+            idempotent: bool = True) -> Any:
+    """Run one command (``args[0]`` is its name) on ``client`` and return the raw reply;
+    ``policy`` None: a single attempt (Redlock's per-node requests)."""
+    if type(client) is not redis.Redis or client.connection is not None:
+        if policy is None:
+            return client.execute_command(*args)
+        return policy.call(lambda: client.execute_command(*args), what=what,
+                           idempotent=idempotent)
+    if policy is None:
+        return attempt(client, args)
+    started = time.monotonic()
+    try:
+        return attempt(client, args)
+    except CAUGHT as first_error:
+        return policy.call(lambda: attempt(client, args), what=what, idempotent=idempotent,
+                           first_error=first_error, started=started)

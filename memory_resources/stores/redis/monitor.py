@@ -6,10 +6,14 @@ from typing import Any
 
 from ...clock import Clock
 from ...config import RedisConfig
+from ...errors import BackendError
 from ...records import HealthReport, JSONDict
-from .errors import CAUGHT, translate
 from .keys import KeySpace
 from .redlock import Redlock
+from .retrying import RetryPolicy
+
+HEALTH_TIMEOUT = 2.5
+"""Seconds a store health check may take at most (below MemoryAPI's 3 s cap)."""
 
 SCAN_LIMIT = 100_000
 """At most this many keys are counted by ``stats()``; beyond, the count is marked truncated."""
@@ -37,18 +41,23 @@ def _human(size: int) -> str:
 
 
 def health_report(redlock: Redlock, config: RedisConfig, clock: Clock,
-                  secrets: tuple[str, ...]) -> HealthReport:
-    """PING the primary (timed), read version and role; PING each extra lock node."""
-    primary = redlock.nodes[0].client
-    try:
+                  policy: RetryPolicy) -> HealthReport:
+    """PING the primary (timed), read version and role, PING the extra lock nodes at once;
+    all within :data:`HEALTH_TIMEOUT` (or ``operation_timeout`` when shorter)."""
+    primary = redlock.nodes[0].main
+
+    def probe() -> tuple[float, list[dict[str, Any]], list[dict[str, Any]]]:
         started = clock.monotonic()
         primary.ping()
         latency_ms = (clock.monotonic() - started) * 1000
-        infos = _primary_infos(primary, config.cluster, "server")
-        roles = _primary_infos(primary, config.cluster, "replication")
-    except CAUGHT as exc:
-        return {"status": "unhealthy", "backend": "redis",
-                "error": str(translate(exc, secrets, where="health_check"))}
+        return (latency_ms, _primary_infos(primary, config.cluster, "server"),
+                _primary_infos(primary, config.cluster, "replication"))
+
+    try:
+        latency_ms, infos, roles = policy.call(probe, what="health_check",
+                                               timeout=HEALTH_TIMEOUT)
+    except BackendError as exc:
+        return {"status": "unhealthy", "backend": "redis", "error": str(exc)}
     details: JSONDict = {
         "server_version": infos[0].get("redis_version"),
         "role": roles[0].get("role"),
@@ -59,12 +68,7 @@ def health_report(redlock: Redlock, config: RedisConfig, clock: Clock,
         details["cluster_primaries"] = len(infos)
     status: Any = "healthy"
     if len(redlock.nodes) > 1:
-        down = []
-        for node in redlock.nodes[1:]:
-            try:
-                node.client.ping()
-            except CAUGHT:
-                down.append(node.label)
+        down = redlock.ping_extra()
         details["lock_nodes"] = len(redlock.nodes)
         details["lock_nodes_down"] = down
         if down:
@@ -74,10 +78,12 @@ def health_report(redlock: Redlock, config: RedisConfig, clock: Clock,
 
 
 def stats_report(redlock: Redlock, keys: KeySpace, cluster: bool,
-                 secrets: tuple[str, ...]) -> JSONDict:
+                 policy: RetryPolicy) -> JSONDict:
     """Memory, clients, ops/s (summed over cluster primaries) and keys under the prefix."""
-    client = redlock.nodes[0].client
-    try:
+    client = redlock.nodes[0].main
+
+    def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
+                        int, bool]:
         memory = _primary_infos(client, cluster, "memory")
         clients = _primary_infos(client, cluster, "clients")
         ops = _primary_infos(client, cluster, "stats")
@@ -88,8 +94,9 @@ def stats_report(redlock: Redlock, keys: KeySpace, cluster: bool,
             if counted >= SCAN_LIMIT:
                 truncated = True
                 break
-    except CAUGHT as exc:
-        raise translate(exc, secrets, where="stats") from exc
+        return memory, clients, ops, counted, truncated
+
+    memory, clients, ops, counted, truncated = policy.call(read, what="stats")
     used = sum(int(info.get("used_memory", 0)) for info in memory)
     return {
         "backend": "redis",

@@ -4,122 +4,235 @@
 validity = ttl - elapsed - drift, watchdog); what is Redis-specific lives here:
 
 * **acquire**: one Lua script per node does ``SET NX PX`` and, on success, ``INCR`` of the
-  lock's fencing counter, so acquire plus token is one round trip per node. All nodes are
-  asked concurrently (requests written to every socket, then replies read). Success
-  needs a quorum ``N//2+1``; otherwise the lease is released on every node before
-  returning ``None``.
+  lock's fencing counter, so acquire plus token is one round trip per node. The requests
+  go to every master at once (one small worker pool per master) and the caller returns as
+  soon as a quorum ``N//2+1`` granted, or as soon as a quorum became impossible, waiting at
+  most ``lock_node_timeout``. A master that has not answered by then counts as failed;
+  its request finishes in the background (bounded by the same timeout on its socket), and
+  when it grants a lease the caller already gave up on, the lease is released there. A
+  master with ``max_connections`` requests still pending is skipped at once, so a dead
+  master never queues up callers.
 * **fencing token**: the largest counter among the quorum. When the nodes' counters
   disagree (a node missed earlier rounds), the nodes of the quorum are lifted to that token
   in a second step, so any later quorum, which overlaps this one, returns a larger token.
   With a single node the counter is simply the INCR result.
-* **release / extend**: Lua compare-and-delete / compare-and-pexpire on every node;
-  true when a quorum confirmed.
+* **release / extend**: Lua compare-and-delete / compare-and-pexpire sent to every node;
+  the caller returns once a quorum confirmed (or cannot), after at most
+  ``lock_node_timeout``.
 
-Per-node failures are tolerated while a quorum is still possible; when too many nodes fail
-to ever reach one, :class:`BackendUnavailableError` is raised instead of a silent refusal.
+With one master (no ``lock_nodes``) the calls run under the store's deadline and retry
+policy (an acquire, which increments the counter, is retried only when it provably did not
+reach the server). Per-node failures are tolerated while a quorum is still possible; when
+too many nodes fail to ever reach one, :class:`BackendUnavailableError` is raised instead
+of a silent refusal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 from typing import Any
 
-import redis.exceptions as rex
 from redis.cluster import RedisCluster
 
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
+from .client import close_client
+from .direct import execute
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
+from .retrying import RetryPolicy
 from .scripts import Scripts, run
 
 _ACQUIRE = attrgetter("acquire")
 _RELEASE = attrgetter("release")
 _EXTEND = attrgetter("extend")
 _RAISE_FENCE = attrgetter("raise_fence")
+_PENDING: Any = object()
+"""A node that has not answered yet."""
 
 
 class LockNode:
-    """One Redlock master: its client and the scripts registered on it."""
+    """One Redlock master: its client and the scripts registered on it.
 
-    __slots__ = ("client", "cluster", "label", "scripts")
+    ``main`` is the client the store uses for everything else on this server (the same as
+    ``client`` unless Redlock asks the primary through a pool with shorter timeouts).
+    """
 
-    def __init__(self, client: Any, label: str) -> None:
+    __slots__ = ("client", "cluster", "label", "main", "main_scripts", "scripts")
+
+    def __init__(self, client: Any, label: str, *, main: Any = None) -> None:
         self.client = client
         self.label = label
         self.scripts = Scripts(client)
         self.cluster = isinstance(client, RedisCluster)
+        self.main = client if main is None else main
+        self.main_scripts = self.scripts if main is None else Scripts(main)
 
-    def pool_for(self, key: str) -> Any:
-        """The connection pool of the server holding ``key`` (on a cluster: its slot's node)."""
-        if self.cluster:
-            node = self.client.get_node_from_key(key)
-            return self.client.get_redis_connection(node).connection_pool
-        return self.client.connection_pool
+    def close(self) -> None:
+        """Close this node's client(s); a dead server does not make it fail."""
+        for client in {id(self.client): self.client, id(self.main): self.main}.values():
+            with contextlib.suppress(*CAUGHT):
+                close_client(client)
+
+
+class _Worker:
+    """The threads that talk to one master; at most ``limit`` requests pending."""
+
+    def __init__(self, label: str, limit: int) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=limit,
+                                           thread_name_prefix=f"redlock-{label}")
+        self.limit = limit
+        self.pending = 0
+        self.guard = threading.Lock()
+
+    def submit(self, fn: Callable[[], None]) -> bool:
+        """Queue ``fn``; False when the master already has ``limit`` requests pending."""
+        with self.guard:
+            if self.pending >= self.limit:
+                return False
+            self.pending += 1
+        try:
+            self.executor.submit(self._run, fn)
+        except RuntimeError:  # shut down by close()
+            self._done()
+            return False
+        return True
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self.guard:
+            self.pending -= 1
+
+
+class _Round:
+    """One request sent to several masters, and what became of each."""
+
+    def __init__(self, count: int) -> None:
+        self.results: list[Any] = [_PENDING] * count
+        self.cond = threading.Condition()
+        self.closed = False
+        self.verdict: str | None = None
+        self.late: list[tuple[LockNode, Any]] = []
+
+
+def _granted(result: Any) -> bool:
+    return type(result) is int
+
+
+def _confirmed(result: Any) -> bool:
+    return result == 1 and type(result) is int
 
 
 class Redlock:
     """The :class:`~memory_resources.protocols.LockManager` primitives over ``nodes``."""
 
-    def __init__(self, nodes: Sequence[LockNode], keys: KeySpace,
-                 secrets: tuple[str, ...] = ()) -> None:
+    def __init__(self, nodes: Sequence[LockNode], keys: KeySpace, policy: RetryPolicy,
+                 node_timeout: float = 0.5, max_pending: int = 50) -> None:
         self.nodes = list(nodes)
         self.keys = keys
         self.quorum = len(self.nodes) // 2 + 1
-        self._secrets = secrets
+        self.policy = policy
+        self.node_timeout = min(node_timeout, policy.timeout)
         self.single = len(self.nodes) == 1
+        self._workers = [] if self.single else [
+            _Worker(node.label, max_pending) for node in self.nodes]
 
-    def _on_all(self, pick: Callable[[Scripts], Any], keys: tuple[str, ...],
-                args: tuple[Any, ...], nodes: Sequence[LockNode] | None = None
-                ) -> list[Any]:
-        """Run one script on every node concurrently; a node's failure is returned as its
-        typed error.
+    def close(self) -> None:
+        """Stop the worker threads (without waiting) and close every node's client."""
+        for worker in self._workers:
+            worker.executor.shutdown(wait=False, cancel_futures=True)
+        for node in self.nodes:
+            node.close()
 
-        The requests are written to every node's socket first and the replies read after,
-        so one call costs about the slowest node's round trip, not the sum, without
-        threads. A node that lost the script cache (``NOSCRIPT``) is answered through
-        redis-py's ``Script`` call, which loads it.
-        """
-        targets = self.nodes if nodes is None else nodes
-        sent: list[tuple[LockNode, Any, Any]] = []
-        pools: list[Any] = []
-        for node in targets:
-            conn = None
-            try:
-                pool = node.pool_for(keys[0])
-            except CAUGHT as exc:
-                pools.append(None)
-                sent.append((node, None, self._error(exc, node)))
-                continue
-            pools.append(pool)
-            try:
-                conn = pool.get_connection()
-                conn.send_command("EVALSHA", pick(node.scripts).sha, len(keys), *keys, *args)
-                sent.append((node, conn, None))
-            except CAUGHT as exc:
-                if conn is not None:
-                    conn.disconnect()
-                    pool.release(conn)
-                sent.append((node, None, self._error(exc, node)))
-        results: list[Any] = []
-        for (node, conn, error), pool in zip(sent, pools, strict=True):
-            if conn is None:
-                results.append(error)
-                continue
-            try:
-                try:
-                    results.append(conn.read_response())
-                except rex.NoScriptError:
-                    results.append(pick(node.scripts)(keys=keys, args=args))
-            except CAUGHT as exc:
-                conn.disconnect()
-                results.append(self._error(exc, node))
-            finally:
-                pool.release(conn)
-        return results
+    # -- fan-out -----------------------------------------------------------------------------
 
-    def _error(self, exc: BaseException, node: LockNode) -> BackendError:
-        return translate(exc, self._secrets, where=f"lock node {node.label}")
+    def _request(self, node: LockNode, pick: Callable[[Scripts], Any] | str,
+                 keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        """One request to one master (no retry): a script picked from its :class:`Scripts`
+        or a plain command name; a failure is returned as a typed error."""
+        try:
+            if isinstance(pick, str):
+                return execute(node.client, None, pick, pick, *keys, *args)
+            return run(pick(node.scripts), node.client, keys, args)
+        except CAUGHT as exc:
+            return translate(exc, self.policy.secrets, where=f"lock node {node.label}")
+        except Exception as exc:  # a worker must never die silently
+            return BackendError(BACKEND, f"lock node {node.label}: {type(exc).__name__}: {exc}")
+
+    def _fanout(self, pick: Callable[[Scripts], Any] | str, keys: tuple[str, ...],
+                args: tuple[Any, ...], targets: Sequence[int],
+                done: Callable[[list[Any]], bool]) -> tuple[list[Any], _Round]:
+        """Send one request to the ``targets`` (node indexes) at once; return when ``done``
+        says the answers so far decide, or after ``node_timeout``. Nodes without an answer
+        by then are reported as failed."""
+        state = _Round(len(targets))
+        for slot, index in enumerate(targets):
+            node = self.nodes[index]
+
+            def task(slot: int = slot, node: LockNode = node) -> None:
+                result = self._request(node, pick, keys, args)
+                with state.cond:
+                    if not state.closed:
+                        state.results[slot] = result
+                        state.cond.notify()
+                        return
+                    if state.verdict is None:
+                        state.late.append((node, result))
+                        return
+                    verdict = state.verdict
+                if verdict == "undo" and _granted(result):
+                    self._request(node, _RELEASE, keys[:1], args[:1])
+
+            if not self._workers[index].submit(task):
+                state.results[slot] = BackendUnavailableError(
+                    BACKEND, f"lock node {node.label}: skipped, {self._workers[index].limit} "
+                    "earlier requests to it are still unanswered")
+        limit = time.monotonic() + self.node_timeout
+        with state.cond:
+            while not done(state.results):
+                left = limit - time.monotonic()
+                if left <= 0:
+                    break
+                state.cond.wait(left)
+            state.closed = True
+            results = list(state.results)
+        for slot, result in enumerate(results):
+            if result is _PENDING:
+                results[slot] = BackendUnavailableError(
+                    BACKEND, f"lock node {self.nodes[targets[slot]].label}: no answer within "
+                    f"lock_node_timeout={self.node_timeout:g} s")
+        return results, state
+
+    def _decide(self, state: _Round, verdict: str, release: tuple[tuple[str, ...],
+                tuple[Any, ...]]) -> None:
+        """Fix what late answers of ``state`` mean; with ``undo`` a late grant is released."""
+        with state.cond:
+            state.verdict = verdict
+            late, state.late = state.late, []
+        if verdict == "undo":
+            for node, result in late:
+                if _granted(result):
+                    self._request(node, _RELEASE, *release)
+
+    def _release_where(self, results: Sequence[Any], targets: Sequence[int],
+                       keys: tuple[str, ...], owner: str) -> None:
+        """Release (without waiting) on the targets that granted."""
+        for slot, result in enumerate(results):
+            if _granted(result):
+                node = self.nodes[targets[slot]]
+                def task(node: LockNode = node) -> None:
+                    self._request(node, _RELEASE, keys, (owner,))
+
+                self._workers[targets[slot]].submit(task)
 
     def _check_reachable(self, results: Sequence[object], action: str) -> None:
         """Raise when failed nodes leave fewer than a quorum able to answer."""
@@ -138,73 +251,99 @@ class Redlock:
             f"quorum {self.quorum} impossible ({detail})",
         )
 
+    def _until(self, good: Callable[[Any], bool], need: int) -> Callable[[list[Any]], bool]:
+        """``done`` for :meth:`_fanout`: ``need`` good answers, or too many others."""
+        def done(results: list[Any]) -> bool:
+            ok = bad = 0
+            for result in results:
+                if result is _PENDING:
+                    continue
+                if good(result):
+                    ok += 1
+                else:
+                    bad += 1
+            return ok >= need or len(results) - bad < need
+        return done
+
+    # -- primitives --------------------------------------------------------------------------
+
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """Take the lease on a quorum and return its fencing token, else ``None``."""
         lease, fence = self.keys.lock_pair(name)
         if self.single:
             node = self.nodes[0]
-            try:
-                token = run(node.scripts.acquire, node.client, (lease, fence), (owner, ttl_ms))
-            except CAUGHT as exc:
-                raise translate(exc, self._secrets) from exc
+            token = run(node.scripts.acquire, node.client, (lease, fence), (owner, ttl_ms),
+                        policy=self.policy, what="lock acquire", idempotent=False)
             return None if token is None else int(token)
-        results = self._on_all(_ACQUIRE, (lease, fence), (owner, ttl_ms))
-        won = [(node, int(r)) for node, r in zip(self.nodes, results, strict=True)
-               if r is not None and not isinstance(r, BackendError)]
+        everyone = range(len(self.nodes))
+        results, state = self._fanout(_ACQUIRE, (lease, fence), (owner, ttl_ms), everyone,
+                                      self._until(_granted, self.quorum))
+        won = [(index, int(r)) for index, r in enumerate(results) if _granted(r)]
         if len(won) < self.quorum:
-            self.release(name, owner, quiet=True)
+            self._decide(state, "undo", ((lease,), (owner,)))
+            self._release_where(results, everyone, (lease,), owner)
             self._check_reachable(results, "acquire")
             return None
+        self._decide(state, "keep", ((lease,), (owner,)))
         token = max(t for _, t in won)
-        behind = [node for node, t in won if t < token]
+        behind = [index for index, t in won if t < token]
         if behind:
-            lifted = self._on_all(_RAISE_FENCE, (lease, fence), (owner, token), behind)
-            confirmed = len(won) - len(behind) + sum(1 for r in lifted if r == 1)
-            if confirmed < self.quorum:
-                self.release(name, owner, quiet=True)
+            need = self.quorum - (len(won) - len(behind))
+            lifted, _ = self._fanout(_RAISE_FENCE, (lease, fence), (owner, token), behind,
+                                     self._until(_confirmed, need))
+            if sum(1 for r in lifted if _confirmed(r)) < need:
+                self._release_where(results, everyone, (lease,), owner)
                 return None
         return token
 
-    def release(self, name: str, owner: str, *, quiet: bool = False) -> bool:
+    def release(self, name: str, owner: str) -> bool:
         """Compare-and-delete on every node; True when a quorum released it."""
         lease, _ = self.keys.lock_pair(name)
         if self.single:
-            try:
-                node = self.nodes[0]
-                return bool(run(node.scripts.release, node.client, (lease,), (owner,)))
-            except CAUGHT as exc:
-                if quiet:
-                    return False
-                raise translate(exc, self._secrets) from exc
-        results = self._on_all(_RELEASE, (lease,), (owner,))
-        if not quiet:
+            node = self.nodes[0]
+            return bool(run(node.scripts.release, node.client, (lease,), (owner,),
+                            policy=self.policy, what="lock release"))
+        results, _ = self._fanout(_RELEASE, (lease,), (owner,), range(len(self.nodes)),
+                                  self._until(_confirmed, self.quorum))
+        released = sum(1 for r in results if _confirmed(r)) >= self.quorum
+        if not released:
             self._check_reachable(results, "release")
-        return sum(1 for r in results if r == 1) >= self.quorum
+        return released
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """Compare-and-pexpire on every node; True when a quorum still held it."""
         lease, _ = self.keys.lock_pair(name)
         if self.single:
-            try:
-                node = self.nodes[0]
-                return bool(run(node.scripts.extend, node.client, (lease,), (owner, ttl_ms)))
-            except CAUGHT as exc:
-                raise translate(exc, self._secrets) from exc
-        results = self._on_all(_EXTEND, (lease,), (owner, ttl_ms))
-        self._check_reachable(results, "extend")
-        return sum(1 for r in results if r == 1) >= self.quorum
+            node = self.nodes[0]
+            return bool(run(node.scripts.extend, node.client, (lease,), (owner, ttl_ms),
+                            policy=self.policy, what="lock extend"))
+        results, _ = self._fanout(_EXTEND, (lease,), (owner, ttl_ms), range(len(self.nodes)),
+                                  self._until(_confirmed, self.quorum))
+        extended = sum(1 for r in results if _confirmed(r)) >= self.quorum
+        if not extended:
+            self._check_reachable(results, "extend")
+        return extended
+
+    def ping_extra(self) -> list[str]:
+        """Labels of the extra lock nodes that did not answer PING in ``node_timeout``."""
+        if self.single:
+            return []
+        extra = range(1, len(self.nodes))
+        results, _ = self._fanout("PING", (), (), extra,
+                                  lambda rs: all(r is not _PENDING for r in rs))
+        return [self.nodes[index].label for index, r in zip(extra, results, strict=True)
+                if isinstance(r, BackendError)]
 
     def is_held(self, name: str) -> bool:
         """True when a quorum of nodes has the lease key (one ``EXISTS`` per node)."""
         lease, _ = self.keys.lock_pair(name)
-        results: list[Any] = []
-        for node in self.nodes:
-            try:
-                results.append(int(node.client.exists(lease)))
-            except CAUGHT as exc:
-                if self.single:
-                    raise translate(exc, self._secrets) from exc
-                results.append(self._error(exc, node))
-        if not self.single:
+        if self.single:
+            node = self.nodes[0]
+            return bool(self.policy.call(lambda: int(node.client.exists(lease)),
+                                         what="lock is_held"))
+        results, _ = self._fanout("EXISTS", (lease,), (), range(len(self.nodes)),
+                                  self._until(_confirmed, self.quorum))
+        held = sum(1 for r in results if _confirmed(r)) >= self.quorum
+        if not held:
             self._check_reachable(results, "is_held")
-        return sum(1 for r in results if r == 1) >= self.quorum
+        return held

@@ -13,6 +13,7 @@ from typing import Any
 import redis.exceptions as rex
 
 from .direct import execute
+from .retrying import RetryPolicy
 
 SET_CONTEXT = """
 local old = redis.call('GET', KEYS[1])
@@ -122,14 +123,21 @@ class Scripts:
                 self.release, self.extend, self.raise_fence]
 
 
-def run(script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
-    """``EVALSHA`` of a registered ``script`` on ``client`` (not a pipeline); on
-    ``NOSCRIPT`` (script cache flushed, server restarted) redis-py's ``Script`` call loads it.
+def run(script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...], *,
+        policy: RetryPolicy | None = None, what: str = "script",
+        idempotent: bool = True) -> Any:
+    """``EVALSHA`` of a registered ``script`` on ``client`` (not a pipeline) under
+    ``policy`` (None: one attempt); on ``NOSCRIPT`` (script cache flushed, server
+    restarted: the script did not run) redis-py's ``Script`` call loads it.
 
     Same effect as ``script(keys=..., args=...)`` without its per-call overhead
     (:func:`~.direct.execute`).
     """
     try:
-        return execute(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+        return execute(client, policy, what, "EVALSHA", script.sha, len(keys), *keys, *args,
+                       idempotent=idempotent)
     except rex.NoScriptError:
-        return script(keys=keys, args=args, client=client)
+        if policy is None:
+            return script(keys=keys, args=args, client=client)
+        return policy.call(lambda: script(keys=keys, args=args, client=client), what=what,
+                           idempotent=idempotent)

@@ -18,7 +18,7 @@ from ...validation import require_dict, require_id, require_positive_int, requir
 from . import client as clients
 from .batch import ScriptBatcher
 from .direct import execute
-from .errors import CAUGHT, translate
+from .errors import CAUGHT
 from .keys import KeySpace
 from .monitor import health_report, stats_report
 from .redlock import LockNode, Redlock
@@ -56,6 +56,7 @@ class RedisStore:
         self._redlock: Redlock | None = None
         self._batch: ScriptBatcher | None = None
         self._guard = threading.Lock()
+        self._policy = clients.make_policy(self.config, self._secrets)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -65,12 +66,13 @@ class RedisStore:
             return client, scripts
         with self._guard:
             if self._client is None or self._scripts is None:
-                nodes = self._build_nodes()
-                self._redlock = Redlock(nodes, self.keys, self._secrets)
-                self._scripts = nodes[0].scripts
-                self._batch = ScriptBatcher(nodes[0].client, nodes[0].scripts,
+                nodes = self._policy.call(self._build_nodes, what="connect")
+                self._redlock = Redlock(nodes, self.keys, self._policy,
+                                    self.config.lock_node_timeout, self.config.max_connections)
+                self._scripts = nodes[0].main_scripts
+                self._batch = ScriptBatcher(nodes[0].main, nodes[0].main_scripts,
                                             self.config.cluster)
-                self._client = nodes[0].client
+                self._client = nodes[0].main
             return self._client, self._scripts
 
     def _build_nodes(self) -> list[LockNode]:
@@ -78,17 +80,22 @@ class RedisStore:
         nodes: list[LockNode] = []
         field = "url"
         try:
-            nodes.append(LockNode(clients.build_primary(self.config), "primary"))
+            primary = clients.build_primary(self.config)
+            nodes.append(LockNode(primary, "primary"))
+            if self.config.lock_nodes and not self.config.cluster:
+                # Redlock asks the primary through a pool of its own, with short timeouts
+                nodes[0] = LockNode(clients.build_lock_node(self.config, self.config.url),
+                                    "primary", main=primary)
             for i, url in enumerate(self.config.lock_nodes):
                 field = f"lock_nodes[{i}]"
                 nodes.append(LockNode(clients.build_lock_node(self.config, url), f"#{i + 1}"))
         except _BUILD_ERRORS as exc:
             for node in nodes:
-                clients.close_client(node.client)
-            if isinstance(exc, ValueError):  # redis-py refusing a URL
-                raise ConfigurationError(
+                node.close()
+            if isinstance(exc, ValueError) and not isinstance(exc, CAUGHT):
+                raise ConfigurationError(  # redis-py refusing a URL
                     f"redis_config[{field!r}]: {_scrub_url(str(exc))}") from None
-            raise translate(exc, self._secrets, where="connect") from exc
+            raise
         return nodes
 
     @property
@@ -105,10 +112,7 @@ class RedisStore:
     def connect(self) -> None:
         """Open the pools and PING the primary. Idempotent."""
         client, _ = self._open()
-        try:
-            client.ping()
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets, where="connect") from exc
+        self._policy.call(client.ping, what="connect")
 
     def close(self) -> None:
         """Close every pool. Idempotent; the store reconnects on next use."""
@@ -116,11 +120,7 @@ class RedisStore:
             redlock, self._redlock = self._redlock, None
             self._client = self._scripts = self._batch = None
         if redlock is not None:
-            for node in redlock.nodes:
-                try:
-                    clients.close_client(node.client)
-                except CAUGHT as exc:  # closing must not fail on a dead server
-                    _log.debug("error closing redis client", error=str(exc))
+            redlock.close()
 
     def health_check(self) -> HealthReport:
         """PING round trip, server version and role; never raises."""
@@ -129,13 +129,13 @@ class RedisStore:
         except Exception as exc:
             return {"status": "unhealthy", "backend": self.backend_name, "error": str(exc)}
         assert self._redlock is not None
-        return health_report(self._redlock, self.config, self.clock, self._secrets)
+        return health_report(self._redlock, self.config, self.clock, self._policy)
 
     def stats(self) -> JSONDict:
         """``used_memory`` and friends, keys under the prefix (bounded SCAN), lock nodes."""
         self._open()
         assert self._redlock is not None
-        return stats_report(self._redlock, self.keys, self.config.cluster, self._secrets)
+        return stats_report(self._redlock, self.keys, self.config.cluster, self._policy)
 
     def __enter__(self) -> RedisStore:
         self.connect()
@@ -158,31 +158,24 @@ class RedisStore:
         keys, payload, seconds = self._prepare_context(context_id, data, ttl)
         client, scripts = self._open()
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
-        try:
-            reply = run(scripts.set_context, client, keys,
-                        _set_args(context_id, payload, seconds, updated_at, expires_at))
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        reply = run(scripts.set_context, client, keys,
+                    _set_args(context_id, payload, seconds, updated_at, expires_at),
+                    policy=self._policy, what="set_context")
         return _context_record(context_id, payload, seconds, updated_at, expires_at, reply)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
         key = self.keys.checked_pair(context_id, "context_id")[0]
         client = self._open()[0]
-        try:
-            raw = execute(client, "GET", key)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        raw = execute(client, self._policy, "get_context", "GET", key)
         return None if raw is None else _parse_envelope(raw)
 
     def clear_context(self, context_id: str) -> bool:
         """Delete the context and its event stream in one atomic script."""
         keys = self.keys.checked_pair(context_id, "context_id")
         client, scripts = self._open()
-        try:
-            return int(run(scripts.clear_context, client, keys, ())) > 0
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        return int(run(scripts.clear_context, client, keys, (), policy=self._policy,
+                       what="clear_context")) > 0
 
     # -- batch -----------------------------------------------------------------------------
 
@@ -204,12 +197,11 @@ class RedisStore:
         if not prepared:
             return []
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
-        try:
-            replies = self._batcher.run(lambda s: s.set_context, [
-                (keys, _set_args(cid, payload, seconds, updated_at, expires_at))
-                for cid, keys, payload in prepared])
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        calls = [(keys, _set_args(cid, payload, seconds, updated_at, expires_at))
+                 for cid, keys, payload in prepared]
+        batcher = self._batcher
+        replies = self._policy.call(lambda: batcher.run(lambda s: s.set_context, calls),
+                                    what="set_contexts")
         return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
                 for (cid, _, payload), reply in zip(prepared, replies, strict=True)]
 
@@ -222,13 +214,14 @@ class RedisStore:
         if not keys:
             return []
         client, _ = self._open()
-        try:
+
+        def read_all() -> list[Any]:
             with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.get(key)
-                raws = pipe.execute()
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+                return list(pipe.execute())
+
+        raws = self._policy.call(read_all, what="get_contexts")
         return [None if raw is None else _parse_envelope(raw) for raw in raws]
 
     # -- events ----------------------------------------------------------------------------
@@ -238,11 +231,9 @@ class RedisStore:
         keys, payload = prepare_event(self.keys, self.config, context_id, event)
         client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
-        try:
-            event_id = run(scripts.append_event, client, keys,
-                           _event_args(self.config, payload, timestamp))
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        event_id = run(scripts.append_event, client, keys,
+                       _event_args(self.config, payload, timestamp),
+                       policy=self._policy, what="append_event", idempotent=False)
         return _event_record(context_id, event_id, timestamp, payload)
 
     def get_events(self, context_id: str, since: str | None = None,
@@ -250,10 +241,9 @@ class RedisStore:
         """Events in append order via ``XRANGE``; ``since`` is an exclusive stream id."""
         cid, start, count = event_range(context_id, since, limit)
         client, _ = self._open()
-        try:
-            entries = client.xrange(self.keys.events(cid), min=start, count=count)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        entries = self._policy.call(
+            lambda: client.xrange(self.keys.events(cid), min=start, count=count),
+            what="get_events")
         return [_parse_event(cid, entry_id, fields) for entry_id, fields in entries]
 
     # -- lock primitives (driven by memory_resources.locking.Lock) ---------------------------
