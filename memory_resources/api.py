@@ -29,7 +29,7 @@ from .api_inputs import (
     task_output_ids,
 )
 from .api_lifecycle import StoreConnections
-from .api_monitor import backend_name, health, memory_stats
+from .api_monitor import HEALTH_TIMEOUT, backend_name, health, memory_stats
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
 from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from .embedding import as_vector
@@ -378,10 +378,15 @@ class MemoryAPI:
 
     # -- monitoring ------------------------------------------------------------------------
 
-    def health_check(self) -> JSONDict:
+    def health_check(self, timeout: float = HEALTH_TIMEOUT) -> JSONDict:
         """``{"overall_status": "healthy"|"degraded"|"unhealthy", "adapters": {"redis": …,
-        "postgres": …, "vector": …}, "timestamp": …}``; never raises for a backend fault."""
-        return health(self._roles, self._ensure, utc_iso(self._clock.time()))
+        "postgres": …, "vector": …}, "timestamp": …}``; never raises for a backend fault.
+
+        Every backend is probed at the same time; one that has not answered within
+        ``timeout`` seconds (default 3) is reported ``unhealthy`` with the reason, so the
+        call returns within ``timeout`` whatever the servers do."""
+        limit = require_positive_seconds(timeout, "timeout")
+        return health(self._roles, self._ensure, utc_iso(self._clock.time()), limit)
 
     def get_memory_stats(self) -> JSONDict:
         """``{"adapters": {"redis": {"used_memory": …}, "postgres": {"active_connections":

@@ -42,12 +42,14 @@ from .api_inputs import (
     task_output_ids,
 )
 from .api_monitor import (
+    HEALTH_TIMEOUT,
     backend_name,
     failed_report,
     finish_report,
     health_of,
     stats_of,
     stats_stores,
+    timed_out_report,
 )
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
 from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
@@ -71,6 +73,7 @@ from .validation import (
     require_dict,
     require_id,
     require_positive_int,
+    require_positive_seconds,
     require_ttl,
 )
 
@@ -388,10 +391,19 @@ class AsyncMemoryAPI:
             report = failed_report(exc)
         return finish_report(report, store, started)
 
-    async def health_check(self) -> JSONDict:
-        """As :meth:`MemoryAPI.health_check`: every store checked concurrently."""
+    async def _health_within(self, store: Any, timeout: float) -> HealthReport:
+        try:
+            return await asyncio.wait_for(self._health(store), timeout)
+        except asyncio.TimeoutError:
+            return timed_out_report(store, timeout)
+
+    async def health_check(self, timeout: float = HEALTH_TIMEOUT) -> JSONDict:
+        """As :meth:`MemoryAPI.health_check`: every store checked concurrently, a store
+        without an answer within ``timeout`` seconds (default 3) reported unhealthy."""
+        limit = require_positive_seconds(timeout, "timeout")
         stores = distinct_stores(self._roles)
-        reports = await asyncio.gather(*(self._health(store) for store in stores))
+        reports = await asyncio.gather(*(self._health_within(store, limit)
+                                         for store in stores))
         return health_of(self._roles, {id(s): r for s, r in zip(stores, reports, strict=True)},
                          utc_iso(self._clock.time()))
 

@@ -21,12 +21,16 @@ class StoreConnections:
         self.owned = composition.owned
         self._connected: set[int] = set()
         self._lock = threading.Lock()
+        self._store_locks: dict[int, threading.Lock] = {}
 
     def ensure(self, store: Any) -> Any:
-        """Connect ``store`` once (idempotent, thread-safe) and return it."""
+        """Connect ``store`` once (idempotent, thread-safe) and return it. Each store has
+        its own lock, so a backend that hangs while connecting never holds up another."""
         if id(store) in self._connected:
             return store
         with self._lock:
+            store_lock = self._store_locks.setdefault(id(store), threading.Lock())
+        with store_lock:
             if id(store) not in self._connected:
                 connect = getattr(store, "connect", None)
                 if connect is not None:

@@ -7,6 +7,7 @@ outputs, audit) and ``vector`` — whichever backend serves them; each entry say
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,9 +57,54 @@ def finish_report(report: HealthReport, store: Any, started: float) -> HealthRep
     return report
 
 
-def health(roles: dict[str, Any], ensure: Callable[[Any], None], timestamp: str) -> JSONDict:
-    """Check each distinct store once and report per adapter, worst status first."""
-    reports = {id(store): _store_health(store, ensure) for store in distinct_stores(roles)}
+HEALTH_TIMEOUT = 3.0
+"""Default cap, in seconds, of ``MemoryAPI.health_check()`` whatever the backends do."""
+
+
+def timed_out_report(store: Any, timeout: float) -> HealthReport:
+    """The report of a store whose probe did not finish within ``timeout`` seconds."""
+    return {"status": "unhealthy", "backend": backend_name(store),
+            "error": f"no answer within the health check's timeout={timeout:g} s "
+                     "(server hung or network black-holed?)",
+            "latency_ms": round(timeout * 1000, 3)}
+
+
+def _probe_all(stores: list[Any], ensure: Callable[[Any], None], timeout: float
+               ) -> dict[int, HealthReport]:
+    """Every store's report, each probed in its own daemon thread at the same time; a
+    store that has not answered within ``timeout`` is reported unhealthy (its probe ends
+    in the background, bounded by the store's own deadline)."""
+    reports: dict[int, HealthReport] = {}
+    done = threading.Condition()
+
+    def probe(store: Any) -> None:
+        report = _store_health(store, ensure)
+        with done:
+            reports[id(store)] = report
+            done.notify_all()
+
+    for store in stores:
+        threading.Thread(target=probe, args=(store,), daemon=True,
+                         name=f"health:{backend_name(store)}").start()
+    limit = time.monotonic() + timeout
+    with done:
+        while len(reports) < len(stores):
+            left = limit - time.monotonic()
+            if left <= 0:
+                break
+            done.wait(left)
+        result = dict(reports)
+    for store in stores:
+        if id(store) not in result:
+            result[id(store)] = timed_out_report(store, timeout)
+    return result
+
+
+def health(roles: dict[str, Any], ensure: Callable[[Any], None], timestamp: str,
+           timeout: float = HEALTH_TIMEOUT) -> JSONDict:
+    """Check each distinct store once, all at the same time, and report per adapter, worst
+    status first; returns within ``timeout`` seconds whatever the backends do."""
+    reports = _probe_all(list(distinct_stores(roles)), ensure, timeout)
     return health_of(roles, reports, timestamp)
 
 
