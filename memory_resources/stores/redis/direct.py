@@ -52,11 +52,21 @@ def execute(client: Any, policy: RetryPolicy | None, what: str, *args: Any,
             return client.execute_command(*args)
         return policy.call(lambda: client.execute_command(*args), what=what,
                            idempotent=idempotent)
-    if policy is None:
-        return attempt(client, args)
     started = time.monotonic()
+    pool = client.connection_pool
+    sent = False
     try:
-        return attempt(client, args)
+        conn: Any = pool.get_connection()
+        try:
+            conn.send_command(*args)
+            sent = True
+            return conn.read_response()
+        finally:
+            pool.release(conn)
     except CAUGHT as first_error:
+        if not sent:
+            mark_unsent(first_error)
+        if policy is None:
+            raise
         return policy.call(lambda: attempt(client, args), what=what, idempotent=idempotent,
                            first_error=first_error, started=started)
