@@ -51,6 +51,7 @@ from .validation import (
     require_dict,
     require_id,
     require_positive_int,
+    require_positive_seconds,
     require_ttl,
 )
 
