@@ -114,6 +114,11 @@ class PostgresConfig(BaseModel):
         None, description="DSN of a read replica; reads go there when set."
     )
     auto_migrate: bool = Field(True, description="Apply pending migrations on connect.")
+    partition_months_ahead: int = Field(
+        6, ge=0, le=240,
+        description="Month partitions created ahead of the current month by migrate and "
+        "maintain (and by the store when it may migrate).",
+    )
     max_payload_bytes: int = Field(
         DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="Largest encoded value accepted."
     )

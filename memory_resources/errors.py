@@ -94,6 +94,15 @@ class SchemaError(BackendError):
     """The backend's schema is missing, too old, or was changed (e.g. a migration checksum)."""
 
 
+class SchemaPermissionError(SchemaError, PermissionError):
+    """Migrations are pending but the connected role may not apply them; ``pending`` names
+    them. Retrying does not help: run ``memory-resources migrate`` as the schema owner."""
+
+    def __init__(self, backend: str, message: str, *, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(backend, message)
+
+
 class LockError(MemoryResourcesError):
     """Base class of lock errors; ``lock_name`` names the lock."""
 
@@ -130,6 +139,7 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "SchemaError",
+    "SchemaPermissionError",
     "SerializationError",
     "UnsafeIdentifierError",
 ]

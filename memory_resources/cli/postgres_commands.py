@@ -1,4 +1,4 @@
-"""``memory-resources migrate`` and ``memory-resources prune`` for the PostgreSQL backend.
+"""``memory-resources migrate``, ``maintain`` and ``prune`` for the PostgreSQL backend.
 
 The database comes from ``--dsn`` or ``MEMORY_RESOURCES_POSTGRES_DSN``; the schema from
 ``--schema`` (default ``public``). A library error exits with code 2 and its message.
@@ -61,7 +61,9 @@ def migrate(
     def run() -> list[Any]:
         pool = PostgresPool(_config(dsn, schema))
         try:
-            return run_migrations(pool)
+            applied = run_migrations(pool)
+            _top_up_partitions(pool)
+            return applied
         finally:
             pool.close()
 
@@ -106,3 +108,45 @@ def prune(
     typer.echo(f"cut-off {result['cutoff']}: dropped {len(dropped)} partition(s)"
                + (f": {', '.join(dropped)}" if dropped else ""))
     typer.echo(f"purged {result['expired_contexts_purged']} expired context(s)")
+
+
+def _top_up_partitions(pool: Any) -> Any:
+    """After migrating: create the months ahead that are missing (``maintain``'s first step)."""
+    from ..stores.postgres.partitions import maintain as maintain_partitions
+
+    now = dt.datetime.now(dt.timezone.utc)
+    return maintain_partitions(pool, now, pool.config.partition_months_ahead)
+
+
+@app.command()
+def maintain(
+    months_ahead: int = typer.Option(
+        6, "--months-ahead", min=0, max=240,
+        help="Month partitions to keep ahead of the current month."),
+    dsn: str | None = DSN_OPTION,
+    schema: str = SCHEMA_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Create month partitions ahead and move rows out of the default partitions (run it
+    as the schema owner from cron or the scheduled Prefect deployment; monthly is enough)."""
+    from ..stores.postgres import PostgresPool
+    from ..stores.postgres.partitions import maintain as maintain_partitions
+
+    def run() -> Any:
+        pool = PostgresPool(_config(dsn, schema))
+        try:
+            return maintain_partitions(pool, dt.datetime.now(dt.timezone.utc), months_ahead)
+        finally:
+            pool.close()
+
+    report = exit_on_error(run)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    typer.echo(f"schema {schema!r}: partitions cover every month before {report.until}")
+    typer.echo(f"created {len(report.created)} partition(s)"
+               + (f": {', '.join(report.created)}" if report.created else ""))
+    for name, rows in report.moved.items():
+        typer.echo(f"moved {rows} row(s) out of the default partition into {name}")
+    for name, rows in report.remaining.items():
+        typer.echo(f"{name}: {rows} row(s) left")

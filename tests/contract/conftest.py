@@ -5,7 +5,9 @@ Each suite asks for a capability fixture (``context_store``, ``event_log``, ``lo
 parametrised over the backends listed below, and resolves ``<backend>_<capability>``
 from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name here and
 providing that fixture (``postgres_embedded`` is the PostgreSQL store on the embedded
-PostgreSQL 18, beside ``postgres`` on the machine's server: two majors). Every factory
+PostgreSQL 18, beside ``postgres`` on the machine's server: two majors; ``postgres_app`` is
+the store connected as the least-privilege application role of docs/postgres.md, and
+``redis_acl`` the Redis store as the ACL user of docs/redis.md). Every factory
 returns a fresh, isolated store (own file / key prefix / schema) and cleans up after the test.
 """
 
@@ -16,12 +18,15 @@ from typing import Any
 import pytest
 
 BACKENDS: dict[str, list[str]] = {
-    "context_store": ["sqlite", "redis", "postgres", "postgres_embedded"],
-    "event_log": ["sqlite", "redis", "postgres", "postgres_embedded"],
-    "lock_manager": ["sqlite", "redis", "postgres", "postgres_embedded"],
-    "run_history": ["sqlite", "postgres", "postgres_embedded"],
-    "task_outputs": ["sqlite", "postgres", "postgres_embedded"],
-    "audit_log": ["sqlite", "postgres", "postgres_embedded"],
+    "context_store": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
+                      "postgres_app"],
+    "event_log": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
+                  "postgres_app"],
+    "lock_manager": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
+                     "postgres_app"],
+    "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
+    "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
+    "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
     "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector"],
 }
 

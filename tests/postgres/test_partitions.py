@@ -56,10 +56,10 @@ def store(any_pg: tuple[str, str], clock: ManualClock) -> Iterator[PostgresStore
     made.close()
 
 
-def test_connect_creates_this_month_and_three_ahead_plus_default(store: PostgresStore) -> None:
-    """On connect both partitioned tables get May-August 2031 and a default partition
-    (migration 003 also created the months around the real date)."""
-    expected = ["_default", "_p2031_05", "_p2031_06", "_p2031_07", "_p2031_08"]
+def test_connect_creates_this_month_and_six_ahead_plus_default(store: PostgresStore) -> None:
+    """A store that may migrate (owner, auto_migrate) gets May-November 2031 and a default
+    partition on connect (the migrations created the months around the real date)."""
+    expected = ["_default"] + [f"_p2031_{m:02d}" for m in range(5, 12)]
     for parent in ("flow_run_history", "audit_log"):
         names = _partitions(store, parent)
         assert [parent + suffix for suffix in expected] == [
@@ -69,11 +69,11 @@ def test_connect_creates_this_month_and_three_ahead_plus_default(store: Postgres
 def test_entering_a_new_month_creates_partitions_without_cron(
     store: PostgresStore, clock: ManualClock
 ) -> None:
-    """A write after the clock moved into September creates the partitions up to December."""
+    """A write after the clock moved into September creates the partitions up to March."""
     clock.advance(120 * 86400)  # 2031-09-12
     store.write_flow_run(FlowRunWrite("flow", "run-sept", status="running"))
     names = _partitions(store, "flow_run_history")
-    assert "flow_run_history_p2031_12" in names
+    assert "flow_run_history_p2032_03" in names
     assert _where(store, "run-sept").endswith("flow_run_history_p2031_09")
 
 

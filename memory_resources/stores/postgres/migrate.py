@@ -7,6 +7,11 @@ then finds nothing to do). A file whose checksum differs from the one recorded w
 applied stops the runner with :class:`~memory_resources.errors.SchemaError` before anything
 runs. The files are plain idempotent SQL, so a database prepared with ``psql -f`` is adopted:
 the runner re-runs them (a no-op) and records them.
+
+When nothing is pending the runner only reads ``schema_migrations``: no lock, no DDL, so a
+role with row privileges only (the application role of ``docs/postgres.md``) passes it.
+When something is pending and the role may not apply it, it raises
+:class:`~memory_resources.errors.SchemaPermissionError` naming the pending files.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from ...errors import SchemaError
+from ...errors import BackendError, SchemaError, SchemaPermissionError
 from ...log import get_logger
 from .errors import BACKEND, is_connection_failure, translate
 from .pool import Connection, PostgresPool
@@ -126,8 +131,7 @@ def applied_migrations(pool: PostgresPool) -> list[AppliedMigration]:
 def pending_migrations(pool: PostgresPool, directory: Path | None = None) -> list[Migration]:
     """Files not recorded as applied (checksums of applied files are verified)."""
     files = load_migrations(directory)
-    applied = {m.version: m for m in applied_migrations(pool)}
-    _verify(files, applied)
+    applied = _verified(pool, files)
     return [m for m in files if m.version not in applied]
 
 
@@ -144,8 +148,50 @@ def _verify(files: list[Migration], applied: dict[int, AppliedMigration]) -> Non
 
 
 def migrate(pool: PostgresPool, directory: Path | None = None) -> list[AppliedMigration]:
-    """Apply the pending migrations to ``pool.schema``; returns what was applied now."""
+    """Apply the pending migrations to ``pool.schema``; returns what was applied now.
+
+    Nothing pending: one read of ``schema_migrations`` and no DDL. Pending but the role
+    lacks the privileges: :class:`SchemaPermissionError` (nothing half-applied: each file
+    is its own transaction)."""
     files = load_migrations(directory)
+    pending = [m for m in files if m.version not in _verified(pool, files)]
+    if not pending:
+        return []
+    try:
+        return _migrate_locked(pool, files)
+    except BackendError as exc:
+        cause = _privilege_cause(exc)
+        if cause is None:
+            raise
+        detail = " ".join(str(cause.pgerror or cause).split())
+        raise SchemaPermissionError(
+            BACKEND,
+            f"the connected role may not apply the pending migrations "
+            f"{', '.join(m.name for m in pending)} to schema {pool.schema!r} ({detail}); "
+            f"run `memory-resources migrate --schema {pool.schema}` as the schema owner "
+            "(docs/postgres.md, Roles), or connect with auto_migrate=False once it has run",
+            pending=[m.name for m in pending],
+        ) from exc
+
+
+def _verified(pool: PostgresPool, files: list[Migration]) -> dict[int, AppliedMigration]:
+    applied = {m.version: m for m in applied_migrations(pool)}
+    _verify(files, applied)
+    return applied
+
+
+def _privilege_cause(exc: BaseException) -> psycopg2.Error | None:
+    """The SQLSTATE 42501 (insufficient_privilege) error behind ``exc``, if that is it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg2.Error) and seen.pgcode == "42501":
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _migrate_locked(pool: PostgresPool, files: list[Migration]) -> list[AppliedMigration]:
+    """The runner proper: under the schema's advisory lock, re-read and apply."""
     schema = pool.schema
     ident = sql.Identifier(schema)
     applied_now: list[AppliedMigration] = []
@@ -157,7 +203,11 @@ def migrate(pool: PostgresPool, directory: Path | None = None) -> list[AppliedMi
         conn.commit()
         try:
             with conn.cursor() as cur:
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {s}").format(s=ident))
+                # CREATE SCHEMA needs CREATE on the database even with IF NOT EXISTS: only
+                # when the schema is missing (an owner of an existing schema needs no more).
+                cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE SCHEMA {s}").format(s=ident))
             conn.commit()
             applied = _applied(conn, schema)
             _verify(files, applied)

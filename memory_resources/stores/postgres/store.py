@@ -2,8 +2,11 @@
 
 Implements Lifecycle, RunHistory, TaskOutputs, AuditLog, ContextStore, EventLog and
 LockManager (see :mod:`memory_resources.protocols`). Each write and its audit row are one
-statement; month partitions of ``flow_run_history`` / ``audit_log`` are created ahead on
-connect and whenever the store's clock enters a new month.
+statement. Connecting needs only row privileges when the schema is current: migrations run
+only when some are pending, and month partitions of ``flow_run_history`` / ``audit_log`` are
+created by the owner (``migrate`` / ``maintain``); a row whose month has no partition goes
+to the default partition. A store that may migrate (``auto_migrate`` and an owner role) also
+creates missing months itself, on connect and when its clock enters a new month.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from . import audit, context, history, locks, outputs
 from .errors import BACKEND
 from .local import start_local_server
 from .migrate import AppliedMigration, migrate
+from .partitions import MaintenanceReport, check_months_ahead, coverage, maintain
 from .pool import Cursor, PostgresPool
 from .support import one, render
 
 _log = get_logger(__name__)
 
-PARTITIONS_AHEAD = 3
-"""Month partitions created ahead of the current month."""
+PARTITIONS_AHEAD = 6
+"""Month partitions kept ahead of the current month (``partition_months_ahead``'s default)."""
 
 PURGE_INTERVAL = 300.0
 """Seconds between sweeps of expired contexts, run after a context write (no cron)."""
@@ -72,6 +76,7 @@ class PostgresStore:
         self._rendered: dict[str, str] = {}
         self._schema_sql = ""
         self._partition_month: tuple[int, int] | None = None
+        self._warned_month: tuple[int, int] | None = None
         self._next_purge = clock.monotonic() + PURGE_INTERVAL
         self._lock = threading.RLock()
         self._history = history.HistoryRepo(self)
@@ -93,7 +98,8 @@ class PostgresStore:
         return pool
 
     def connect(self) -> None:
-        """Open the pool, apply pending migrations (``auto_migrate``), create partitions."""
+        """Open the pool and apply pending migrations (``auto_migrate``; no DDL when none
+        are pending); check this month's partitions (see :meth:`ensure_partitions`)."""
         with self._lock:
             if self._pool is not None:
                 return
@@ -169,17 +175,32 @@ class PostgresStore:
 
     # -- partitions and retention ------------------------------------------------------
 
-    def ensure_partitions(self, now: dt.datetime, months_ahead: int = PARTITIONS_AHEAD) -> None:
-        """Create this month's and the next ``months_ahead`` partitions (once per month)."""
+    def ensure_partitions(self, now: dt.datetime, months_ahead: int | None = None) -> None:
+        """Once per month of ``now``: a read-only check that partitions cover this month and
+        ``months_ahead`` more (default ``partition_months_ahead``). Missing ones are created
+        only when the store may migrate (``auto_migrate`` and the owner's privileges);
+        otherwise a missing current month is logged once (rows go to the default partition
+        until ``memory-resources maintain`` runs)."""
         month = (now.year, now.month)
         if self._partition_month == month:
             return
-        self.create_partitions(now, months_ahead)
+        ahead = self.config.partition_months_ahead if months_ahead is None else months_ahead
+        found = coverage(self.pool, self.schema, now, ahead)
+        if found.missing and self.config.auto_migrate and found.can_create:
+            self.create_partitions(now, ahead)
+        elif found.current_missing and self._warned_month != month:
+            self._warned_month = month
+            _log.warning("no partition for this month; rows go to the default partition",
+                         schema=self.schema, month=f"{month[0]}-{month[1]:02d}",
+                         fix="run `memory-resources maintain` as the schema owner "
+                             "(cron or the scheduled Prefect deployment)")
         self._partition_month = month
 
     def create_partitions(self, start: dt.datetime, months_ahead: int = PARTITIONS_AHEAD
                           ) -> int:
-        """Create the month partitions from ``start``'s month on; returns how many were new."""
+        """Create the month partitions from ``start``'s month on; returns how many were new.
+        Needs the owner's privileges."""
+        check_months_ahead(months_ahead)
         statement = self.statement("partitions.create")
 
         def run(cur: Cursor) -> int:
@@ -187,6 +208,17 @@ class PostgresStore:
             return int(one(cur)[0])
 
         return int(self.pool.run(run))
+
+    def maintain(self, months_ahead: int | None = None) -> MaintenanceReport:
+        """What ``memory-resources maintain`` runs: create the default partitions and the
+        months from now to ``months_ahead`` later (default ``partition_months_ahead``), move
+        rows out of the default partitions into their month, report. Needs the owner."""
+        ahead = self.config.partition_months_ahead if months_ahead is None else months_ahead
+        now = dt.datetime.fromtimestamp(self.clock.time(), dt.timezone.utc)
+        report = maintain(self.pool, now, ahead)
+        _log.info("partitions maintained", schema=self.schema, created=report.created,
+                  moved=report.moved, remaining=report.remaining)
+        return report
 
     def prune(self, older_than: dt.timedelta | float) -> dict[str, Any]:
         """Retention: drop month partitions entirely older than ``now - older_than``, delete

@@ -1,0 +1,212 @@
+"""Least privilege on PostgreSQL: the application role of docs/postgres.md (row privileges
+only) connects, writes and reads with ``auto_migrate`` on; pending migrations fail typed;
+partitions come from the migration role's ``migrate`` / ``maintain``.
+
+The whole contract suite also runs as that role (backend ``postgres_app`` in
+tests/contract/conftest.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+from typer.testing import CliRunner
+
+from memory_resources.cli import app as cli
+from memory_resources.clock import ManualClock
+from memory_resources.errors import BackendError, SchemaError, SchemaPermissionError
+from memory_resources.records import FlowRunWrite
+from memory_resources.stores.postgres import PostgresStore
+from memory_resources.stores.postgres.migrate import _lock_key
+from tests.fixtures.postgres import make_postgres_store
+from tests.fixtures.roles import PgRoles, pg_roles
+
+FEB_2040 = dt.datetime(2040, 2, 10, 12, tzinfo=dt.timezone.utc).timestamp()
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _admin(roles: PgRoles, query: str, *params: object) -> list[tuple[object, ...]]:
+    conn = psycopg2.connect(roles.admin_dsn, connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL(query).format(s=sql.Identifier(roles.schema)), params)
+            return list(cur.fetchall()) if cur.description else []
+    finally:
+        conn.close()
+
+
+def _count(roles: PgRoles, table: str) -> int:
+    rows = _admin(roles, f"SELECT count(*) FROM {{s}}.{table}")
+    return int(str(rows[0][0]))
+
+
+@pytest.fixture
+def roles(postgres_dsn: str) -> Iterator[PgRoles]:
+    """A schema of this test migrated by its own migration role, app role granted."""
+    with pg_roles(postgres_dsn) as made:
+        yield made
+
+
+def test_the_contract_store_is_the_app_role_without_create(
+    postgres_app_store: PostgresStore, postgres_app_roles: PgRoles
+) -> None:
+    """The contract suites' ``postgres_app`` store is logged in as the application role,
+    which has no CREATE on the schema or database: any DDL it sent would fail."""
+    def probe(cur: psycopg2.extensions.cursor) -> tuple[object, ...]:
+        cur.execute("SELECT current_user, has_schema_privilege(%s, 'CREATE'),"
+                    " has_database_privilege(current_database(), 'CREATE')",
+                    (postgres_app_roles.schema,))
+        row = cur.fetchone()
+        assert row is not None
+        return tuple(row)
+
+    assert postgres_app_store.pool.run(probe) == (postgres_app_roles.app, False, False)
+    with pytest.raises(BackendError, match="42501"):
+        postgres_app_store.pool.run(lambda cur: cur.execute(
+            f'CREATE TABLE "{postgres_app_roles.schema}".intruder (x int)'))
+
+
+def test_connect_with_nothing_pending_takes_no_migration_lock(roles: PgRoles) -> None:
+    """With the runner's advisory lock held elsewhere, an owner store with auto_migrate
+    still connects: nothing pending means no lock and no DDL."""
+    holder = psycopg2.connect(roles.admin_dsn, connect_timeout=5)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            make_postgres_store(roles.owner_dsn, roles.schema).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_lock_key(roles.schema),))
+        worker = threading.Thread(target=connect, daemon=True)
+        worker.start()
+        finished = done.wait(timeout=60)
+    finally:
+        holder.close()  # releases the lock, so a blocked connect would end too
+    assert finished, "connect waited for the migration lock although nothing was pending"
+    assert errors == []
+
+
+def test_app_role_with_pending_migration_fails_typed_until_the_owner_migrates(
+    roles: PgRoles,
+) -> None:
+    """A pending migration with auto_migrate on and row privileges only raises
+    SchemaPermissionError naming the file and the fix, applying nothing; once an owner
+    store (auto_migrate) has connected, the app role connects again."""
+    _admin(roles, "DELETE FROM {s}.schema_migrations WHERE version = 7")
+    with pytest.raises(SchemaPermissionError) as info:
+        make_postgres_store(roles.app_dsn, roles.schema)
+    error = info.value
+    assert isinstance(error, SchemaError) and isinstance(error, PermissionError)
+    assert error.pending == ["007_partition_maintenance"]
+    assert "memory-resources migrate" in str(error) and roles.schema in str(error)
+    assert _admin(roles, "SELECT version FROM {s}.schema_migrations WHERE version = 7") == []
+    make_postgres_store(roles.owner_dsn, roles.schema).close()
+    assert len(_admin(roles, "SELECT 1 FROM {s}.schema_migrations WHERE version = 7")) == 1
+    store = make_postgres_store(roles.app_dsn, roles.schema)
+    try:
+        assert store.write_flow_run(FlowRunWrite("flow", "after"))["run_id"] == "after"
+    finally:
+        store.close()
+
+
+def test_app_role_writes_into_default_and_maintain_moves_them(
+    roles: PgRoles, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a month without partitions the app role's writes land in the default partitions
+    (no DDL attempted, one warning); maintain as the migration role gives the month its
+    partitions, moves the rows there, and they read back unchanged."""
+    clock = ManualClock(start=FEB_2040)
+    with caplog.at_level(logging.WARNING):
+        app = make_postgres_store(roles.app_dsn, roles.schema, clock=clock)
+    try:
+        app.write_flow_run(FlowRunWrite("flow", "feb", status="running"))
+        app.write_flow_run(FlowRunWrite("flow", "feb", status="completed"))
+        warnings = [r for r in caplog.records if "no partition for this month" in r.getMessage()]
+        assert len(warnings) == 1
+        assert _count(roles, "flow_run_history_default") == 1
+        assert _count(roles, "audit_log_default") == 2
+        owner = make_postgres_store(roles.owner_dsn, roles.schema, clock=clock,
+                                    auto_migrate=False)
+        try:
+            report = owner.maintain(months_ahead=1)
+        finally:
+            owner.close()
+        assert report.moved == {"flow_run_history_p2040_02": 1, "audit_log_p2040_02": 2}
+        assert set(report.created) == {"flow_run_history_p2040_03", "audit_log_p2040_03"}
+        assert report.remaining == {"flow_run_history_default": 0, "audit_log_default": 0}
+        row = app.read_flow_runs("flow", "feb")[0]
+        assert row["status"] == "completed" and row["created_at"].startswith("2040-02-10")
+        assert len(app.read_audit(operation="history.write")) == 2
+    finally:
+        app.close()
+
+
+def test_maintain_command_as_migration_role_and_refused_for_the_app_role(
+    roles: PgRoles,
+) -> None:
+    """`memory-resources maintain` as the migration role moves a backfilled run out of the
+    default partition and reports it (text and --json); as the app role it exits 2 naming
+    the fix."""
+    app = make_postgres_store(roles.app_dsn, roles.schema)
+    try:
+        app.write_flow_run(FlowRunWrite("flow", "old", created_at="2020-03-04T05:06:07+00:00"))
+    finally:
+        app.close()
+    refused = runner.invoke(cli, ["maintain", "--dsn", roles.app_dsn, "--schema", roles.schema])
+    assert refused.exit_code == 2
+    assert "as the schema owner" in refused.output
+    assert _count(roles, "flow_run_history_default") == 1
+    done = runner.invoke(cli, ["maintain", "--dsn", roles.owner_dsn, "--schema", roles.schema])
+    assert done.exit_code == 0, done.output
+    assert "moved 1 row(s) out of the default partition into flow_run_history_p2020_03" \
+        in done.output
+    assert "flow_run_history_default: 0 row(s) left" in done.output
+    again = runner.invoke(cli, ["maintain", "--json", "--months-ahead", "8",
+                                "--dsn", roles.owner_dsn, "--schema", roles.schema])
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.output)
+    assert report["moved"] == {}
+    assert len(report["created"]) == 4  # months 7 and 8 ahead, for both tables
+    assert report["remaining"] == {"flow_run_history_default": 0, "audit_log_default": 0}
+
+
+def test_scheduled_maintenance_deployment_runs_maintain_as_the_owner_block(
+    roles: PgRoles, prefect_harness: None
+) -> None:
+    """prefect.yaml schedules flows/maintenance.py weekly; the flow, given a saved
+    PostgresMemory block of the migration role, moves a backfilled row and reports it."""
+    import yaml
+
+    from flows.maintenance import partition_maintenance
+    from memory_resources.blocks.postgres import PostgresMemory
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    deployment = next(d for d in spec["deployments"] if d["name"] == "partition-maintenance")
+    assert deployment["entrypoint"] == "flows/maintenance.py:partition_maintenance"
+    assert deployment["schedules"][0]["cron"] == "17 3 * * 1"
+    block_name = f"owner-{roles.schema.replace('_', '-')}"
+    PostgresMemory(dsn=roles.owner_dsn, schema=roles.schema).save(block_name, overwrite=True)
+    app = make_postgres_store(roles.app_dsn, roles.schema)
+    try:
+        app.write_flow_run(FlowRunWrite("flow", "old", created_at="2019-07-04T00:00:00+00:00"))
+    finally:
+        app.close()
+    report = partition_maintenance(postgres=block_name)
+    assert report["moved"] == {"flow_run_history_p2019_07": 1}
+    assert report["remaining"]["flow_run_history_default"] == 0
