@@ -5,6 +5,8 @@ The ContextStore, EventLog and LockManager contracts run as this user (backend
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from memory_resources.errors import BackendError, MemoryResourcesError
@@ -82,3 +84,40 @@ def test_scripts_reload_after_script_flush(
     records = store.set_contexts({"a": {"n": 1}, "b": {"n": 2}})
     assert [r["version"] for r in records] == [1, 1]
     assert store.append_event("c", {"e": 1})["data"] == {"e": 1}
+
+
+def test_the_async_store_works_as_the_acl_user_also_after_script_flush(
+    redis_acl_server: RedisServer,
+) -> None:
+    """AsyncRedisStore as the documented user: context, events and a lock round-trip, and
+    after SCRIPT FLUSH its EVAL fallback is allowed; a key outside the pattern is refused."""
+    from memory_resources.stores.redis.aio import AsyncRedisStore
+
+    prefix = "mrtest:aclasync:"
+    with redis_acl_server.client() as admin:
+        user, password = create_acl_user(admin, prefix)
+
+        async def scenario() -> None:
+            base = {"host": redis_acl_server.host, "port": redis_acl_server.port,
+                    "username": user, "password": password, "socket_timeout": 5}
+            store = AsyncRedisStore({**base, "key_prefix": prefix})
+            outside = AsyncRedisStore({**base, "key_prefix": "mrtest:elsewhere:"})
+            try:
+                await store.connect()
+                assert (await store.set_context("c", {"x": 1}))["version"] == 1
+                admin.script_flush()
+                assert (await store.set_context("c", {"x": 2}))["version"] == 2
+                await store.append_event("c", {"e": 1})
+                assert [e["data"] for e in await store.get_events("c")] == [{"e": 1}]
+                token = await store.try_acquire("lock", "me", 5000)
+                assert token is not None and await store.release("lock", "me")
+                with pytest.raises(BackendError):
+                    await outside.set_context("c", {"x": 1})
+            finally:
+                await store.close()
+                await outside.close()
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            admin.execute_command("ACL", "DELUSER", user)
