@@ -13,6 +13,7 @@ import datetime as dt
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .api_batch import BatchCalls
 from .api_build import (
     ADAPTER_ROLES,
     Composition,
@@ -70,12 +71,15 @@ def _optional_limit(value: Any, field: str = "limit") -> int | None:
     return None if value is None else require_positive_int(value, field, maximum=MAX_LIMIT)
 
 
-class MemoryAPI:
+class MemoryAPI(BatchCalls):
     """The unified memory interface of the spec (``memory.api.MemoryAPI``).
 
     Config dicts are validated at construction (``ConfigurationError`` naming the dict and
     key); connections open on :meth:`connect` or lazily on first use, one store at a time,
-    so a backend that is down only affects the methods it serves.
+    so a backend that is down only affects the methods it serves. The batch methods
+    (``set_contexts``, ``get_contexts``, ``append_events``, ``write_task_outputs``,
+    ``write_flow_run_histories``, ``index_embeddings``) come from
+    :class:`~memory_resources.api_batch.BatchCalls`.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ Conventions every implementation follows (the contract suites in ``tests/contrac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -30,6 +30,7 @@ from .records import (
     JSONDict,
     Metric,
     TaskOutputRecord,
+    TaskOutputWrite,
     VectorMatch,
 )
 
@@ -84,6 +85,19 @@ class ContextStore(Protocol):
         """Remove the context and its events atomically. True if anything was removed."""
         ...
 
+    def set_contexts(
+        self, items: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
+        ttl: int | None = None,
+    ) -> list[ContextRecord]:
+        """:meth:`set_context` for many contexts (``{id: data}`` or ``(id, data)`` pairs),
+        in order; every item validated before anything is written (errors name
+        ``items[i]``). Atomic as a whole where the backend allows (see its docs)."""
+        ...
+
+    def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
+        """:meth:`get_context` for many ids, in order (None for absent or expired)."""
+        ...
+
 
 @runtime_checkable
 class EventLog(Protocol):
@@ -97,6 +111,11 @@ class EventLog(Protocol):
         self, context_id: str, since: str | None = None, limit: int | None = None
     ) -> list[EventRecord]:
         """Events in append order; ``since`` is an exclusive event id cursor."""
+        ...
+
+    def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
+        """Append ``events`` in order, all or none (every event validated first; errors
+        name ``events[i]``); returns them with their ids and timestamps."""
         ...
 
 
@@ -176,6 +195,11 @@ class TaskOutputs(Protocol):
         flow_run_id: str | None = None,
     ) -> TaskOutputRecord:
         """Store a new version of ``task_id``'s output."""
+        ...
+
+    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
+        """:meth:`write_task_output` for many items, in order, in one transaction (all
+        validated first; errors name ``items[i]``)."""
         ...
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:

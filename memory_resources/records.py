@@ -69,6 +69,17 @@ class FlowRunWrite:
     created_at: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskOutputWrite:
+    """One item of a batch of task-output writes (the arguments of ``write_task_output``)."""
+
+    task_id: str
+    output: Any
+    metadata: JSONDict | None = None
+    task_run_id: str | None = None
+    flow_run_id: str | None = None
+
+
 class FlowRunRecord(TypedDict):
     """A flow run's history row, as read back."""
 

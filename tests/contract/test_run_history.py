@@ -182,18 +182,19 @@ def test_bulk_write_is_one_unit(run_history: RunHistory) -> None:
 
 
 def test_bulk_write_with_a_bad_record_writes_nothing(run_history: RunHistory) -> None:
-    """One invalid record in write_flow_runs raises before any row is written."""
+    """One invalid record in write_flow_runs raises naming it (``records[i].<field>``)
+    before any row is written."""
     flow_id = f"bulk-{uuid.uuid4().hex[:6]}"
     records = [FlowRunWrite(flow_id=flow_id, run_id=f"r{n}") for n in range(3)]
     records.append(FlowRunWrite(flow_id=flow_id, run_id=""))
     with pytest.raises(MemoryValidationError) as info:
         run_history.write_flow_runs(records)
-    assert info.value.field == "run_id"
+    assert info.value.field == "records[3].run_id"
     assert run_history.read_flow_runs(flow_id) == []
     records[-1] = FlowRunWrite(flow_id=flow_id, run_id="r3", tags=["lone\ud800surrogate"])
     with pytest.raises(MemoryValidationError) as info:
         run_history.write_flow_runs(records)
-    assert info.value.field == "tags"
+    assert info.value.field == "records[3].tags"
     assert run_history.read_flow_runs(flow_id) == []
 
 

@@ -213,7 +213,7 @@ def test_lone_surrogates_are_refused_before_any_write(
         ("context_id", lambda: redis_store.set_context(bad, {})),
         ("data", lambda: redis_store.set_context("ok", {"v": bad})),
         ("event", lambda: redis_store.append_event("ok", {"v": bad})),
-        ("data", lambda: redis_store.set_contexts({"ok": {"v": bad}})),
+        ("items[0].data", lambda: redis_store.set_contexts({"ok": {"v": bad}})),
         ("lock_name", lambda: redis_store.try_acquire(bad, "owner", 1000)),
     ]
     for field, call in calls:

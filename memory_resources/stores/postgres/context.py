@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...errors import MemoryValidationError
 from ...records import ContextRecord, EventRecord, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
@@ -76,6 +77,11 @@ APPEND = (
     " jsonb_build_object('event_id', ev.seq::text) FROM ev)"
     " SELECT seq, data FROM ev"
 )
+GET_MANY = (
+    "SELECT context_id, data, created_at, updated_at, version, ttl, expires_at"
+    " FROM {s}.memory_context WHERE context_id = ANY(%(ids)s::text[])"
+    " AND (expires_at IS NULL OR expires_at > %(now)s)"
+)
 EVENTS = (
     "SELECT seq, occurred_at, data FROM {s}.memory_events WHERE context_id = %(id)s"
     " AND seq > %(since)s AND NOT EXISTS (SELECT 1 FROM {s}.memory_context"
@@ -83,6 +89,7 @@ EVENTS = (
 )
 PURGE = "SELECT {s}.memory_purge_expired_context(%(now)s)"
 TEMPLATES = {"context.set": SET, "context.get": GET, "context.clear": CLEAR,
+             "context.get_many": GET_MANY,
              "event.append": APPEND, "event.list": EVENTS, "context.purge": PURGE}
 
 
@@ -116,24 +123,69 @@ class ContextRepo:
         return self.store.pool.run(run, idempotent=idempotent, read_only=read_only,
                                   single_statement=True)
 
-    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
-                    ) -> ContextRecord:
-        """Store ``data`` under ``context_id`` (version +1); ``ttl`` seconds or None."""
+    def _prepare_set(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
+        """The validated id, JSON text and TTL of one context write."""
         context_id = require_id(context_id, "context_id")
         data = require_dict(data, "data")
         ttl = require_ttl(ttl)
-        payload = to_json(data, "data", self.store.max_payload_bytes)
-        now = now_utc(self.store.clock)
+        return context_id, to_json(data, "data", self.store.max_payload_bytes), ttl
+
+    def _set_params(self, context_id: str, payload: str, ttl: int | None, now: dt.datetime
+                    ) -> tuple[dict[str, Any], dt.datetime | None]:
         expires_at = now + dt.timedelta(seconds=ttl) if ttl is not None else None
-        params = {"id": context_id, "data": payload, "ttl": ttl, "now": now,
-                  "expires_at": expires_at,
-                  **audit_params("context.set", context_id, {"ttl": ttl})}
+        return ({"id": context_id, "data": payload, "ttl": ttl, "now": now,
+                 "expires_at": expires_at,
+                 **audit_params("context.set", context_id, {"ttl": ttl})}, expires_at)
+
+    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
+                    ) -> ContextRecord:
+        """Store ``data`` under ``context_id`` (version +1); ``ttl`` seconds or None."""
+        context_id, payload, ttl = self._prepare_set(context_id, data, ttl)
+        now = now_utc(self.store.clock)
+        params, expires_at = self._set_params(context_id, payload, ttl, now)
         self.store.ensure_partitions(now)
         version, created_at, stored = self._run("context.set", params, idempotent=False)
         self.store.maybe_purge()
         return ContextRecord(context_id=context_id, data=stored, created_at=iso(created_at),
                              updated_at=iso(now), version=version, ttl=ttl,
                              expires_at=opt_iso(expires_at))
+
+    def set_contexts(self, items: Any, ttl: int | None = None) -> list[ContextRecord]:
+        """:meth:`set_context` for many contexts in ONE transaction (all or nothing)."""
+        pairs = context_pairs(items)
+        require_ttl(ttl)
+        prepared = prepare_each(pairs, lambda pair: self._prepare_set(pair[0], pair[1], ttl),
+                                "items")
+        if not prepared:
+            return []
+        now = now_utc(self.store.clock)
+        calls = [self._set_params(cid, payload, seconds, now) for cid, payload, seconds
+                 in prepared]
+        rows = self._run_many("context.set", [params for params, _ in calls])
+        self.store.maybe_purge()
+        return [ContextRecord(context_id=cid, data=stored, created_at=iso(created_at),
+                              updated_at=iso(now), version=version, ttl=seconds,
+                              expires_at=opt_iso(expires_at))
+                for (cid, _, seconds), (_, expires_at), (version, created_at, stored)
+                in zip(prepared, calls, rows, strict=True)]
+
+    def _run_many(self, name: str, many: list[dict[str, Any]]) -> list[Any]:
+        """``name`` once per parameter set, in one transaction (not retried)."""
+        statement = self.store.statement(name)
+        enabled = self.store.config.prepared_statements
+        self.store.ensure_partitions(many[0]["now"])
+
+        def run(cur: Cursor) -> list[Any]:
+            rows = []
+            for params in many:
+                execute_prepared(cur, name.replace(".", "_"), statement, params,
+                                 enabled=enabled)
+                rows.append(cur.fetchone())
+            return rows
+
+        rows: list[Any] = self.store.pool.run(run, idempotent=False,
+                                              single_statement=len(many) == 1)
+        return rows
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored context, or None when absent or expired."""
@@ -142,10 +194,17 @@ class ContextRepo:
                         read_only=True)
         if row is None:
             return None
-        data, created_at, updated_at, version, ttl, expires_at = row
-        return ContextRecord(context_id=context_id, data=data, created_at=iso(created_at),
-                             updated_at=iso(updated_at), version=version, ttl=ttl,
-                             expires_at=opt_iso(expires_at))
+        return _record(context_id, row)
+
+    def get_contexts(self, context_ids: Any) -> list[ContextRecord | None]:
+        """:meth:`get_context` for many ids, in order, in one statement."""
+        ids = id_list(context_ids, "context_ids")
+        if not ids:
+            return []
+        rows = self._run("context.get_many", {"ids": ids, "now": now_utc(self.store.clock)},
+                         fetch="all", read_only=True)
+        found = {row[0]: _record(row[0], row[1:]) for row in rows}
+        return [found.get(cid) for cid in ids]
 
     def clear_context(self, context_id: str) -> bool:
         """Remove the context and its events in one statement; True if any was visible."""
@@ -160,12 +219,25 @@ class ContextRepo:
         context_id = require_id(context_id, "context_id")
         event = require_dict(event, "event")
         payload = to_json(event, "event", self.store.max_payload_bytes)
+        return self._append(context_id, [payload])[0]
+
+    def append_events(self, context_id: str, events: Any) -> list[EventRecord]:
+        """Append ``events`` in order in ONE transaction (all or nothing; not retried)."""
+        context_id = require_id(context_id, "context_id")
+        max_bytes = self.store.max_payload_bytes
+        payloads = prepare_each(batch_list(events, "events"),
+                                lambda event: to_json(require_dict(event, ""), "", max_bytes),
+                                "events")
+        return self._append(context_id, payloads) if payloads else []
+
+    def _append(self, context_id: str, payloads: list[str]) -> list[EventRecord]:
         now = now_utc(self.store.clock)
-        params = {"id": context_id, "data": payload, "now": now,
-                  **audit_params("event.append", context_id, {})}
-        self.store.ensure_partitions(now)
-        seq, stored = self._run("event.append", params, idempotent=False)
-        return EventRecord(id=str(seq), context_id=context_id, timestamp=iso(now), data=stored)
+        audit = audit_params("event.append", context_id, {})
+        rows = self._run_many("event.append", [
+            {"id": context_id, "data": payload, "now": now, **audit} for payload in payloads])
+        stamp = iso(now)
+        return [EventRecord(id=str(seq), context_id=context_id, timestamp=stamp, data=stored)
+                for seq, stored in rows]
 
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
@@ -184,3 +256,10 @@ class ContextRepo:
         """Delete every expired context and its events now; returns contexts removed."""
         row = self._run("context.purge", {"now": now_utc(self.store.clock)})
         return int(row[0])
+
+
+def _record(context_id: str, row: Any) -> ContextRecord:
+    data, created_at, updated_at, version, ttl, expires_at = row
+    return ContextRecord(context_id=context_id, data=data, created_at=iso(created_at),
+                         updated_at=iso(updated_at), version=version, ttl=ttl,
+                         expires_at=opt_iso(expires_at))

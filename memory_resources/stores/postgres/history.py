@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
+from ...batching import prepare_each
 from ...errors import MemoryValidationError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...runinfo import current_run_ids
@@ -244,8 +245,7 @@ class HistoryRepo:
                 "records", f"must be a sequence of FlowRunWrite, got {type(records).__name__}")
         max_bytes = self.store.max_payload_bytes
         merged: dict[tuple[str, str], dict[str, Any]] = {}
-        for record in records:
-            item = _prepare(record, max_bytes)
+        for item in prepare_each(records, lambda record: _prepare(record, max_bytes), "records"):
             key = (item["flow_id"], item["run_id"])
             merged[key] = _merge(merged[key], item) if key in merged else item
         if not merged:

@@ -13,9 +13,11 @@ finds the key) and returns the stored record.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from ...records import JSONDict, TaskOutputRecord
+from ...batching import output_writes, prepare_each
+from ...records import JSONDict, TaskOutputRecord, TaskOutputWrite
 from ...validation import optional_dict, optional_id, require_id, require_positive_int
 from .pool import Cursor, execute_prepared
 from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, one, to_json
@@ -119,6 +121,53 @@ class OutputRepo:
             flow_run_id=params["flow_run_id"], created_at=iso(now),
         ), True
 
+    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
+        """:meth:`write_task_output` for many items in ONE transaction (all or nothing);
+        an item whose ``task_run_id`` is already stored returns the stored record. Retried
+        after a connection failure only when every item has a ``task_run_id``."""
+        prepared = prepare_each(output_writes(items), self._prepare, "items")
+        if not prepared:
+            return []
+        now = now_utc(self.store.clock)
+        audit = audit_params("output.write", prepared[0]["task_id"], {})
+        for params in prepared:
+            params.update(now=now, a_flow=audit["a_flow"], a_task=audit["a_task"])
+        statement = self.store.statement("output.write")
+        stored_statement = self.store.statement("output.by_task_run")
+        enabled = self.store.config.prepared_statements
+        self.store.ensure_partitions(now)
+
+        def run(cur: Cursor) -> list[TaskOutputRecord]:
+            records = []
+            for params in prepared:
+                execute_prepared(cur, "output_write", statement, params, enabled=enabled)
+                row = cur.fetchone()
+                if row is None:  # this task run's output is already stored
+                    cur.execute(stored_statement, {"task_run_id": params["task_run_id"]})
+                    records.append(_stored_record(one(cur)))
+                    continue
+                records.append(TaskOutputRecord(
+                    task_id=params["task_id"], version=row[0], output=row[1],
+                    metadata=row[2], task_run_id=params["task_run_id"],
+                    flow_run_id=params["flow_run_id"], created_at=iso(now)))
+            return records
+
+        idempotent = all(params["task_run_id"] is not None for params in prepared)
+        records: list[TaskOutputRecord] = self.store.pool.run(run, idempotent=idempotent)
+        return records
+
+    def _prepare(self, item: TaskOutputWrite) -> dict[str, Any]:
+        """Validate and encode one batch item as the write's parameters."""
+        max_bytes = self.store.max_payload_bytes
+        return {
+            "task_id": require_id(item.task_id, "task_id"),
+            "metadata": to_json(optional_dict(item.metadata, "metadata"), "metadata",
+                                max_bytes),
+            "task_run_id": optional_id(item.task_run_id, "task_run_id"),
+            "flow_run_id": optional_id(item.flow_run_id, "flow_run_id"),
+            "output": to_json(item.output, "output", max_bytes),
+        }
+
     def _stored_for(self, task_run_id: str) -> TaskOutputRecord:
         """The output already stored for ``task_run_id`` (its key exists, so it does)."""
         statement = self.store.statement("output.by_task_run")
@@ -127,9 +176,7 @@ class OutputRepo:
             cur.execute(statement, {"task_run_id": task_run_id})
             return one(cur)
 
-        r = self.store.pool.run(run, read_only=True, single_statement=True)
-        return TaskOutputRecord(task_id=r[0], version=r[1], output=r[2], metadata=r[3],
-                                task_run_id=r[4], flow_run_id=r[5], created_at=iso(r[6]))
+        return _stored_record(self.store.pool.run(run, read_only=True, single_statement=True))
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest version, or None."""
@@ -158,3 +205,9 @@ class OutputRepo:
                              task_run_id=r[3], flow_run_id=r[4], created_at=iso(r[5]))
             for r in self.store.pool.run(run, read_only=True, single_statement=True)
         ]
+
+
+def _stored_record(r: tuple[Any, ...]) -> TaskOutputRecord:
+    """A TaskOutputRecord from a :data:`BY_TASK_RUN` row."""
+    return TaskOutputRecord(task_id=r[0], version=r[1], output=r[2], metadata=r[3],
+                            task_run_id=r[4], flow_run_id=r[5], created_at=iso(r[6]))

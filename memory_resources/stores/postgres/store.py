@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...clock import SYSTEM_CLOCK, Clock
@@ -30,6 +30,7 @@ from ...records import (
     HealthReport,
     JSONDict,
     TaskOutputRecord,
+    TaskOutputWrite,
 )
 from . import audit, context, history, locks, outputs
 from .errors import BACKEND
@@ -335,9 +336,22 @@ class PostgresStore:
         """See :meth:`memory_resources.protocols.ContextStore.clear_context`."""
         return self._context.clear_context(context_id)
 
+    def set_contexts(self, items: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
+                     ttl: int | None = None) -> list[ContextRecord]:
+        """Many contexts in one transaction (all or nothing)."""
+        return self._context.set_contexts(items, ttl)
+
+    def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
+        """Many contexts, in order, in one statement."""
+        return self._context.get_contexts(context_ids)
+
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         """See :meth:`memory_resources.protocols.EventLog.append_event`."""
         return self._context.append_event(context_id, event)
+
+    def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
+        """Many events, in order, in one transaction (all or nothing)."""
+        return self._context.append_events(context_id, events)
 
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
@@ -415,6 +429,10 @@ class PostgresStore:
         return self._outputs.write_task_output_once(task_id, output, metadata,
                                                     task_run_id=task_run_id,
                                                     flow_run_id=flow_run_id)
+
+    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
+        """Many outputs in one transaction (all or nothing)."""
+        return self._outputs.write_task_outputs(items)
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """See :meth:`memory_resources.protocols.TaskOutputs.read_task_output`."""

@@ -57,6 +57,25 @@ return id
 """KEYS: context, events. ARGV: event JSON, timestamp (ISO), maxlen or ''.
 Appends and, when the context has a TTL, makes the stream expire with it."""
 
+APPEND_EVENTS = """
+local ids = {}
+for i = 3, #ARGV do
+  if ARGV[2] ~= '' then
+    ids[i - 2] = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[i], 't',
+      ARGV[1])
+  else
+    ids[i - 2] = redis.call('XADD', KEYS[2], '*', 'd', ARGV[i], 't', ARGV[1])
+  end
+end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], pttl)
+end
+return ids
+"""
+"""KEYS: context, events. ARGV: timestamp (ISO), maxlen or '', then each event's JSON.
+Appends them in order in one atomic step; the stream expires with the context."""
+
 CLEAR_CONTEXT = """
 return redis.call('DEL', KEYS[1], KEYS[2])
 """
@@ -105,12 +124,13 @@ counters disagree). Returns 1, or 0 if the lease is no longer ours."""
 class Scripts:
     """The scripts registered on one client."""
 
-    __slots__ = ("acquire", "append_event", "clear_context", "extend", "raise_fence",
-                 "release", "set_context")
+    __slots__ = ("acquire", "append_event", "append_events", "clear_context", "extend",
+                 "raise_fence", "release", "set_context")
 
     def __init__(self, client: Any) -> None:
         self.set_context = client.register_script(SET_CONTEXT)
         self.append_event = client.register_script(APPEND_EVENT)
+        self.append_events = client.register_script(APPEND_EVENTS)
         self.clear_context = client.register_script(CLEAR_CONTEXT)
         self.acquire = client.register_script(ACQUIRE)
         self.release = client.register_script(RELEASE)
@@ -119,8 +139,8 @@ class Scripts:
 
     def all(self) -> list[Any]:
         """Every script, e.g. to pre-load them before a pipeline."""
-        return [self.set_context, self.append_event, self.clear_context, self.acquire,
-                self.release, self.extend, self.raise_fence]
+        return [self.set_context, self.append_event, self.append_events, self.clear_context,
+                self.acquire, self.release, self.extend, self.raise_fence]
 
 
 def run(script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...], *,

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
+from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...clock import SYSTEM_CLOCK, Clock
 from ...codec import decode, encode
 from ...config import RedisConfig, parse_config
@@ -186,31 +187,25 @@ class RedisStore:
         Every item is validated and encoded first: on bad input nothing is written. Each
         context is set atomically; the batch as a whole is not a transaction.
         """
-        pairs = list(items.items() if isinstance(items, Mapping) else items)
-        prepared: list[tuple[str, tuple[str, str], str]] = []
-        seconds = None
-        for index, pair in enumerate(pairs):
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise MemoryValidationError(f"items[{index}]", "must be a (context_id, data) pair")
-            keys, payload, seconds = self._prepare_context(pair[0], pair[1], ttl)
-            prepared.append((pair[0], keys, payload))
+        pairs = context_pairs(items)
+        require_ttl(ttl)
+        prepared = prepare_each(pairs, lambda pair: (pair[0], *self._prepare_context(
+            pair[0], pair[1], ttl)), "items")
         if not prepared:
             return []
+        seconds = prepared[0][3]
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         calls = [(keys, _set_args(cid, payload, seconds, updated_at, expires_at))
-                 for cid, keys, payload in prepared]
+                 for cid, keys, payload, _ in prepared]
         batcher = self._batcher
         replies = self._policy.call(lambda: batcher.run(lambda s: s.set_context, calls),
                                     what="set_contexts")
         return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
-                for (cid, _, payload), reply in zip(prepared, replies, strict=True)]
+                for (cid, _, payload, _), reply in zip(prepared, replies, strict=True)]
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""
-        if isinstance(context_ids, str) or not isinstance(context_ids, Sequence):
-            raise MemoryValidationError("context_ids", "must be a sequence of context ids")
-        keys = [self.keys.context(require_id(cid, f"context_ids[{i}]"))
-                for i, cid in enumerate(context_ids)]
+        keys = [self.keys.context(cid) for cid in id_list(context_ids, "context_ids")]
         if not keys:
             return []
         client, _ = self._open()
@@ -235,6 +230,23 @@ class RedisStore:
                        _event_args(self.config, payload, timestamp),
                        policy=self._policy, what="append_event", idempotent=False)
         return _event_record(context_id, event_id, timestamp, payload)
+
+    def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
+        """``XADD`` of every event, in order, in one atomic script (one round trip)."""
+        keys = self.keys.checked_pair(context_id, "context_id")
+        max_bytes = self.config.max_payload_bytes
+        payloads = prepare_each(batch_list(events, "events"), lambda event: encode(
+            require_dict(event, ""), field="", max_bytes=max_bytes), "events")
+        if not payloads:
+            return []
+        client, scripts = self._open()
+        timestamp = iso_utc(self.clock.time())
+        maxlen = self.config.events_maxlen
+        ids = run(scripts.append_events, client, keys,
+                  (timestamp, "" if maxlen is None else str(maxlen), *payloads),
+                  policy=self._policy, what="append_events", idempotent=False)
+        return [_event_record(context_id, event_id, timestamp, payload)
+                for event_id, payload in zip(ids, payloads, strict=True)]
 
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
@@ -311,6 +323,8 @@ def _event_args(config: RedisConfig, payload: str, timestamp: str) -> tuple[str,
 
 
 def _event_record(cid: str, event_id: Any, timestamp: str, payload: str) -> EventRecord:
+    if isinstance(event_id, bytes):
+        event_id = event_id.decode()
     return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
             "data": decode(payload)}
 

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from typing import Any
 
+from ...batching import context_pairs, id_list, prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
 from ...errors import BackendError
@@ -101,29 +102,54 @@ class ContextRepo:
         self._purger = purger
         self._max = max_payload_bytes
 
-    def set_context(
-        self, context_id: str, data: JSONDict, ttl: int | None = None
-    ) -> ContextRecord:
-        """Store ``data`` under ``context_id`` (version +1); ``ttl`` seconds or None."""
+    def _prepare(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
+        """The validated id, encoded data and TTL of one write."""
         context_id = require_id(context_id, "context_id")
         data = require_dict(data, "data")
         ttl = require_ttl(ttl)
-        payload = encode(data, field="data", max_bytes=self._max)
-        now = self._clock.time()
-        stamp = utc_iso(now)
+        return context_id, encode(data, field="data", max_bytes=self._max), ttl
+
+    def _write(self, conn: sqlite3.Connection, context_id: str, payload: str, ttl: int | None,
+               now: float, stamp: str) -> ContextRecord:
+        """One validated write and its audit row, inside the caller's transaction."""
         expires_at = now + ttl if ttl is not None else None
-        with self._db.write("set_context") as conn:
-            drop_if_expired(conn, context_id, now)
-            version, created_at = conn.execute(
-                UPSERT_CONTEXT, (context_id, payload, stamp, ttl, expires_at)
-            ).fetchone()
-            write_audit(conn, stamp, "context.set", context_id, {"version": version, "ttl": ttl})
-        self._purger.maybe_purge()
+        drop_if_expired(conn, context_id, now)
+        version, created_at = conn.execute(
+            UPSERT_CONTEXT, (context_id, payload, stamp, ttl, expires_at)
+        ).fetchone()
+        write_audit(conn, stamp, "context.set", context_id, {"version": version, "ttl": ttl})
         return ContextRecord(
             context_id=context_id, data=decode(payload), created_at=created_at,
             updated_at=stamp, version=version, ttl=ttl,
             expires_at=utc_iso(expires_at) if expires_at is not None else None,
         )
+
+    def set_context(
+        self, context_id: str, data: JSONDict, ttl: int | None = None
+    ) -> ContextRecord:
+        """Store ``data`` under ``context_id`` (version +1); ``ttl`` seconds or None."""
+        context_id, payload, ttl = self._prepare(context_id, data, ttl)
+        now = self._clock.time()
+        with self._db.write("set_context") as conn:
+            record = self._write(conn, context_id, payload, ttl, now, utc_iso(now))
+        self._purger.maybe_purge()
+        return record
+
+    def set_contexts(self, items: Any, ttl: int | None = None) -> list[ContextRecord]:
+        """:meth:`set_context` for many contexts in ONE transaction (all or nothing)."""
+        pairs = context_pairs(items)
+        require_ttl(ttl)
+        prepared = prepare_each(pairs, lambda pair: self._prepare(pair[0], pair[1], ttl),
+                                "items")
+        if not prepared:
+            return []
+        now = self._clock.time()
+        stamp = utc_iso(now)
+        with self._db.write("set_contexts") as conn:
+            records = [self._write(conn, cid, payload, seconds, now, stamp)
+                       for cid, payload, seconds in prepared]
+        self._purger.maybe_purge()
+        return records
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored context, or None when absent or expired."""
@@ -136,6 +162,15 @@ class ContextRepo:
         if row is None:
             return None
         return _record(context_id, row)
+
+    def get_contexts(self, context_ids: Any) -> list[ContextRecord | None]:
+        """:meth:`get_context` for many ids, in order, from one read snapshot."""
+        ids = id_list(context_ids, "context_ids")
+        now = self._clock.time()
+        with self._db.snapshot("get_contexts") as conn:
+            rows = [conn.execute(SELECT_CONTEXT, (cid, now)).fetchone() for cid in ids]
+        return [None if row is None else _record(cid, row)
+                for cid, row in zip(ids, rows, strict=True)]
 
     def clear_context(self, context_id: str) -> bool:
         """Remove the context and its events in one transaction; True if any was visible."""

@@ -7,6 +7,10 @@ clear. Events of a context whose TTL has passed are invisible, like the context 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from ...batching import batch_list, prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
 from ...errors import MemoryValidationError
@@ -49,18 +53,36 @@ class EventRepo:
 
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         """Append ``event`` to ``context_id``'s stream; returns it with id and timestamp."""
+        return self.append_events(context_id, [event], field=None)[0]
+
+    def append_events(self, context_id: str, events: Sequence[JSONDict], *,
+                      field: str | None = "events") -> list[EventRecord]:
+        """Append ``events`` in order in ONE transaction (all or nothing)."""
         context_id = require_id(context_id, "context_id")
-        event = require_dict(event, "event")
-        payload = encode(event, field="event", max_bytes=self._max)
+        if field is None:  # the single call: its event is named "event"
+            payloads = [encode(require_dict(events[0], "event"), field="event",
+                               max_bytes=self._max)]
+        else:
+            payloads = prepare_each(batch_list(events, field), self._encode, field)
+        if not payloads:
+            return []
         now = self._clock.time()
         stamp = utc_iso(now)
         with self._db.write("append_event") as conn:
             drop_if_expired(conn, context_id, now)
-            event_id = str(conn.execute(INSERT_EVENT, (context_id, stamp, payload)).lastrowid)
-            write_audit(conn, stamp, "event.append", context_id, {"event_id": event_id})
+            ids = []
+            for payload in payloads:
+                event_id = str(conn.execute(INSERT_EVENT, (context_id, stamp, payload)).lastrowid)
+                write_audit(conn, stamp, "event.append", context_id, {"event_id": event_id})
+                ids.append(event_id)
         self._purger.maybe_purge()
-        return EventRecord(id=event_id, context_id=context_id, timestamp=stamp,
-                           data=decode(payload))
+        return [EventRecord(id=event_id, context_id=context_id, timestamp=stamp,
+                            data=decode(payload))
+                for event_id, payload in zip(ids, payloads, strict=True)]
+
+    def _encode(self, event: Any) -> str:
+        """One event of a batch (errors carry no field: the batch names ``events[i]``)."""
+        return encode(require_dict(event, ""), field="", max_bytes=self._max)
 
     def get_events(
         self, context_id: str, since: str | None = None, limit: int | None = None

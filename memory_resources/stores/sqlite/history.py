@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from ...batching import prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
 from ...errors import MemoryValidationError, PayloadTooLargeError
@@ -161,7 +162,7 @@ class HistoryRepo:
         if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
             raise MemoryValidationError(
                 "records", f"must be a sequence of FlowRunWrite, got {type(records).__name__}")
-        prepared = [prepare(record, self._max) for record in records]
+        prepared = prepare_each(records, lambda record: prepare(record, self._max), "records")
         if not prepared:
             return 0
         with self._db.write("write_flow_runs") as conn:

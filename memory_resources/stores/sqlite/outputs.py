@@ -8,16 +8,19 @@ write stores nothing and returns the stored record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from ...batching import output_writes, prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
-from ...records import JSONDict, TaskOutputRecord
+from ...records import JSONDict, TaskOutputRecord, TaskOutputWrite
 from ...validation import optional_dict, optional_id, require_id, require_positive_int
 from .audit import write_audit
 from .connection import Database
 
 MAX_READ_LIMIT = 10_000
+_Prepared = tuple[str, str, str, "str | None", "str | None"]
 
 INSERT_OUTPUT = (
     "INSERT INTO task_outputs (task_id, version, output, metadata, task_run_id, flow_run_id,"
@@ -70,36 +73,56 @@ class OutputRepo:
     ) -> tuple[TaskOutputRecord, bool]:
         """:meth:`write_task_output` plus whether this call stored it (False: the output of
         ``task_run_id`` was already stored; that record is returned)."""
-        task_id = require_id(task_id, "task_id")
-        meta = optional_dict(metadata, "metadata")
-        task_run_id = optional_id(task_run_id, "task_run_id")
-        flow_run_id = optional_id(flow_run_id, "flow_run_id")
-        output_text = encode(output, field="output", max_bytes=self._max)
-        meta_text = encode(meta, field="metadata", max_bytes=self._max)
+        item = self._prepare(TaskOutputWrite(task_id, output, metadata, task_run_id,
+                                             flow_run_id))
+        return self._write_all([item], "write_task_output")[0]
+
+    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
+        """:meth:`write_task_output` for many items in ONE transaction (all or nothing);
+        an item whose ``task_run_id`` is already stored returns the stored record."""
+        prepared = prepare_each(output_writes(items), self._prepare, "items")
+        if not prepared:
+            return []
+        return [record for record, _ in self._write_all(prepared, "write_task_outputs")]
+
+    def _prepare(self, item: TaskOutputWrite) -> _Prepared:
+        """Validate and encode one write: (task_id, output, metadata, task run, flow run)."""
+        task_id = require_id(item.task_id, "task_id")
+        meta = optional_dict(item.metadata, "metadata")
+        task_run_id = optional_id(item.task_run_id, "task_run_id")
+        flow_run_id = optional_id(item.flow_run_id, "flow_run_id")
+        return (task_id, encode(item.output, field="output", max_bytes=self._max),
+                encode(meta, field="metadata", max_bytes=self._max), task_run_id, flow_run_id)
+
+    def _write_all(self, prepared: list[_Prepared], action: str
+                   ) -> list[tuple[TaskOutputRecord, bool]]:
+        """Write each item once per task run, in one transaction; (record, stored) each."""
         stamp = utc_iso(self._clock.time())
-        with self._db.write("write_task_output") as conn:
-            if task_run_id is not None and conn.execute(
-                CLAIM_KEY, (task_run_id, task_id, stamp)
-            ).fetchone() is None:
-                row = conn.execute(_BY_TASK_RUN, (task_run_id,)).fetchone()
-            else:
-                row = None
+        results = []
+        with self._db.write(action) as conn:
+            for task_id, output_text, meta_text, task_run_id, flow_run_id in prepared:
+                if task_run_id is not None and conn.execute(
+                    CLAIM_KEY, (task_run_id, task_id, stamp)
+                ).fetchone() is None:
+                    row = conn.execute(_BY_TASK_RUN, (task_run_id,)).fetchone()
+                    results.append((TaskOutputRecord(
+                        task_id=row[0], version=row[1], output=decode(row[2]),
+                        metadata=decode(row[3]), task_run_id=row[4], flow_run_id=row[5],
+                        created_at=row[6],
+                    ), False))
+                    continue
                 version: int = conn.execute(
                     INSERT_OUTPUT,
                     (task_id, output_text, meta_text, task_run_id, flow_run_id, stamp),
                 ).fetchone()[0]
                 write_audit(conn, stamp, "output.write", task_id,
                             {"version": version, "task_run_id": task_run_id})
-        if row is not None:
-            return TaskOutputRecord(
-                task_id=row[0], version=row[1], output=decode(row[2]), metadata=decode(row[3]),
-                task_run_id=row[4], flow_run_id=row[5], created_at=row[6],
-            ), False
-        return TaskOutputRecord(
-            task_id=task_id, version=version, output=decode(output_text),
-            metadata=decode(meta_text), task_run_id=task_run_id, flow_run_id=flow_run_id,
-            created_at=stamp,
-        ), True
+                results.append((TaskOutputRecord(
+                    task_id=task_id, version=version, output=decode(output_text),
+                    metadata=decode(meta_text), task_run_id=task_run_id,
+                    flow_run_id=flow_run_id, created_at=stamp,
+                ), True))
+        return results
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest version of ``task_id``'s output, or None."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...clock import SYSTEM_CLOCK, Clock
@@ -20,6 +20,7 @@ from ...records import (
     HealthReport,
     JSONDict,
     TaskOutputRecord,
+    TaskOutputWrite,
 )
 from ...validation import require_positive_seconds
 from .audit import AuditReader
@@ -184,12 +185,31 @@ class SQLiteStore:
             self.connect()
         return self._contexts.clear_context(context_id)
 
+    def set_contexts(self, items: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
+                     ttl: int | None = None) -> list[ContextRecord]:
+        """Store many contexts in one transaction (all or nothing)."""
+        if not self._ready:
+            self.connect()
+        return self._contexts.set_contexts(items, ttl)
+
+    def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
+        """Many contexts, in order, from one read snapshot."""
+        if not self._ready:
+            self.connect()
+        return self._contexts.get_contexts(context_ids)
+
     # -- EventLog ------------------------------------------------------------------------
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         """Append ``event`` to the context's stream."""
         if not self._ready:
             self.connect()
         return self._events.append_event(context_id, event)
+
+    def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
+        """Append many events in order, in one transaction (all or nothing)."""
+        if not self._ready:
+            self.connect()
+        return self._events.append_events(context_id, events)
 
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
@@ -285,6 +305,12 @@ class SQLiteStore:
         return self._outputs.write_task_output_once(task_id, output, metadata,
                                                     task_run_id=task_run_id,
                                                     flow_run_id=flow_run_id)
+
+    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
+        """Store many outputs in one transaction (all or nothing)."""
+        if not self._ready:
+            self.connect()
+        return self._outputs.write_task_outputs(items)
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest output of ``task_id``, or None."""
