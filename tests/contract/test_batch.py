@@ -118,6 +118,22 @@ def test_write_task_outputs_versions_each_item(task_outputs: TaskOutputs) -> Non
     assert task_outputs.write_task_outputs([]) == []
 
 
+def test_write_task_outputs_stores_each_task_run_once(task_outputs: TaskOutputs) -> None:
+    """A batch item whose task run id is already stored (earlier, or earlier in the same
+    batch) stores nothing and returns the stored record."""
+    tid, run_a, run_b = _uid("task"), _uid("tr"), _uid("tr")
+    first = task_outputs.write_task_output(tid, "a", task_run_id=run_a)
+    written = task_outputs.write_task_outputs([
+        TaskOutputWrite(tid, "a again", task_run_id=run_a),
+        TaskOutputWrite(tid, "b", task_run_id=run_b),
+        TaskOutputWrite(tid, "b again", task_run_id=run_b),
+    ])
+    assert written[0] == first
+    assert written[1]["version"] == 2 and written[1]["output"] == "b"
+    assert written[2]["version"] == 2 and written[2]["output"] == "b"
+    assert [r["version"] for r in task_outputs.list_task_outputs(tid)] == [2, 1]
+
+
 def test_write_task_outputs_bad_item_writes_nothing(task_outputs: TaskOutputs) -> None:
     """An item missing its output, with an unknown key, an empty task id or an
     unencodable output fails the batch naming ``items[i]``; nothing is stored."""
