@@ -32,7 +32,10 @@ class TargetReplay:
     label: str
     written: int = 0
     skipped: int = 0
+    set_aside: int = 0
     remaining: int = 0
+    in_flight: int = 0
+    """Records another replayer was writing (claimed under a live lease)."""
     error: str | None = None
 
 
@@ -66,11 +69,12 @@ def replay_outbox(
             report = store.capture_writer(outbox=outbox, target=target).replay()
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
-            result.remaining = len(outbox.pending(target.target))
+            result.remaining, result.in_flight = outbox.waiting(target.target)
             results.append(result)
             continue
         result.written, result.skipped = report.written, report.skipped
-        result.remaining = len(outbox.pending(target.target))
+        result.set_aside = report.set_aside
+        result.remaining, result.in_flight = report.remaining, report.in_flight
         if report.errors:
             result.error = report.errors[-1]
         results.append(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,36 +37,73 @@ def _open(path: Path | None) -> Any:
     return Outbox(path)
 
 
+def _age(created: float | None, now: float) -> str:
+    """How long ago, in the largest sensible unit (``42s``, ``17m``, ``5h``, ``3d``)."""
+    if created is None:
+        return ""
+    seconds = int(max(0.0, now - created))
+    for limit, size, unit in ((120, 1, "s"), (7200, 60, "m"), (172800, 3600, "h")):
+        if seconds < limit:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 86400}d"
+
+
+def _stamp(stamp: float | None) -> str:
+    if not stamp:
+        return ""
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
+
+
 @outbox_app.command("status")
 def outbox_status(
     path: Path | None = _OUTBOX_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Pending records per target and kind; exit code 1 when any record waits."""
+    """Waiting records per target and kind with the oldest one's age, and the records set
+    aside (undecodable or rejected by the store); exit code 1 when any record waits or was
+    set aside."""
     from rich.console import Console
     from rich.table import Table
 
     outbox = _open(path)
     rows = outbox.counts()
+    aside = outbox.set_aside_records()
     outbox.close()
+    now = time.time()
     if as_json:
-        typer.echo(json.dumps({"outbox": str(outbox.path), "pending": [
-            {"target": t, "label": label, "kind": kind, "count": n, "oldest": oldest}
-            for t, label, kind, n, oldest in rows]}, indent=2))
+        typer.echo(json.dumps({
+            "outbox": str(outbox.path),
+            "pending": [{"target": t, "label": label, "kind": kind, "count": n,
+                         "oldest": oldest,
+                         "oldest_age_seconds": round(now - oldest, 3) if oldest else None}
+                        for t, label, kind, n, oldest in rows],
+            "set_aside": [{"id": a.id, "target": a.target, "label": a.label, "kind": a.kind,
+                           "record_key": a.record_key, "reason": a.reason,
+                           "created_at": a.created_at, "set_aside_at": a.set_aside_at}
+                          for a in aside],
+        }, indent=2))
     else:
         console = Console()
-        if not rows:
+        if not rows and not aside:
             console.print(f"outbox {outbox.path}: empty")
-        else:
-            table = Table(title=f"outbox {outbox.path}")
-            for column in ("target", "kind", "pending", "oldest"):
+        if rows:
+            table = Table(title=f"outbox {outbox.path}: waiting")
+            for column in ("target", "kind", "pending", "oldest", "age"):
                 table.add_column(column)
             for _target, label, kind, count, oldest in rows:
-                when = dt.datetime.fromtimestamp(oldest, dt.timezone.utc).isoformat(
-                    timespec="seconds") if oldest else ""
-                table.add_row(label, kind, str(count), when)
+                table.add_row(label, kind, str(count), _stamp(oldest), _age(oldest, now))
             console.print(table)
-    if rows:
+            console.print("write them now: memory-resources outbox replay --outbox "
+                          f"{outbox.path}", soft_wrap=True)
+        if aside:
+            table = Table(title=f"outbox {outbox.path}: set aside (never retried)")
+            for column in ("id", "target", "kind", "record", "reason", "set aside"):
+                table.add_column(column)
+            for a in aside:
+                table.add_row(str(a.id), a.label, a.kind, a.record_key, a.reason,
+                              _stamp(a.set_aside_at))
+            console.print(table)
+    if rows or aside:
         raise typer.Exit(code=1)
 
 
@@ -76,7 +114,9 @@ def outbox_replay(
         None, "--block", help="Name of a saved MemoryStore block to replay into."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Write the kept records to their stores (idempotent); exit code 1 if any remain."""
+    """Write the kept records to their stores, each once, also with other replays running
+    at once; exit code 1 if any record remains (not counting records another replay is
+    writing)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -98,11 +138,12 @@ def outbox_replay(
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
     else:
         table = Table(title=f"outbox replay {outbox.path}")
-        for column in ("target", "written", "skipped", "remaining", "error"):
+        for column in ("target", "written", "skipped", "set aside", "remaining",
+                       "in flight", "error"):
             table.add_column(column)
         for r in results:
-            table.add_row(r.label, str(r.written), str(r.skipped), str(r.remaining),
-                          r.error or "")
+            table.add_row(r.label, str(r.written), str(r.skipped), str(r.set_aside),
+                          str(r.remaining), str(r.in_flight), r.error or "")
         Console().print(table if results else f"outbox {outbox.path}: nothing to replay")
     if any(r.remaining for r in results):
         raise typer.Exit(code=1)

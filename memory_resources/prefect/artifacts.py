@@ -57,10 +57,23 @@ class RunSummary(TypedDict):
     outputs: list[OutputSummary]
     audit_rows: int
     audit_complete: bool
+    left_in_outbox: dict[str, int]
+    """Records of this run still in the outbox when the summary was made, by kind
+    (``history``, ``output``; ``set_aside`` for records the store rejected for good)."""
+    outbox: str
+    """The outbox file those records are in ("" when not known)."""
 
 
-def run_summary(api: Any, flow_run_id: str, *, store: str = "") -> RunSummary:
-    """Read back what ``flow_run_id`` wrote through ``api`` (a MemoryAPI)."""
+def run_summary(api: Any, flow_run_id: str, *, store: str = "",
+                outbox: Any = None) -> RunSummary:
+    """Read back what ``flow_run_id`` wrote through ``api`` (a MemoryAPI), and what it left
+    in ``outbox`` (a :class:`~memory_resources.capture.outbox.Outbox`, if given)."""
+    left: dict[str, int] = {}
+    if outbox is not None:
+        try:
+            left = outbox.left_by_flow_run(flow_run_id)
+        except Exception as exc:  # the summary is still worth making
+            _log.warning("cannot read the outbox for the summary", error=str(exc)[:500])
     history = api.read_flow_run_history(None, flow_run_id, limit=1)
     audit: list[AuditRecord] = api.read_audit_log(flow_run_id=flow_run_id, limit=AUDIT_LIMIT)
     operations: Counter[str] = Counter()
@@ -77,6 +90,7 @@ def run_summary(api: Any, flow_run_id: str, *, store: str = "") -> RunSummary:
         flow_run_id=flow_run_id, store=store, history=history[0] if history else None,
         operations=dict(sorted(operations.items())), targets=targets, outputs=outputs,
         audit_rows=len(audit), audit_complete=len(audit) < AUDIT_LIMIT,
+        left_in_outbox=left, outbox=str(outbox.path) if outbox is not None else "",
     )
 
 
@@ -126,6 +140,18 @@ def summary_markdown(summary: RunSummary) -> str:
             f"| {_cell(error[:300])} |",
             "",
         ]
+    left = summary.get("left_in_outbox") or {}
+    if left:
+        waiting = sum(n for kind, n in left.items() if kind != "set_aside")
+        parts = [f"{n} {kind}" for kind, n in sorted(left.items()) if kind != "set_aside"]
+        lines += [f"**This run left {waiting} record(s) in the outbox** "
+                  f"({', '.join(parts)}) in {_code(summary.get('outbox'))}: they are written at "
+                  "the next successful capture, or now with "
+                  f"`memory-resources outbox replay --outbox {_cell(summary.get('outbox'))}`.",
+                  ""] if waiting else []
+        if left.get("set_aside"):
+            lines += [f"**{left['set_aside']} record(s) of this run were set aside** (the store "
+                      "rejected them): see `memory-resources outbox status`.", ""]
     if summary["operations"]:
         lines += ["**Writes attributed to this run** (audit log)", "",
                   "| operation | count | targets |", "|---|---|---|"]
@@ -202,7 +228,10 @@ class SummaryArtifactHook:
 
             memory: Any = parameter_target(flow, flow_run) or self.memory
             label = memory.label() if callable(getattr(memory, "label", None)) else ""
-            summary = run_summary(memory.api, str(flow_run.id), store=label)
+            writer = memory.capture_writer() if callable(
+                getattr(memory, "capture_writer", None)) else None
+            summary = run_summary(memory.api, str(flow_run.id), store=label,
+                                  outbox=writer.outbox if writer is not None else None)
             publish_summary(summary, key=self.key, tables=self.tables)
         except Exception as exc:  # never into the user's flow
             _log.warning("memory summary artifact not created", flow_run_id=str(flow_run.id),

@@ -3,7 +3,9 @@
 Prefect calls a flow hook as ``hook(flow, flow_run, state)`` and a task hook as
 ``hook(task, task_run, state)``, synchronously in the run's process, and only logs an
 exception a hook raises. These hooks never raise: every failure ends in the outbox through
-:class:`~memory_resources.capture.writer.CaptureWriter`, with a structlog warning.
+:class:`~memory_resources.capture.writer.CaptureWriter`, with a structlog warning, and a
+WARNING on the run's own Prefect logger (shown on the run page) naming the outbox file and
+the replay command.
 """
 
 from __future__ import annotations
@@ -41,6 +43,36 @@ class CaptureTarget(Protocol):
 
 _ACTIVE: dict[str, FlowCaptureHook] = {}
 _ACTIVE_LOCK = threading.Lock()
+
+
+def replay_command(outbox_path: Any) -> str:
+    """The command that writes an outbox file's records to their stores."""
+    return f"memory-resources outbox replay --outbox {outbox_path}"
+
+
+def warn_on_run(writer: CaptureWriter, kind: str, *, flow: Any = None, flow_run: Any = None,
+                task: Any = None, task_run: Any = None) -> None:
+    """Log on the run's Prefect logger (its page in the UI) that a record went to the outbox."""
+    error = writer.last_failure()
+    if error is None or (flow_run is None and task_run is None):
+        return
+    message = (
+        f"memory capture: the {kind} record could not be written to "
+        f"{writer.target.label} ({error}); it is kept in the outbox {writer.outbox.path} and "
+        f"written at the next successful capture, or now with: "
+        f"{replay_command(writer.outbox.path)}"
+    )
+    try:
+        from prefect.logging.loggers import flow_run_logger, task_run_logger
+
+        if task_run is not None:
+            logger: Any = task_run_logger(task_run, task=task)
+        else:
+            logger = flow_run_logger(flow_run, flow=flow)
+        logger.warning(message)
+    except Exception as exc:  # the structlog warning was written already
+        _log.warning("cannot log on the run's Prefect logger",
+                     error=f"{type(exc).__name__}: {exc}")
 
 
 def capture_for_flow_run(flow_run_id: str | None) -> FlowCaptureHook | None:
@@ -177,9 +209,11 @@ def resolve_deferred(run_id: str | None, *, force: bool = False) -> FlowCaptureH
         if _DEFERRED.pop(run_id, None) is None:  # another thread flushed it
             return _ACTIVE.get(run_id)
         _ACTIVE[run_id] = hook
+    writer = hook.target.capture_writer()
     with acting_as(run_id):
         for record in deferred.records:
-            hook.target.capture_writer().write_history(record)
+            if not writer.write_history(record):
+                warn_on_run(writer, "history", flow=deferred.flow, flow_run=flow_run)
     return hook
 
 
@@ -222,8 +256,10 @@ class FlowCaptureHook:
                 else:
                     _ACTIVE[run_id] = active
             record = flow_run_write(active.target, flow, flow_run, state)
+            writer = active.target.capture_writer()
             with acting_as(run_id):
-                active.target.capture_writer().write_history(record)
+                if not writer.write_history(record):
+                    warn_on_run(writer, "history", flow=flow, flow_run=flow_run)
         except Exception as exc:  # never into the user's flow; the writer already logged
             _log.error("flow capture hook failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -285,7 +321,9 @@ class TaskCaptureHook:
                     "completed_at": iso(state.timestamp),
                     "truncated": isinstance(output, dict) and bool(output.get("__truncated__")),
                 }
-                target.capture_writer().write_output(task_run_id, output, metadata, flow_run_id)
+                writer = target.capture_writer()
+                if not writer.write_output(task_run_id, output, metadata, flow_run_id):
+                    warn_on_run(writer, "task output", task=task, task_run=task_run)
         except Exception as exc:  # never into the user's flow
             _log.error("task capture hook failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -299,6 +337,8 @@ __all__ = [
     "flow_run_write",
     "memory_for_flow_run",
     "parameter_target",
+    "replay_command",
     "resolve_deferred",
     "resolve_parameter_target",
+    "warn_on_run",
 ]

@@ -153,7 +153,7 @@ def test_outputs_lists_versions_and_shortens_long_values(home: Path) -> None:
     long_text = "x" * 1000
     api.write_task_output("task-run-1", {"answer": 42, "notes": long_text},
                           {"task_name": "answer", "state_name": "Completed"},
-                          task_run_id="task-run-1", flow_run_id="flow-run-9")
+                          task_run_id="task-run-1b", flow_run_id="flow-run-9")
     result = runner.invoke(app, ["outputs", "--task", "task-run-1"])
     assert result.exit_code == 0, result.output
     out = result.stdout

@@ -1,0 +1,81 @@
+"""A replayer process for the cross-process outbox tests (run as ``python -m``).
+
+``python -m tests.capture.replayer OUTBOX TARGET STORE_JSON [--lease S] [--batch N]
+[--announce] [--hang-after N]`` replays TARGET's records of the outbox file OUTBOX into a real store
+(``{"sqlite": PATH}`` or ``{"postgres": DSN, "schema": NAME}``) and prints the
+:class:`ReplayReport` as JSON. With ``--announce`` it prints ``wrote TASK_RUN_ID`` after
+each output write reaches the store; with ``--hang-after N`` it then stops after the Nth
+write (before deleting that record from the outbox) until it is killed, so a test can
+SIGKILL it mid-way at a known point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+from memory_resources.capture.outbox import Outbox, OutboxTarget
+from memory_resources.capture.writer import CaptureStores, CaptureWriter
+
+
+class Announcing:
+    """The real outputs store, printing each task run id once its write returned."""
+
+    def __init__(self, store: Any, hang_after: int | None) -> None:
+        self.store = store
+        self.hang_after = hang_after
+        self.count = 0
+
+    def write_task_output_once(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.store.write_task_output_once(*args, **kwargs)
+        self.count += 1
+        print(f"wrote {kwargs['task_run_id']}", flush=True)
+        if self.count == self.hang_after:
+            print("hanging", flush=True)
+            sys.stdin.read()  # until killed (the test keeps stdin open)
+        return result
+
+
+def build_store(spec: dict[str, Any]) -> Any:
+    """A connected store of ``spec``."""
+    if "sqlite" in spec:
+        from memory_resources.config import EmbeddedConfig
+        from memory_resources.stores.sqlite import SQLiteStore
+
+        store: Any = SQLiteStore(EmbeddedConfig(path=spec["sqlite"]))
+    else:
+        from memory_resources.stores.postgres import PostgresStore
+
+        store = PostgresStore({"dsn": spec["postgres"], "schema": spec["schema"],
+                               "max_connections": 2})
+    store.connect()
+    return store
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("outbox")
+    parser.add_argument("target")
+    parser.add_argument("store")
+    parser.add_argument("--lease", type=float, default=60.0)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--announce", action="store_true")
+    parser.add_argument("--hang-after", type=int, default=None)
+    args = parser.parse_args(argv)
+    store = build_store(json.loads(args.store))
+    outputs = Announcing(store, args.hang_after) if args.announce else store
+    outbox = Outbox(args.outbox, lease=args.lease)
+    writer = CaptureWriter(lambda: CaptureStores(history=store, outputs=outputs), outbox,
+                           OutboxTarget(args.target, args.target, None, None),
+                           batch_size=args.batch)
+    report = writer.replay()
+    print(json.dumps(dataclasses.asdict(report)), flush=True)
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
