@@ -204,6 +204,11 @@ def test_redlock_release_and_extend_need_a_quorum(
     store = _redlock_store(make_redis_store, three_masters)
     lock = Lock(store, "ext3", timeout=5).acquire()
     lease, _ = store.keys.lock_pair("ext3")
+    for server in three_masters:  # the acquire returned on a quorum; let the third land
+        with server.client() as client:
+            limit = time.monotonic() + 5
+            while not client.exists(lease) and time.monotonic() < limit:
+                time.sleep(0.01)
     with three_masters[1].client() as client:
         client.delete(lease)
     lock.extend()

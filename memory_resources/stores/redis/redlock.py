@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -145,6 +146,10 @@ class Redlock:
         self.single = len(self.nodes) == 1
         self._workers = [] if self.single else [
             _Worker(node.label, max_pending) for node in self.nodes]
+        self._acquiring: dict[tuple[int, str, str], threading.Event] = {}
+        """Acquires in flight per (node, lease, owner): a later request of the same owner
+        on that node waits for it, so a release never overtakes its own acquire."""
+        self._acquiring_guard = threading.Lock()
 
     def close(self) -> None:
         """Stop the worker threads (without waiting) and close every node's client."""
@@ -168,13 +173,52 @@ class Redlock:
         except Exception as exc:  # a worker must never die silently
             return BackendError(BACKEND, f"lock node {node.label}: {type(exc).__name__}: {exc}")
 
+    def _submit(self, index: int, fn: Callable[[], None], gate: tuple[str, str] | None,
+                opens: bool = False) -> bool:
+        """Queue ``fn`` on node ``index``'s worker, ordered after an acquire of the same
+        ``gate`` (lease, owner) still in flight there; with ``opens`` ``fn`` is that
+        acquire. False when the node is skipped (too many requests pending)."""
+        if gate is None:
+            return self._workers[index].submit(fn)
+        key = (index, *gate)
+        with self._acquiring_guard:
+            before = self._acquiring.get(key)
+            mine = threading.Event() if opens else None
+            if mine is not None:
+                self._acquiring[key] = mine
+        wait = self.node_timeout * 4
+
+        def ordered() -> None:
+            try:
+                if before is not None:
+                    before.wait(wait)
+                fn()
+            finally:
+                if mine is not None:
+                    mine.set()
+                    with self._acquiring_guard:
+                        if self._acquiring.get(key) is mine:
+                            del self._acquiring[key]
+
+        if self._workers[index].submit(ordered):
+            return True
+        if mine is not None:
+            mine.set()
+            with self._acquiring_guard:
+                if self._acquiring.get(key) is mine:
+                    del self._acquiring[key]
+        return False
+
     def _fanout(self, pick: Callable[[Scripts], Any] | str, keys: tuple[str, ...],
                 args: tuple[Any, ...], targets: Sequence[int],
-                done: Callable[[list[Any]], bool]) -> tuple[list[Any], _Round]:
+                done: Callable[[list[Any]], bool], *, opens: bool = False
+                ) -> tuple[list[Any], _Round]:
         """Send one request to the ``targets`` (node indexes) at once; return when ``done``
         says the answers so far decide, or after ``node_timeout``. Nodes without an answer
-        by then are reported as failed."""
+        by then are reported as failed. Requests carrying an owner (``args[0]``) are
+        ordered after that owner's acquire on the same node (``opens``: this is one)."""
         state = _Round(len(targets))
+        gate = (keys[0], str(args[0])) if keys and args else None
         for slot, index in enumerate(targets):
             node = self.nodes[index]
 
@@ -192,7 +236,7 @@ class Redlock:
                 if verdict == "undo" and _granted(result):
                     self._request(node, _RELEASE, keys[:1], args[:1])
 
-            if not self._workers[index].submit(task):
+            if not self._submit(index, task, gate, opens):
                 state.results[slot] = BackendUnavailableError(
                     BACKEND, f"lock node {node.label}: skipped, {self._workers[index].limit} "
                     "earlier requests to it are still unanswered")
@@ -219,20 +263,20 @@ class Redlock:
             state.verdict = verdict
             late, state.late = state.late, []
         if verdict == "undo":
+            keys, args = release
             for node, result in late:
                 if _granted(result):
-                    self._request(node, _RELEASE, *release)
+                    self._submit(self.nodes.index(node), partial(
+                        self._request, node, _RELEASE, keys, args), None)
 
     def _release_where(self, results: Sequence[Any], targets: Sequence[int],
                        keys: tuple[str, ...], owner: str) -> None:
         """Release (without waiting) on the targets that granted."""
         for slot, result in enumerate(results):
             if _granted(result):
-                node = self.nodes[targets[slot]]
-                def task(node: LockNode = node) -> None:
-                    self._request(node, _RELEASE, keys, (owner,))
-
-                self._workers[targets[slot]].submit(task)
+                index = targets[slot]
+                self._submit(index, partial(self._request, self.nodes[index], _RELEASE, keys,
+                                            (owner,)), (keys[0], owner))
 
     def _check_reachable(self, results: Sequence[object], action: str) -> None:
         """Raise when failed nodes leave fewer than a quorum able to answer."""
@@ -277,7 +321,7 @@ class Redlock:
             return None if token is None else int(token)
         everyone = range(len(self.nodes))
         results, state = self._fanout(_ACQUIRE, (lease, fence), (owner, ttl_ms), everyone,
-                                      self._until(_granted, self.quorum))
+                                      self._until(_granted, self.quorum), opens=True)
         won = [(index, int(r)) for index, r in enumerate(results) if _granted(r)]
         if len(won) < self.quorum:
             self._decide(state, "undo", ((lease,), (owner,)))
