@@ -201,7 +201,7 @@ def test_read_only_replica_is_retried_until_promoted(
     started = time.monotonic()
     with pytest.raises(BackendUnavailableError, match="ReadOnlyError"):
         store.set_context("c", {"v": 1})
-    assert time.monotonic() - started >= 0.3  # retried, not raised at once
+    assert time.monotonic() - started >= 0.5  # retried until the deadline, not raised at once
     patient = make_redis_store(url=replica.url)
     outcome: list[object] = []
     caller = threading.Thread(target=lambda: outcome.append(patient.set_context("c", {"v": 2})))

@@ -41,6 +41,9 @@ PERMANENT: Final = "permanent"
 _LOCAL = threading.local()
 _JITTER = random.Random()
 _UNSENT = "_memory_resources_unsent"
+_LAST_TRY = 0.01
+"""A retry is started only with at least this many seconds left (the backoff before the
+last one is shortened to fit)."""
 
 _NOT_RUN_REPLIES: tuple[type[BaseException], ...] = (
     rex.ReadOnlyError, rex.BusyLoadingError, rex.TryAgainError, rex.ClusterDownError)
@@ -140,10 +143,10 @@ class RetryPolicy:
                         f"or may not have been applied; not retried because {what} is not "
                         f"idempotent ({self._detail(error)})") from error
                 now = time.monotonic()
-                pause = self.delay(attempts - 1)
-                if attempts > self.retries or now + pause >= limit:
+                left = limit - now - _LAST_TRY
+                if attempts > self.retries or left <= 0:
                     raise self.exhausted(error, what, attempts, now - start, budget) from error
-                time.sleep(pause)
+                time.sleep(min(self.delay(attempts - 1), left))
                 error = None
         finally:
             _LOCAL.deadline = outer
