@@ -25,6 +25,7 @@ from memory_resources.errors import BackendError, SchemaError, SchemaPermissionE
 from memory_resources.records import FlowRunWrite
 from memory_resources.stores.postgres import PostgresStore
 from memory_resources.stores.postgres.migrate import _lock_key
+from memory_resources.stores.postgres.partitions import month_start
 from tests.fixtures.postgres import make_postgres_store
 from tests.fixtures.roles import PgRoles, pg_roles
 
@@ -42,6 +43,12 @@ def _admin(roles: PgRoles, query: str, *params: object) -> list[tuple[object, ..
             return list(cur.fetchall()) if cur.description else []
     finally:
         conn.close()
+
+
+def partition_name(parent: str, months_ahead: int) -> str:
+    """``<parent>_pYYYY_MM`` of the month ``months_ahead`` after the current one."""
+    month = month_start(dt.datetime.now(dt.timezone.utc), months_ahead)
+    return f"{parent}_p{month:%Y_%m}"
 
 
 def _count(roles: PgRoles, table: str) -> int:
@@ -210,3 +217,17 @@ def test_scheduled_maintenance_deployment_runs_maintain_as_the_owner_block(
     report = partition_maintenance(postgres=block_name)
     assert report["moved"] == {"flow_run_history_p2019_07": 1}
     assert report["remaining"]["flow_run_history_default"] == 0
+
+
+def test_migrate_command_tops_up_missing_partitions_with_nothing_pending(
+    roles: PgRoles,
+) -> None:
+    """`memory-resources migrate` as the migration role, with no migration pending, still
+    re-creates a month partition ahead that had gone missing."""
+    ahead = partition_name("flow_run_history", 6)
+    _admin(roles, f"DROP TABLE {{s}}.{ahead}")
+    result = runner.invoke(cli, ["migrate", "--dsn", roles.owner_dsn, "--schema", roles.schema])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    assert _admin(roles, "SELECT to_regclass(%s) IS NOT NULL",
+                  f"{roles.schema}.{ahead}") == [(True,)]

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import BackendError, MemoryValidationError, SchemaError, SchemaPermissionError
+from ...log import get_logger
 from .errors import BACKEND
 from .migrate import _privilege_cause
 from .pool import Cursor, PostgresPool
 from .support import render
+
+_log = get_logger(__name__)
 
 PARENTS = ("flow_run_history", "audit_log")
 """The month-partitioned tables."""
@@ -89,6 +93,22 @@ def coverage(pool: PostgresPool, schema: str, now: dt.datetime, months_ahead: in
     missing = [name for name in names if name not in set(present)]
     current = {f"{parent}_p{month_start(now):%Y_%m}" for parent in PARENTS}
     return Coverage(missing, bool(current.intersection(missing)), bool(can_create))
+
+
+def keep_partitions(pool: PostgresPool, now: dt.datetime, months_ahead: int, *,
+                    may_create: bool, create: Callable[[dt.datetime, int], int]) -> Coverage:
+    """The store's monthly check: when months are missing, ``create`` them if the store
+    ``may_create`` (``auto_migrate``) and the role could; else, when the current month is
+    missing, log a warning naming ``memory-resources maintain``."""
+    found = coverage(pool, pool.schema, now, months_ahead)
+    if found.missing and may_create and found.can_create:
+        create(now, months_ahead)
+    elif found.current_missing:
+        _log.warning("no partition for this month; rows go to the default partition",
+                     schema=pool.schema, month=f"{now:%Y-%m}",
+                     fix="run `memory-resources maintain` as the schema owner "
+                         "(cron or the scheduled Prefect deployment)")
+    return found
 
 
 def check_months_ahead(months_ahead: Any) -> int:

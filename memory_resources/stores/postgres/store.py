@@ -36,7 +36,7 @@ from . import audit, context, history, locks, outputs
 from .errors import BACKEND
 from .local import start_local_server
 from .migrate import AppliedMigration, migrate
-from .partitions import MaintenanceReport, check_months_ahead, coverage, maintain
+from .partitions import MaintenanceReport, check_months_ahead, keep_partitions, maintain
 from .pool import Cursor, PostgresPool
 from .support import one, render
 
@@ -77,7 +77,6 @@ class PostgresStore:
         self._rendered: dict[str, str] = {}
         self._schema_sql = ""
         self._partition_month: tuple[int, int] | None = None
-        self._warned_month: tuple[int, int] | None = None
         self._next_purge = clock.monotonic() + PURGE_INTERVAL
         self._lock = threading.RLock()
         self._history = history.HistoryRepo(self)
@@ -177,24 +176,14 @@ class PostgresStore:
     # -- partitions and retention ------------------------------------------------------
 
     def ensure_partitions(self, now: dt.datetime, months_ahead: int | None = None) -> None:
-        """Once per month of ``now``: a read-only check that partitions cover this month and
-        ``months_ahead`` more (default ``partition_months_ahead``). Missing ones are created
-        only when the store may migrate (``auto_migrate`` and the owner's privileges);
-        otherwise a missing current month is logged once (rows go to the default partition
-        until ``memory-resources maintain`` runs)."""
+        """Once per month of ``now``: :func:`~.partitions.keep_partitions` (a read-only
+        check; creates months only when the store may migrate, else warns)."""
         month = (now.year, now.month)
         if self._partition_month == month:
             return
         ahead = self.config.partition_months_ahead if months_ahead is None else months_ahead
-        found = coverage(self.pool, self.schema, now, ahead)
-        if found.missing and self.config.auto_migrate and found.can_create:
-            self.create_partitions(now, ahead)
-        elif found.current_missing and self._warned_month != month:
-            self._warned_month = month
-            _log.warning("no partition for this month; rows go to the default partition",
-                         schema=self.schema, month=f"{month[0]}-{month[1]:02d}",
-                         fix="run `memory-resources maintain` as the schema owner "
-                             "(cron or the scheduled Prefect deployment)")
+        keep_partitions(self.pool, now, ahead, may_create=self.config.auto_migrate,
+                        create=self.create_partitions)
         self._partition_month = month
 
     def create_partitions(self, start: dt.datetime, months_ahead: int = PARTITIONS_AHEAD
