@@ -7,7 +7,8 @@ from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name
 providing that fixture (``postgres_embedded`` is the PostgreSQL store on the embedded
 PostgreSQL 18, beside ``postgres`` on the machine's server: two majors; ``postgres_app`` is
 the store connected as the least-privilege application role of docs/postgres.md, and
-``redis_acl`` the Redis store as the ACL user of docs/redis.md). Every factory
+``pgvector_app`` the pgvector index as that role, and ``redis_acl`` the Redis store as the
+ACL user of docs/redis.md). Every factory
 returns a fresh, isolated store (own file / key prefix / schema) and cleans up after the test.
 """
 
@@ -27,7 +28,7 @@ BACKENDS: dict[str, list[str]] = {
     "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
     "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
     "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
-    "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector"],
+    "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector", "pgvector_app"],
 }
 
 

@@ -2,8 +2,8 @@
 only) connects, writes and reads with ``auto_migrate`` on; pending migrations fail typed;
 partitions come from the migration role's ``migrate`` / ``maintain``.
 
-The whole contract suite also runs as that role (backend ``postgres_app`` in
-tests/contract/conftest.py)."""
+The whole contract suite also runs as that role (backends ``postgres_app`` and
+``pgvector_app`` in tests/contract/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -23,9 +24,11 @@ from memory_resources.cli import app as cli
 from memory_resources.clock import ManualClock
 from memory_resources.errors import BackendError, SchemaError, SchemaPermissionError
 from memory_resources.records import FlowRunWrite
+from memory_resources.stores.pgvector import PgVectorIndex
 from memory_resources.stores.postgres import PostgresStore
 from memory_resources.stores.postgres.migrate import _lock_key
 from memory_resources.stores.postgres.partitions import month_start
+from tests.fixtures.pgvector import postgres_config, vector_config
 from tests.fixtures.postgres import make_postgres_store
 from tests.fixtures.roles import PgRoles, pg_roles
 
@@ -231,3 +234,25 @@ def test_migrate_command_tops_up_missing_partitions_with_nothing_pending(
     assert "up to date" in result.output
     assert _admin(roles, "SELECT to_regclass(%s) IS NOT NULL",
                   f"{roles.schema}.{ahead}") == [(True,)]
+
+
+def test_pgvector_namespace_created_by_the_owner_serves_the_app_role(
+    pgvector_app_vector_index: Any, pgvector_app_roles: PgRoles
+) -> None:
+    """The contract's ``pgvector_app`` index is the application role on a table the
+    migration role owns; it writes and queries, while bulk_load (drops and rebuilds the
+    HNSW index) and a namespace the owner never created are refused with typed errors."""
+    index = pgvector_app_vector_index(4, "cosine")
+    index.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]])
+    assert [hit["id"] for hit in index.query([1, 0, 0, 0], top_k=1)] == ["a"]
+    rows = _admin(pgvector_app_roles, "SELECT tableowner FROM pg_tables"
+                  " WHERE schemaname = %s AND tablename = %s",
+                  pgvector_app_roles.schema, index.table)
+    assert rows == [(pgvector_app_roles.owner,)]
+    with pytest.raises(BackendError, match="42501"), index.bulk_load():
+        pass
+    stranger = PgVectorIndex.from_config(
+        vector_config(4, "cosine", "never_created"),
+        postgres_config(pgvector_app_roles.app_dsn, pgvector_app_roles.schema))
+    with pytest.raises(BackendError, match="42501"):
+        stranger.connect()
