@@ -63,6 +63,11 @@ class ConfigurationError(MemoryResourcesError, ValueError):
     """A configuration dict or block is invalid or names a backend that is not available."""
 
 
+class NotAMemoryStoreError(ConfigurationError, TypeError):
+    """``remember`` / ``summarize`` / ``remembered_task`` were given something that is not a
+    memory store (e.g. the coroutine ``MemoryStore.load`` returns inside an event loop)."""
+
+
 class NotFoundError(MemoryResourcesError, KeyError):
     """A required record does not exist."""
 
@@ -136,6 +141,7 @@ __all__ = [
     "LockNotHeldError",
     "MemoryResourcesError",
     "MemoryValidationError",
+    "NotAMemoryStoreError",
     "NotFoundError",
     "PayloadTooLargeError",
     "SchemaError",

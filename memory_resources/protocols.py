@@ -153,6 +153,23 @@ class LockInspector(Protocol):
 
 
 @runtime_checkable
+class ResultBlobs(Protocol):
+    """Bytes by path: what Prefect result storage (``read_path`` / ``write_path``) needs."""
+
+    def read_blob(self, path: str) -> bytes | None:
+        """The bytes stored at ``path``, or None."""
+        ...
+
+    def write_blob(self, path: str, content: bytes) -> None:
+        """Store ``content`` at ``path``, replacing what was there."""
+        ...
+
+    def delete_blob(self, path: str) -> bool:
+        """Remove ``path``; False if nothing was stored there."""
+        ...
+
+
+@runtime_checkable
 class RunHistory(Protocol):
     """Flow-run history rows, upserted by ``(flow_id, run_id)``."""
 

@@ -103,6 +103,15 @@ def require_positive_int(value: Any, field: str, *, maximum: int | None = None) 
     return value
 
 
+def require_bytes(value: Any, field: str) -> bytes:
+    """Bytes (``bytes``, ``bytearray`` or ``memoryview``), returned as ``bytes``."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise MemoryValidationError(field, f"must be bytes, got {type(value).__name__}")
+
+
 def require_positive_seconds(value: Any, field: str, *, allow_zero: bool = False) -> float:
     """A finite number of seconds > 0 (or >= 0 with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -59,3 +59,39 @@ class StoreFactoryMixin(BaseModel, Generic[StoreT]):
         assert private is not None
         private["_store_lock"] = threading.Lock()
         private["_store"] = None
+
+
+def in_async_run() -> bool:
+    """True inside an async Prefect flow or task run (where Prefect's ``load`` is awaited)."""
+    from prefect.context import get_run_context
+    from prefect.exceptions import MissingContextError
+
+    try:
+        context = get_run_context()
+    except MissingContextError:
+        return False
+    owner = getattr(context, "task", None) or getattr(context, "flow", None)
+    return bool(getattr(owner, "isasync", False))
+
+
+class DeploySafeLoad:
+    """``load`` that returns the block, not a coroutine, outside async flow/task runs.
+
+    Prefect's ``Block.load`` returns a coroutine whenever an event loop is running, so
+    ``memory = MemoryStore.load("agent-memory")`` at module level gives a coroutine when
+    ``prefect deploy`` (or a notebook) imports the module inside its loop. Here ``load``
+    answers with the block everywhere except inside an async flow or task run, where it
+    stays awaitable as Prefect documents; ``aload`` is always the awaitable form and
+    ``_sync=True`` / ``_sync=False`` still force either path.
+    """
+
+    @classmethod
+    def load(cls, name: str, validate: bool = True, client: Any = None,
+             _sync: bool | None = None) -> Any:
+        """The saved block ``name`` (awaitable only inside async flow/task runs)."""
+        parent: Any = super()
+        if _sync is None:
+            _sync = not in_async_run()
+        if _sync:
+            return parent.load(name, validate=validate, client=client, _sync=True)
+        return parent.aload(name, validate=validate, client=client)

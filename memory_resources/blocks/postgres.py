@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prefect.blocks.core import Block
+from prefect.filesystems import WritableFileSystem
 from pydantic import HttpUrl
 
 from ..config import PostgresConfig
 from ..stores.postgres import AppliedMigration, PostgresPool, PostgresStore, migrate
 from ..stores.postgres.local import start_local_server
-from .base import StoreFactoryMixin
+from .base import DeploySafeLoad, StoreFactoryMixin
+from .results import ResultStorageMixin
 
 
-class PostgresMemory(StoreFactoryMixin[PostgresStore], Block, PostgresConfig):
+# read_path/write_path are sync here (Prefect calls them with _sync=True; the a* forms
+# are async), where WritableFileSystem declares them async: hence the ignore.
+class PostgresMemory(  # type: ignore[misc]
+    DeploySafeLoad, StoreFactoryMixin[PostgresStore], ResultStorageMixin, WritableFileSystem,
+    PostgresConfig,
+):
     """Flow-run history, task outputs, the audit trail, context, events and locks on
     PostgreSQL.
 

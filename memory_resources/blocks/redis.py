@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prefect.blocks.core import Block
+from prefect.filesystems import WritableFileSystem
 from pydantic import HttpUrl
 
 from ..config import RedisConfig
 from ..stores.redis import RedisStore
-from .base import StoreFactoryMixin
+from .base import DeploySafeLoad, StoreFactoryMixin
+from .results import ResultStorageMixin
 
 
-class RedisMemory(StoreFactoryMixin[RedisStore], Block, RedisConfig):
+# read_path/write_path are sync here (Prefect calls them with _sync=True; the a* forms
+# are async), where WritableFileSystem declares them async: hence the ignore.
+class RedisMemory(  # type: ignore[misc]
+    DeploySafeLoad, StoreFactoryMixin[RedisStore], ResultStorageMixin, WritableFileSystem,
+    RedisConfig,
+):
     """Agent context, event streams and Redlock locks on Redis or Redis Cluster.
 
     The fields are the spec's ``redis_config`` keys (host, port, db, password,

@@ -31,6 +31,7 @@ from pydantic import (
 
 from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from ..errors import ConfigurationError
+from .base import DeploySafeLoad
 from .postgres import PostgresMemory
 from .redis import RedisMemory
 from .vector import VectorMemory
@@ -138,7 +139,7 @@ def _strip_nested_slugs(value: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-class MemoryStore(Block):
+class MemoryStore(DeploySafeLoad, Block):
     """Durable memory for agent flows: Redis, PostgreSQL and vector blocks in one place.
 
     Each nested block is optional; a part left empty runs on the embedded default (one

@@ -10,11 +10,11 @@ from pydantic import Field, HttpUrl
 from ..config import EmbeddedConfig, VectorConfig
 from ..protocols import VectorIndex
 from ..vector_backends import create_vector_index
-from .base import StoreFactoryMixin
+from .base import DeploySafeLoad, StoreFactoryMixin
 from .postgres import PostgresMemory
 
 
-class VectorMemory(StoreFactoryMixin[VectorIndex], Block, VectorConfig):
+class VectorMemory(DeploySafeLoad, StoreFactoryMixin[VectorIndex], Block, VectorConfig):
     """Embeddings with metadata, queried by cosine, euclidean or dot-product similarity.
 
     The fields are the spec's ``vector_config`` keys (backend, dimension, metric, namespace)

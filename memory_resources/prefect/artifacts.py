@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypedDict, TypeVar
@@ -26,6 +27,7 @@ from typing import Any, TypedDict, TypeVar
 from ..errors import ConfigurationError, MemoryValidationError
 from ..log import get_logger
 from ..records import AuditRecord, FlowRunRecord
+from .capture import require_target
 
 _log = get_logger(__name__)
 
@@ -51,6 +53,7 @@ class RunSummary(TypedDict):
 
     flow_run_id: str
     store: str
+    block: str | None
     history: FlowRunRecord | None
     operations: dict[str, int]
     targets: dict[str, list[str]]
@@ -65,9 +68,10 @@ class RunSummary(TypedDict):
 
 
 def run_summary(api: Any, flow_run_id: str, *, store: str = "",
-                outbox: Any = None) -> RunSummary:
+                outbox: Any = None, block: str | None = None) -> RunSummary:
     """Read back what ``flow_run_id`` wrote through ``api`` (a MemoryAPI), and what it left
-    in ``outbox`` (a :class:`~memory_resources.capture.outbox.Outbox`, if given)."""
+    in ``outbox`` (a :class:`~memory_resources.capture.outbox.Outbox`, if given); ``block``
+    is the saved block's name, for the read-back commands."""
     left: dict[str, int] = {}
     if outbox is not None:
         try:
@@ -87,7 +91,8 @@ def run_summary(api: Any, flow_run_id: str, *, store: str = "",
         if row["operation"] == "output.write":
             outputs.append(_output_summary(api, row))
     return RunSummary(
-        flow_run_id=flow_run_id, store=store, history=history[0] if history else None,
+        flow_run_id=flow_run_id, store=store, block=block,
+        history=history[0] if history else None,
         operations=dict(sorted(operations.items())), targets=targets, outputs=outputs,
         audit_rows=len(audit), audit_complete=len(audit) < AUDIT_LIMIT,
         left_in_outbox=left, outbox=str(outbox.path) if outbox is not None else "",
@@ -173,10 +178,21 @@ def summary_markdown(summary: RunSummary) -> str:
                 f"| {_cell(output['version'])} | {_cell(output['bytes'])} "
                 f"| {'yes' if output['truncated'] else 'no'} |")
         lines.append("")
-    lines.append("Read it back: `memory-resources history --flow "
-                 f"{history['flow_name'] if history else '<flow>'}`, "
-                 "`memory-resources outputs --task <task run>`.")
+    lines.append(read_back_line(history["flow_name"] if history else None, summary["block"]))
     return "\n".join(lines)
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word (quoted unless it is plain)."""
+    return text if re.fullmatch(r"[A-Za-z0-9._/:=@+-]+", text) else shlex.quote(text)
+
+
+def read_back_line(flow_name: str | None, block: str | None) -> str:
+    """The commands that read the run back; ``--block NAME`` for a saved block's store."""
+    option = f" --block {_shell_word(block)}" if block else ""
+    flow = _shell_word(flow_name) if flow_name else "<flow>"
+    return (f"Read it back: `memory-resources history --flow {flow}{option}`, "
+            f"`memory-resources outputs --task <task run>{option}`.")
 
 
 def artifact_key(flow_name: str) -> str:
@@ -230,7 +246,8 @@ class SummaryArtifactHook:
             label = memory.label() if callable(getattr(memory, "label", None)) else ""
             writer = memory.capture_writer() if callable(
                 getattr(memory, "capture_writer", None)) else None
-            summary = run_summary(memory.api, str(flow_run.id), store=label,
+            block = getattr(memory, "_block_document_name", None)
+            summary = run_summary(memory.api, str(flow_run.id), store=label, block=block,
                                   outbox=writer.outbox if writer is not None else None)
             publish_summary(summary, key=self.key, tables=self.tables)
         except Exception as exc:  # never into the user's flow
@@ -246,6 +263,8 @@ def summarize(memory: Any = None, *, key: str | None = None,
     still wins, as for the capture). ``key`` overrides the artifact key; ``tables=True``
     adds a table artifact of the task outputs.
     """
+    if memory is not None:
+        require_target(memory, "summarize(memory)")
 
     def decorate(flow: F) -> F:
         from prefect.flows import Flow
@@ -283,6 +302,7 @@ __all__ = [
     "SummaryArtifactHook",
     "artifact_key",
     "publish_summary",
+    "read_back_line",
     "run_summary",
     "summarize",
     "summary_markdown",

@@ -17,11 +17,12 @@ Opt a task out with ``exclude=[task]`` or the tag ``memory:skip``.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, NotAMemoryStoreError
 from ..runinfo import current_run_ids
 from .hooks import (
     SKIP_TAG,
@@ -67,6 +68,23 @@ def referenced_tasks(fn: Callable[..., Any]) -> list[Any]:
     return list(found.values())
 
 
+def require_target(memory: Any, where: str) -> CaptureTarget:
+    """``memory`` if it is a memory store, else :class:`NotAMemoryStoreError` naming the fix."""
+    if callable(getattr(memory, "capture_writer", None)) and hasattr(memory, "max_param_bytes"):
+        return memory  # type: ignore[no-any-return]
+    if inspect.isawaitable(memory):
+        if inspect.iscoroutine(memory):
+            memory.close()  # no "never awaited" warning on top of this error
+        raise NotAMemoryStoreError(
+            f"{where} got an awaitable, not a MemoryStore: Prefect's Block.load returns a "
+            "coroutine inside an event loop. Write `memory = MemoryStore.load(\"<name>\")` "
+            "(memory_resources' load returns the block outside async runs), or "
+            "`memory = await MemoryStore.aload(\"<name>\")` in async code.")
+    raise NotAMemoryStoreError(
+        f"{where} takes a MemoryStore, got {type(memory).__name__}: pass `MemoryStore()` "
+        "(the embedded default) or `MemoryStore.load(\"<block name>\")` (a saved block).")
+
+
 def _has_capture_hook(task: Any) -> bool:
     return any(isinstance(hook, TaskCaptureHook) for hook in task.on_completion_hooks)
 
@@ -89,6 +107,7 @@ def remember(
     tasks out (also: tag a task ``memory:skip``); ``discover_tasks=False`` captures only the
     flow's history and the ``tasks`` given.
     """
+    memory = require_target(memory, "remember(memory)")
     extra = list(tasks)
     excluded = list(exclude)
 
@@ -134,6 +153,7 @@ def remembered_task(memory: CaptureTarget, fn: Any = None, /, **task_options: An
     """
     from prefect.tasks import Task
 
+    memory = require_target(memory, "remembered_task(memory)")
     own = list(task_options.pop("on_completion", None) or [])
 
     def build(function: Callable[..., Any]) -> Any:

@@ -32,7 +32,7 @@ from ...records import (
     TaskOutputRecord,
     TaskOutputWrite,
 )
-from . import audit, context, history, locks, outputs
+from . import audit, blobs, context, history, locks, outputs
 from .errors import BACKEND
 from .local import start_local_server
 from .migrate import AppliedMigration, migrate
@@ -50,7 +50,7 @@ PURGE_INTERVAL = 300.0
 
 _TEMPLATES: dict[str, str] = {
     **history.TEMPLATES, **outputs.TEMPLATES, **audit.TEMPLATES, **context.TEMPLATES,
-    **locks.TEMPLATES,
+    **locks.TEMPLATES, **blobs.TEMPLATES,
     "partitions.create": "SELECT count(*) FROM {s}.memory_create_partitions(%s, %s)",
     "partitions.drop": "SELECT * FROM {s}.memory_drop_partitions(%s)",
 }
@@ -84,6 +84,7 @@ class PostgresStore:
         self._audit = audit.AuditReader(self)
         self._context = context.ContextRepo(self)
         self._locks = locks.LockRepo(self)
+        self._blobs = blobs.BlobRepo(self)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -364,6 +365,20 @@ class PostgresStore:
     def is_held(self, name: str) -> bool:
         """See :meth:`memory_resources.protocols.LockInspector.is_held`."""
         return self._locks.is_held(name)
+
+    # -- ResultBlobs (Prefect result storage) ---------------------------------------------
+
+    def read_blob(self, path: str) -> bytes | None:
+        """See :meth:`memory_resources.protocols.ResultBlobs.read_blob`."""
+        return self._blobs.read_blob(path)
+
+    def write_blob(self, path: str, content: bytes) -> None:
+        """See :meth:`memory_resources.protocols.ResultBlobs.write_blob`."""
+        self._blobs.write_blob(path, content)
+
+    def delete_blob(self, path: str) -> bool:
+        """See :meth:`memory_resources.protocols.ResultBlobs.delete_blob`."""
+        return self._blobs.delete_blob(path)
 
     # -- RunHistory / TaskOutputs / AuditLog ----------------------------------------------
 

@@ -16,6 +16,7 @@ from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
+from . import blobs
 from . import client as clients
 from .batch import ScriptBatcher
 from .direct import execute
@@ -289,6 +290,29 @@ class RedisStore:
         """True while a quorum of lock nodes holds a lease on ``name``."""
         require_id(name, "lock_name")
         return self._lock_manager().is_held(name)
+
+    # -- ResultBlobs (Prefect result storage) ---------------------------------------------
+
+    def read_blob(self, path: str) -> bytes | None:
+        """The bytes stored at ``path``, or None."""
+        try:
+            return blobs.read_blob(self.client, self.keys.prefix, path)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+
+    def write_blob(self, path: str, content: bytes) -> None:
+        """Store ``content`` at ``path``, replacing what was there."""
+        try:
+            blobs.write_blob(self.client, self.keys.prefix, path, content)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
+
+    def delete_blob(self, path: str) -> bool:
+        """Remove ``path``; False if nothing was stored there."""
+        try:
+            return blobs.delete_blob(self.client, self.keys.prefix, path)
+        except CAUGHT as exc:
+            raise translate(exc, self._secrets) from exc
 
     def __repr__(self) -> str:
         target = "cluster" if self.config.cluster else "server"
