@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.client import NEVER_DECODE
 
-from ...validation import require_bytes, require_id
+from ...validation import require_id
 
 
 def blob_key(prefix: str, path: str) -> str:
@@ -18,17 +18,17 @@ def blob_key(prefix: str, path: str) -> str:
     return f"{prefix}result:{{{require_id(path, 'path')}}}"
 
 
-def read_blob(client: Any, prefix: str, path: str) -> bytes | None:
+def read_blob(client: Any, key: str) -> bytes | None:
     """``GET`` without decoding."""
-    value = client.execute_command("GET", blob_key(prefix, path), **{NEVER_DECODE: True})
+    value = client.execute_command("GET", key, **{NEVER_DECODE: True})
     return None if value is None else bytes(value)
 
 
-def write_blob(client: Any, prefix: str, path: str, content: Any) -> None:
+def write_blob(client: Any, key: str, content: bytes) -> None:
     """``SET`` the bytes."""
-    client.set(blob_key(prefix, path), require_bytes(content, "content"))
+    client.set(key, content)
 
 
-def delete_blob(client: Any, prefix: str, path: str) -> bool:
+def delete_blob(client: Any, key: str) -> bool:
     """``DEL``; False if nothing was stored."""
-    return bool(client.delete(blob_key(prefix, path)))
+    return bool(client.delete(key))

@@ -15,7 +15,13 @@ from ...config import RedisConfig, parse_config
 from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
-from ...validation import require_dict, require_id, require_positive_int, require_ttl
+from ...validation import (
+    require_bytes,
+    require_dict,
+    require_id,
+    require_positive_int,
+    require_ttl,
+)
 from . import blobs
 from . import client as clients
 from .batch import ScriptBatcher
@@ -295,24 +301,22 @@ class RedisStore:
 
     def read_blob(self, path: str) -> bytes | None:
         """The bytes stored at ``path``, or None."""
-        try:
-            return blobs.read_blob(self.client, self.keys.prefix, path)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        key, client = blobs.blob_key(self.keys.prefix, path), self._open()[0]
+        return self._policy.call(lambda: blobs.read_blob(client, key), what="read_blob",
+                                 idempotent=True)
 
     def write_blob(self, path: str, content: bytes) -> None:
-        """Store ``content`` at ``path``, replacing what was there."""
-        try:
-            blobs.write_blob(self.client, self.keys.prefix, path, content)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        """Store ``content`` at ``path``, replacing what was there (retry-safe: a ``SET``)."""
+        key, client = blobs.blob_key(self.keys.prefix, path), self._open()[0]
+        content = require_bytes(content, "content")
+        self._policy.call(lambda: blobs.write_blob(client, key, content), what="write_blob",
+                          idempotent=True)
 
     def delete_blob(self, path: str) -> bool:
         """Remove ``path``; False if nothing was stored there."""
-        try:
-            return blobs.delete_blob(self.client, self.keys.prefix, path)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+        key, client = blobs.blob_key(self.keys.prefix, path), self._open()[0]
+        return bool(self._policy.call(lambda: blobs.delete_blob(client, key),
+                                      what="delete_blob", idempotent=True))
 
     def __repr__(self) -> str:
         target = "cluster" if self.config.cluster else "server"

@@ -1,4 +1,4 @@
--- memory_resources 007: result blobs for Prefect result storage. Idempotent.
+-- memory_resources 008: result blobs for Prefect result storage. Idempotent.
 --
 -- PostgresMemory serves Prefect's WritableFileSystem interface (read_path / write_path):
 -- each path is one row; writing a path again replaces its content.
