@@ -5,8 +5,8 @@ awaitable; ``async with``; context handles and locks (``async with
 api.acquire_lock(name)``, auto-extension as an asyncio task). Arguments are checked by the
 same functions as the sync API's (:mod:`memory_resources.api_inputs`, validation, codec)
 and the stores are the same code on an async transport (:mod:`memory_resources.api_async_build`):
-``redis.asyncio`` for Redis, the async driver for PostgreSQL and pgvector, worker threads
-for SQLite and the numpy index. No call blocks the event loop.
+``redis.asyncio`` for Redis, asyncpg for PostgreSQL, worker threads for SQLite, the numpy
+index and pgvector. No call blocks the event loop.
 """
 
 from __future__ import annotations

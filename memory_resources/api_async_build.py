@@ -3,9 +3,9 @@
 The composition is the sync API's (:mod:`memory_resources.api_build`: same config parsing,
 roles and defaults); each sync store is then given its async transport: Redis gets
 ``redis.asyncio`` (:class:`~memory_resources.stores.redis.aio.AsyncRedisStore`),
-PostgreSQL the async driver (:class:`~memory_resources.stores.postgres.aio.AsyncPostgresStore`),
-pgvector its async index, and everything else (SQLite, the numpy index, third-party
-stores) runs on worker threads (:class:`~memory_resources.stores.offload.ThreadOffload`).
+PostgreSQL asyncpg (:class:`~memory_resources.stores.postgres.aio.AsyncPostgresStore`),
+and everything else (SQLite, the numpy index, pgvector, third-party stores) runs on
+worker threads (:class:`~memory_resources.stores.offload.ThreadOffload`).
 A store that is already async (its ``set_context`` / ``upsert`` ... are coroutines) is
 used as given.
 """
@@ -27,8 +27,6 @@ _TRANSPORTS: dict[str, tuple[str, str]] = {
         ("memory_resources.stores.redis.aio", "from_sync"),
     "memory_resources.stores.postgres.store.PostgresStore":
         ("memory_resources.stores.postgres.aio", "from_sync"),
-    "memory_resources.stores.pgvector.index.PgVectorIndex":
-        ("memory_resources.stores.pgvector.aio", "from_sync"),
 }
 """Sync store class -> (module, factory) of its native async transport."""
 

@@ -37,15 +37,19 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(main())
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "redis", "postgres"])
 def configs(request: pytest.FixtureRequest, embedded_config: dict[str, object]
             ) -> dict[str, Any]:
-    """The API's configs: the embedded default alone, or Redis for context/events/locks."""
+    """The API's configs: the embedded default alone, Redis for context/events/locks, or
+    PostgreSQL for history/outputs/audit (and, through from_stores, the rest)."""
     configs: dict[str, Any] = {"embedded_config": embedded_config,
                                "vector_config": {"dimension": DIMENSION}}
     if request.param == "redis":
         configs["redis_config"] = {"url": request.getfixturevalue("redis_url"),
                                    "key_prefix": request.getfixturevalue("redis_prefix")}
+    if request.param == "postgres":
+        configs["postgres_config"] = {"dsn": request.getfixturevalue("postgres_dsn"),
+                                      "schema": request.getfixturevalue("pg_schema")}
     return configs
 
 
@@ -71,6 +75,24 @@ async def lag_while(work: Callable[[], Awaitable[Any]], tick: float = 0.01
         done.set()
         await task
     return worst, outcome
+
+
+def assert_loop_free(scenario: Callable[[], Awaitable[tuple[float, Any]]],
+                     expected: type[BaseException]) -> None:
+    """``scenario()`` ends with ``expected`` and its ticker is never more than 50 ms late.
+
+    A blocking call would stall the loop for its whole timeout (>= 300 ms here) every time;
+    on a loaded 2-core machine the OS alone can delay one tick past 50 ms, so one reading
+    over the limit is measured again before failing.
+    """
+    lags = []
+    for _ in range(2):
+        lag, outcome = run(scenario())
+        assert isinstance(outcome, expected), outcome
+        lags.append(lag)
+        if lag <= 0.05:
+            return
+    pytest.fail(f"the event loop stalled {[round(x * 1000) for x in lags]} ms")
 
 
 def test_every_method_round_trips_like_the_sync_api(configs: dict[str, Any]) -> None:
@@ -228,14 +250,38 @@ def test_black_holed_redis_never_blocks_the_loop(
     """While Redis swallows every byte, set_context raises BackendUnavailableError after its
     timeouts and a 10 ms ticker on the same loop is never late by more than 50 ms."""
     async def scenario() -> tuple[float, Any]:
+        blackholed_redis["proxy"].pass_through()
         async with AsyncMemoryAPI(redis_config=blackholed_redis["config"],
                                   embedded_config=embedded_config) as api:
             blackholed_redis["proxy"].blackhole()
             return await lag_while(lambda: api.set_context("c", {"x": 1}))
 
-    lag, outcome = run(scenario())
-    assert isinstance(outcome, BackendUnavailableError)
-    assert lag <= 0.05, f"the event loop stalled {lag * 1000:.0f} ms"
+    assert_loop_free(scenario, BackendUnavailableError)
+
+
+def test_black_holed_postgres_never_blocks_the_loop(
+        postgres_dsn: str, pg_schema: str, embedded_config: dict[str, object]) -> None:
+    """While PostgreSQL swallows every byte, a history write on asyncpg fails with a typed
+    error after its timeouts and the loop's 10 ms ticker is never more than 50 ms late."""
+    import psycopg2.extensions
+
+    target = psycopg2.extensions.parse_dsn(postgres_dsn)
+
+    async def scenario() -> tuple[float, Any]:
+        proxy.pass_through()
+        dsn = (f"postgresql://{target.get('user', 'postgres')}@127.0.0.1:{proxy.port}/"
+               f"{target.get('dbname', 'test')}")
+        config = {"dsn": dsn, "schema": pg_schema, "connection_timeout": 0.5,
+                  "retry_attempts": 1, "statement_timeout": 500}
+        async with AsyncMemoryAPI(postgres_config=config,
+                                  embedded_config=embedded_config) as api:
+            await api.write_flow_run_history("f", "r0", {"status": "running"})
+            proxy.blackhole()
+            return await lag_while(
+                lambda: api.write_flow_run_history("f", "r1", {"status": "running"}))
+
+    with TcpProxy("127.0.0.1", int(target.get("port", 5432))) as proxy:
+        assert_loop_free(scenario, BackendError)
 
 
 def test_locked_sqlite_file_never_blocks_the_loop(tmp_path: Path) -> None:
@@ -254,6 +300,4 @@ def test_locked_sqlite_file_never_blocks_the_loop(tmp_path: Path) -> None:
                 holder.execute("ROLLBACK")
                 holder.close()
 
-    lag, outcome = run(scenario())
-    assert isinstance(outcome, BackendError), outcome
-    assert lag <= 0.05, f"the event loop stalled {lag * 1000:.0f} ms"
+    assert_loop_free(scenario, BackendError)

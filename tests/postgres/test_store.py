@@ -380,7 +380,7 @@ def test_bulk_write_in_chunks_is_one_transaction(
     """Rows travel as JSON in chunks of BULK_CHUNK_ROWS; quotes, backslashes, unicode, tags,
     parameters and times survive, and a failure in a later chunk rolls back the earlier
     ones."""
-    from memory_resources.stores.postgres import history
+    from memory_resources.stores.postgres import history, plan
     from memory_resources.stores.postgres import pool as pg_pool
 
     monkeypatch.setattr(history, "BULK_CHUNK_ROWS", 3)
@@ -408,7 +408,7 @@ def test_bulk_write_in_chunks_is_one_transaction(
             raise fault[0]("injected failure in the second chunk")
         real(cur, *args, **kwargs)
 
-    monkeypatch.setattr(history, "execute_prepared", fail_second_chunk)
+    monkeypatch.setattr(plan, "execute_prepared", fail_second_chunk)
     with pytest.raises(BackendError):
         postgres_store.write_flow_runs([FlowRunWrite("g", f"g{i}") for i in range(7)])
     assert postgres_store.read_flow_runs("g") == []

@@ -8,7 +8,7 @@ from typing import Any
 from ...records import AuditRecord
 from ...validation import require_id, require_positive_int
 from ..where import Where
-from .pool import Cursor, execute_prepared
+from .plan import Op, Stmt, run_sync, single
 from .support import MAX_READ_LIMIT, iso, parse_time
 
 SELECT = (
@@ -24,7 +24,7 @@ class AuditReader:
 
     store: Any
 
-    def read_audit(
+    def plan_read(
         self,
         *,
         operation: str | None = None,
@@ -32,7 +32,7 @@ class AuditReader:
         flow_run_id: str | None = None,
         since: str | None = None,
         limit: int = 100,
-    ) -> list[AuditRecord]:
+    ) -> Op[list[AuditRecord]]:
         """Audit rows newest first, filtered by the given fields (``since`` inclusive)."""
         where = Where(named=True)
         where.add("operation", operation, require_id)
@@ -41,18 +41,14 @@ class AuditReader:
         where.add("since", since, parse_time, column="occurred_at", op=">=")
         params = {**where.params,
                   "limit": require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)}
-        statement = (self.store.statement("audit.select") + where.sql()
-                     + " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s")
+        suffix = where.sql() + " ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s"
+        return single(Stmt("audit.select", params, "all", suffix), _records, read_only=True)
 
-        enabled = self.store.config.prepared_statements
+    def read_audit(self, **filters: Any) -> list[AuditRecord]:
+        """See :meth:`plan_read`."""
+        return run_sync(self.store, self.plan_read(**filters))
 
-        def run(cur: Cursor) -> list[tuple[Any, ...]]:
-            execute_prepared(cur, "audit_select", statement, params, enabled=enabled)
-            rows: list[tuple[Any, ...]] = cur.fetchall()
-            return rows
 
-        return [
-            AuditRecord(id=r[0], occurred_at=iso(r[1]), operation=r[2], target=r[3],
-                        flow_run_id=r[4], task_run_id=r[5], details=r[6])
-            for r in self.store.pool.run(run, read_only=True, single_statement=True)
-        ]
+def _records(rows: Any) -> list[AuditRecord]:
+    return [AuditRecord(id=r[0], occurred_at=iso(r[1]), operation=r[2], target=r[3],
+                        flow_run_id=r[4], task_run_id=r[5], details=r[6]) for r in rows]

@@ -18,7 +18,7 @@ from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...errors import MemoryValidationError
 from ...records import ContextRecord, EventRecord, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
-from .pool import Cursor, execute_prepared
+from .plan import Op, Steps, Stmt, need_row, run_sync, single
 from .support import AUDIT_CTE, audit_params, iso, now_utc, opt_iso, to_json
 
 MAX_EVENTS_LIMIT = 1_000_000
@@ -107,21 +107,10 @@ def parse_cursor(since: Any) -> int:
 
 @dataclasses.dataclass
 class ContextRepo:
-    """Contexts (ContextStore) and their events (EventLog)."""
+    """Contexts (ContextStore) and their events (EventLog); each ``plan_*`` method returns
+    the :class:`~.plan.Op` both transports run."""
 
     store: Any
-
-    def _run(self, name: str, params: dict[str, Any], *, fetch: str = "one",
-             idempotent: bool = True, read_only: bool = False) -> Any:
-        statement = self.store.statement(name)
-        enabled = self.store.config.prepared_statements
-
-        def run(cur: Cursor) -> Any:
-            execute_prepared(cur, name.replace(".", "_"), statement, params, enabled=enabled)
-            return cur.fetchone() if fetch == "one" else cur.fetchall()
-
-        return self.store.pool.run(run, idempotent=idempotent, read_only=read_only,
-                                  single_statement=True)
 
     def _prepare_set(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
         """The validated id, JSON text and TTL of one context write."""
@@ -130,132 +119,153 @@ class ContextRepo:
         ttl = require_ttl(ttl)
         return context_id, to_json(data, "data", self.store.max_payload_bytes), ttl
 
-    def _set_params(self, context_id: str, payload: str, ttl: int | None, now: dt.datetime
-                    ) -> tuple[dict[str, Any], dt.datetime | None]:
-        expires_at = now + dt.timedelta(seconds=ttl) if ttl is not None else None
-        return ({"id": context_id, "data": payload, "ttl": ttl, "now": now,
-                 "expires_at": expires_at,
-                 **audit_params("context.set", context_id, {"ttl": ttl})}, expires_at)
-
-    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
-                    ) -> ContextRecord:
-        """Store ``data`` under ``context_id`` (version +1); ``ttl`` seconds or None."""
-        context_id, payload, ttl = self._prepare_set(context_id, data, ttl)
-        now = now_utc(self.store.clock)
-        params, expires_at = self._set_params(context_id, payload, ttl, now)
-        self.store.ensure_partitions(now)
-        version, created_at, stored = self._run("context.set", params, idempotent=False)
-        self.store.maybe_purge()
-        return ContextRecord(context_id=context_id, data=stored, created_at=iso(created_at),
-                             updated_at=iso(now), version=version, ttl=ttl,
-                             expires_at=opt_iso(expires_at))
-
-    def set_contexts(self, items: Any, ttl: int | None = None) -> list[ContextRecord]:
-        """:meth:`set_context` for many contexts in ONE transaction (all or nothing)."""
-        pairs = context_pairs(items)
-        require_ttl(ttl)
-        prepared = prepare_each(pairs, lambda pair: self._prepare_set(pair[0], pair[1], ttl),
-                                "items")
+    def plan_set_many(self, items: Any, ttl: int | None = None, *, one: bool = False
+                      ) -> Op[list[ContextRecord]] | None:
+        """Store each ``(context_id, data)`` (version +1) in ONE transaction (all or
+        nothing); ``ttl`` seconds or None. ``one``: ``items`` is a single pair already."""
+        if one:
+            prepared = [self._prepare_set(items[0], items[1], ttl)]
+        else:
+            pairs = context_pairs(items)
+            require_ttl(ttl)
+            prepared = prepare_each(
+                pairs, lambda pair: self._prepare_set(pair[0], pair[1], ttl), "items")
         if not prepared:
-            return []
+            return None
         now = now_utc(self.store.clock)
-        calls = [self._set_params(cid, payload, seconds, now) for cid, payload, seconds
-                 in prepared]
-        rows = self._run_many("context.set", [params for params, _ in calls])
-        self.store.maybe_purge()
-        return [ContextRecord(context_id=cid, data=stored, created_at=iso(created_at),
-                              updated_at=iso(now), version=version, ttl=seconds,
-                              expires_at=opt_iso(expires_at))
-                for (cid, _, seconds), (_, expires_at), (version, created_at, stored)
-                in zip(prepared, calls, rows, strict=True)]
 
-    def _run_many(self, name: str, many: list[dict[str, Any]]) -> list[Any]:
-        """``name`` once per parameter set, in one transaction (not retried)."""
-        statement = self.store.statement(name)
-        enabled = self.store.config.prepared_statements
-        self.store.ensure_partitions(many[0]["now"])
+        def steps() -> Steps[list[ContextRecord]]:
+            records = []
+            for cid, payload, seconds in prepared:
+                expires_at = now + dt.timedelta(seconds=seconds) if seconds is not None else None
+                row = yield Stmt("context.set", {
+                    "id": cid, "data": payload, "ttl": seconds, "now": now,
+                    "expires_at": expires_at,
+                    **audit_params("context.set", cid, {"ttl": seconds})})
+                version, created_at, stored = need_row(row)
+                records.append(ContextRecord(
+                    context_id=cid, data=stored, created_at=iso(created_at),
+                    updated_at=iso(now), version=version, ttl=seconds,
+                    expires_at=opt_iso(expires_at)))
+            return records
 
-        def run(cur: Cursor) -> list[Any]:
-            rows = []
-            for params in many:
-                execute_prepared(cur, name.replace(".", "_"), statement, params,
-                                 enabled=enabled)
-                rows.append(cur.fetchone())
-            return rows
+        return Op(steps, idempotent=False, autocommit=len(prepared) == 1, partitions_at=now,
+                  purge_after=True)
 
-        rows: list[Any] = self.store.pool.run(run, idempotent=False,
-                                              single_statement=len(many) == 1)
-        return rows
-
-    def get_context(self, context_id: str) -> ContextRecord | None:
+    def plan_get(self, context_id: str) -> Op[ContextRecord | None]:
         """The stored context, or None when absent or expired."""
         context_id = require_id(context_id, "context_id")
-        row = self._run("context.get", {"id": context_id, "now": now_utc(self.store.clock)},
-                        read_only=True)
-        if row is None:
-            return None
-        return _record(context_id, row)
+        return single(Stmt("context.get", {"id": context_id, "now": now_utc(self.store.clock)}),
+                      lambda row: None if row is None else _record(context_id, row),
+                      read_only=True)
 
-    def get_contexts(self, context_ids: Any) -> list[ContextRecord | None]:
-        """:meth:`get_context` for many ids, in order, in one statement."""
+    def plan_get_many(self, context_ids: Any) -> Op[list[ContextRecord | None]] | None:
+        """The stored contexts of ``context_ids``, in order, in one statement."""
         ids = id_list(context_ids, "context_ids")
         if not ids:
-            return []
-        rows = self._run("context.get_many", {"ids": ids, "now": now_utc(self.store.clock)},
-                         fetch="all", read_only=True)
-        found = {row[0]: _record(row[0], row[1:]) for row in rows}
-        return [found.get(cid) for cid in ids]
+            return None
 
-    def clear_context(self, context_id: str) -> bool:
+        def decode(rows: Any) -> list[ContextRecord | None]:
+            found = {row[0]: _record(row[0], row[1:]) for row in rows}
+            return [found.get(cid) for cid in ids]
+
+        return single(Stmt("context.get_many", {"ids": ids, "now": now_utc(self.store.clock)},
+                           "all"), decode, read_only=True)
+
+    def plan_clear(self, context_id: str) -> Op[bool]:
         """Remove the context and its events in one statement; True if any was visible."""
         context_id = require_id(context_id, "context_id")
         now = now_utc(self.store.clock)
         params = {"id": context_id, "now": now, **audit_params("context.clear", context_id, {})}
-        self.store.ensure_partitions(now)
-        return bool(self._run("context.clear", params)[0])
+        return single(Stmt("context.clear", params), lambda row: bool(need_row(row)[0]),
+                      partitions_at=now)
 
-    def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
-        """Append ``event``; returns it with its id and timestamp (not retried)."""
-        context_id = require_id(context_id, "context_id")
-        event = require_dict(event, "event")
-        payload = to_json(event, "event", self.store.max_payload_bytes)
-        return self._append(context_id, [payload])[0]
-
-    def append_events(self, context_id: str, events: Any) -> list[EventRecord]:
-        """Append ``events`` in order in ONE transaction (all or nothing; not retried)."""
+    def plan_append(self, context_id: str, events: Any, *, one: bool = False
+                    ) -> Op[list[EventRecord]] | None:
+        """Append ``events`` in order in ONE transaction (all or nothing; not retried);
+        ``one``: ``events`` is a single event."""
         context_id = require_id(context_id, "context_id")
         max_bytes = self.store.max_payload_bytes
-        payloads = prepare_each(batch_list(events, "events"),
-                                lambda event: to_json(require_dict(event, ""), "", max_bytes),
-                                "events")
-        return self._append(context_id, payloads) if payloads else []
-
-    def _append(self, context_id: str, payloads: list[str]) -> list[EventRecord]:
+        if one:
+            payloads = [to_json(require_dict(events, "event"), "event", max_bytes)]
+        else:
+            payloads = prepare_each(
+                batch_list(events, "events"),
+                lambda event: to_json(require_dict(event, ""), "", max_bytes), "events")
+        if not payloads:
+            return None
         now = now_utc(self.store.clock)
         audit = audit_params("event.append", context_id, {})
-        rows = self._run_many("event.append", [
-            {"id": context_id, "data": payload, "now": now, **audit} for payload in payloads])
         stamp = iso(now)
-        return [EventRecord(id=str(seq), context_id=context_id, timestamp=stamp, data=stored)
-                for seq, stored in rows]
 
-    def get_events(self, context_id: str, since: str | None = None,
-                   limit: int | None = None) -> list[EventRecord]:
+        def steps() -> Steps[list[EventRecord]]:
+            records = []
+            for payload in payloads:
+                row = yield Stmt("event.append",
+                                 {"id": context_id, "data": payload, "now": now, **audit})
+                seq, stored = need_row(row)
+                records.append(EventRecord(id=str(seq), context_id=context_id,
+                                           timestamp=stamp, data=stored))
+            return records
+
+        return Op(steps, idempotent=False, autocommit=len(payloads) == 1, partitions_at=now)
+
+    def plan_events(self, context_id: str, since: str | None = None,
+                    limit: int | None = None) -> Op[list[EventRecord]]:
         """Events in append order after the exclusive cursor ``since``, at most ``limit``."""
         context_id = require_id(context_id, "context_id")
         cursor = parse_cursor(since)
         count = None if limit is None else require_positive_int(
             limit, "limit", maximum=MAX_EVENTS_LIMIT)
-        rows = self._run("event.list", {"id": context_id, "since": cursor, "limit": count,
-                                        "now": now_utc(self.store.clock)},
-                         fetch="all", read_only=True)
-        return [EventRecord(id=str(r[0]), context_id=context_id, timestamp=iso(r[1]),
-                            data=r[2]) for r in rows]
+
+        def decode(rows: Any) -> list[EventRecord]:
+            return [EventRecord(id=str(r[0]), context_id=context_id, timestamp=iso(r[1]),
+                                data=r[2]) for r in rows]
+
+        return single(Stmt("event.list", {"id": context_id, "since": cursor, "limit": count,
+                                          "now": now_utc(self.store.clock)}, "all"),
+                      decode, read_only=True)
+
+    def plan_purge(self) -> Op[int]:
+        """Delete every expired context and its events now; returns contexts removed."""
+        return single(Stmt("context.purge", {"now": now_utc(self.store.clock)}),
+                      lambda row: int(need_row(row)[0]))
+
+    def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
+                    ) -> ContextRecord:
+        op = self.plan_set_many((context_id, data), ttl, one=True)
+        assert op is not None
+        return run_sync(self.store, op)[0]
+
+    def set_contexts(self, items: Any, ttl: int | None = None) -> list[ContextRecord]:
+        op = self.plan_set_many(items, ttl)
+        return [] if op is None else run_sync(self.store, op)
+
+    def get_context(self, context_id: str) -> ContextRecord | None:
+        return run_sync(self.store, self.plan_get(context_id))
+
+    def get_contexts(self, context_ids: Any) -> list[ContextRecord | None]:
+        op = self.plan_get_many(context_ids)
+        return [] if op is None else run_sync(self.store, op)
+
+    def clear_context(self, context_id: str) -> bool:
+        return run_sync(self.store, self.plan_clear(context_id))
+
+    def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
+        op = self.plan_append(context_id, event, one=True)
+        assert op is not None
+        return run_sync(self.store, op)[0]
+
+    def append_events(self, context_id: str, events: Any) -> list[EventRecord]:
+        op = self.plan_append(context_id, events)
+        return [] if op is None else run_sync(self.store, op)
+
+    def get_events(self, context_id: str, since: str | None = None,
+                   limit: int | None = None) -> list[EventRecord]:
+        return run_sync(self.store, self.plan_events(context_id, since, limit))
 
     def purge_expired(self) -> int:
-        """Delete every expired context and its events now; returns contexts removed."""
-        row = self._run("context.purge", {"now": now_utc(self.store.clock)})
-        return int(row[0])
+        return run_sync(self.store, self.plan_purge())
 
 
 def _record(context_id: str, row: Any) -> ContextRecord:

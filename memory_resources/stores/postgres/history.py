@@ -31,12 +31,11 @@ from ...validation import (
     require_utf8,
 )
 from ..where import Where
-from .pool import Cursor, execute_prepared
+from .plan import Op, Steps, Stmt, need_row, run_sync, single
 from .support import (
     MAX_READ_LIMIT,
     iso,
     now_utc,
-    one,
     opt_iso,
     parse_time,
     to_json,
@@ -216,30 +215,25 @@ def to_record(row: Sequence[Any]) -> FlowRunRecord:
 
 @dataclasses.dataclass
 class HistoryRepo:
-    """write / read of flow-run history rows (the RunHistory protocol)."""
+    """write / read of flow-run history rows (the RunHistory protocol); each ``plan_*``
+    method returns the :class:`~.plan.Op` both transports run."""
 
     store: Any
-    """The owning PostgresStore (pool, clock, statements, partition upkeep)."""
+    """The owning store (clock, config)."""
 
-    def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:
+    def plan_write(self, record: FlowRunWrite) -> Op[FlowRunRecord]:
         """Insert or update one run's row and its audit row in one statement."""
         params = _prepare(record, self.store.max_payload_bytes)
         now = now_utc(self.store.clock)
         ids = current_run_ids()
         params.update(now=now, a_flow=ids.flow_run_id, a_task=ids.task_run_id)
-        statement = self.store.statement("history.write_one")
-        self.store.ensure_partitions(now)
+        return single(Stmt("history.write_one", params),
+                      lambda row: to_record(need_row(row)), partitions_at=now)
 
-        def run(cur: Cursor) -> tuple[Any, ...]:
-            execute_prepared(cur, "history_write_one", statement, params,
-                             enabled=self.store.config.prepared_statements)
-            return one(cur)
-
-        return to_record(self.store.pool.run(run, idempotent=True, single_statement=True))
-
-    def write_flow_runs(self, records: Sequence[FlowRunWrite]) -> int:
+    def plan_write_many(self, records: Sequence[FlowRunWrite]) -> Op[int] | None:
         """Bulk upsert, all validated first, in one transaction: the rows travel as JSON
-        (:data:`WRITE_MANY`), up to :data:`BULK_CHUNK_ROWS` per statement."""
+        (:data:`WRITE_MANY`), up to :data:`BULK_CHUNK_ROWS` per statement. None when
+        ``records`` is empty."""
         if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
             raise MemoryValidationError(
                 "records", f"must be a sequence of FlowRunWrite, got {type(records).__name__}")
@@ -249,26 +243,23 @@ class HistoryRepo:
             key = (item["flow_id"], item["run_id"])
             merged[key] = _merge(merged[key], item) if key in merged else item
         if not merged:
-            return 0
+            return None
         rows = [_json_row(item) for item in merged.values()]
         now = now_utc(self.store.clock)
         ids = current_run_ids()
-        statement = self.store.statement("history.write_many")
-        enabled = self.store.config.prepared_statements
-        self.store.ensure_partitions(now)
+        count = len(records)
 
-        def run(cur: Cursor) -> None:
+        def steps() -> Steps[int]:
             for start in range(0, len(rows), BULK_CHUNK_ROWS):
                 chunk = "[" + ",".join(rows[start:start + BULK_CHUNK_ROWS]) + "]"
-                execute_prepared(cur, "history_write_many", statement,
-                                 {"rows": chunk, "now": now, "a_flow": ids.flow_run_id,
-                                  "a_task": ids.task_run_id}, enabled=enabled)
+                yield Stmt("history.write_many", {"rows": chunk, "now": now,
+                                                  "a_flow": ids.flow_run_id,
+                                                  "a_task": ids.task_run_id}, "none")
+            return count
 
-        self.store.pool.run(run, idempotent=True,
-                            single_statement=len(rows) <= BULK_CHUNK_ROWS)
-        return len(records)
+        return Op(steps, autocommit=len(rows) <= BULK_CHUNK_ROWS, partitions_at=now)
 
-    def read_flow_runs(
+    def plan_read(
         self,
         flow_id: str | None,
         run_id: str | None = None,
@@ -278,7 +269,7 @@ class HistoryRepo:
         since: str | None = None,
         until: str | None = None,
         flow_name: str | None = None,
-    ) -> list[FlowRunRecord]:
+    ) -> Op[list[FlowRunRecord]]:
         """Rows newest first by ``created_at``; ``since`` inclusive, ``until`` exclusive,
         ``flow_name`` an exact match."""
         where = Where(named=True)
@@ -292,17 +283,26 @@ class HistoryRepo:
                   "limit": require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)}
         if run_id is not None:  # the keys table finds the run; its WHERE continues with AND
             params["run_id"] = run_id
-            base = self.store.statement("history.read_run") + where.sql("AND")
+            name, suffix = "history.read_run", where.sql("AND")
         else:
-            base = self.store.statement("history.read") + where.sql()
-        statement = base + " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s"
+            name, suffix = "history.read", where.sql()
+        order = " ORDER BY h.created_at DESC, h.seq DESC LIMIT %(limit)s"
+        return single(Stmt(name, params, "all", suffix + order), _records, read_only=True)
 
-        enabled = self.store.config.prepared_statements
+    def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:
+        """See :meth:`plan_write`."""
+        return run_sync(self.store, self.plan_write(record))
 
-        def run(cur: Cursor) -> list[tuple[Any, ...]]:
-            execute_prepared(cur, "history_read", statement, params, enabled=enabled)
-            rows: list[tuple[Any, ...]] = cur.fetchall()
-            return rows
+    def write_flow_runs(self, records: Sequence[FlowRunWrite]) -> int:
+        """See :meth:`plan_write_many`."""
+        op = self.plan_write_many(records)
+        return 0 if op is None else run_sync(self.store, op)
 
-        rows = self.store.pool.run(run, read_only=True, single_statement=True)
-        return [to_record(row) for row in rows]
+    def read_flow_runs(self, flow_id: str | None, run_id: str | None = None,
+                       limit: int = 100, **filters: Any) -> list[FlowRunRecord]:
+        """See :meth:`plan_read`."""
+        return run_sync(self.store, self.plan_read(flow_id, run_id, limit, **filters))
+
+
+def _records(rows: Any) -> list[FlowRunRecord]:
+    return [to_record(row) for row in rows]

@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from ...validation import require_id, require_positive_int
-from .pool import Cursor, execute_prepared
+from .plan import Op, Stmt, need_row, run_sync, single
 from .support import audit_params, now_utc
 
 MAX_TTL_MS = 365 * 24 * 3600 * 1000
@@ -59,7 +59,8 @@ TEMPLATES = {"lock.acquire": ACQUIRE, "lock.release": RELEASE, "lock.extend": EX
 
 @dataclasses.dataclass
 class LockRepo:
-    """try_acquire / release / extend of leases (the LockManager protocol)."""
+    """try_acquire / release / extend of leases (the LockManager protocol); each ``plan_*``
+    method returns the :class:`~.plan.Op` both transports run."""
 
     store: Any
 
@@ -72,40 +73,45 @@ class LockRepo:
             params.update(ttl_ms=ttl_ms, expires_at=now + dt.timedelta(milliseconds=ttl_ms))
         return params
 
-    def _run(self, name: str, params: dict[str, Any], idempotent: bool) -> Any:
-        statement = self.store.statement(name)
-        enabled = self.store.config.prepared_statements
-
-        def run(cur: Cursor) -> Any:
-            execute_prepared(cur, name.replace(".", "_"), statement, params, enabled=enabled)
-            return cur.fetchone() if cur.description else cur.rowcount
-
-        return self.store.pool.run(run, idempotent=idempotent, single_statement=True)
-
-    def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
+    def plan_acquire(self, name: str, owner: str, ttl_ms: int) -> Op[int | None]:
         """Take the lease if free or expired; the new fencing token, or None if held."""
         params = self._params(name, owner, ttl_ms)
         params.update(audit_params("lock.acquire", params["name"], {}))
-        self.store.ensure_partitions(params["now"])
         # Retrying is safe: owners are random per attempt, and a retry after an unseen
         # success re-takes the lease for the same owner (with a newer token).
-        row = self._run("lock.acquire", params, idempotent=True)
-        return None if row is None else int(row[0])
+        return single(Stmt("lock.acquire", params),
+                      lambda row: None if row is None else int(row[0]),
+                      partitions_at=params["now"])
 
-    def release(self, name: str, owner: str) -> bool:
+    def plan_release(self, name: str, owner: str) -> Op[bool]:
         """Release the lease if ``owner`` holds it and it has not expired."""
         params = self._params(name, owner, None)
         params.update(audit_params("lock.release", params["name"], {}))
-        self.store.ensure_partitions(params["now"])
-        row = self._run("lock.release", params, idempotent=True)
-        return bool(row[0])
+        return single(Stmt("lock.release", params), lambda row: bool(need_row(row)[0]),
+                      partitions_at=params["now"])
 
-    def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
+    def plan_extend(self, name: str, owner: str, ttl_ms: int) -> Op[bool]:
         """Reset the lease to ``ttl_ms`` from now if ``owner`` still holds it."""
-        params = self._params(name, owner, ttl_ms)
-        return int(self._run("lock.extend", params, idempotent=True)) == 1
+        return single(Stmt("lock.extend", self._params(name, owner, ttl_ms), "rowcount"),
+                      lambda count: int(count) == 1)
 
-    def is_held(self, name: str) -> bool:
+    def plan_is_held(self, name: str) -> Op[bool]:
         """True while some owner holds an unexpired lease on ``name`` (on the primary)."""
         params = {"name": require_id(name, "lock_name"), "now": now_utc(self.store.clock)}
-        return bool(self._run("lock.held", params, idempotent=True)[0])
+        return single(Stmt("lock.held", params), lambda row: bool(need_row(row)[0]))
+
+    def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        """See :meth:`plan_acquire`."""
+        return run_sync(self.store, self.plan_acquire(name, owner, ttl_ms))
+
+    def release(self, name: str, owner: str) -> bool:
+        """See :meth:`plan_release`."""
+        return run_sync(self.store, self.plan_release(name, owner))
+
+    def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
+        """See :meth:`plan_extend`."""
+        return run_sync(self.store, self.plan_extend(name, owner, ttl_ms))
+
+    def is_held(self, name: str) -> bool:
+        """See :meth:`plan_is_held`."""
+        return run_sync(self.store, self.plan_is_held(name))

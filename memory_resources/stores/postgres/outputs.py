@@ -19,8 +19,8 @@ from typing import Any
 from ...batching import output_writes, prepare_each
 from ...records import JSONDict, TaskOutputRecord, TaskOutputWrite
 from ...validation import optional_dict, optional_id, require_id, require_positive_int
-from .pool import Cursor, execute_prepared
-from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, one, to_json
+from .plan import Op, Steps, Stmt, need_row, run_sync, single
+from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, to_json
 
 WRITE = (
     "WITH k AS (INSERT INTO {s}.task_output_keys (task_run_id, task_id, created_at)"
@@ -58,24 +58,24 @@ TEMPLATES = {"output.write": WRITE, "output.select": SELECT, "output.by_task_run
 
 @dataclasses.dataclass
 class OutputRepo:
-    """write / read / list of task outputs (the TaskOutputs protocol)."""
+    """write / read / list of task outputs (the TaskOutputs protocol); each ``plan_*``
+    method returns the :class:`~.plan.Op` both transports run."""
 
     store: Any
 
-    def write_task_output(
-        self,
-        task_id: str,
-        output: Any,
-        metadata: JSONDict | None = None,
-        *,
-        task_run_id: str | None = None,
-        flow_run_id: str | None = None,
-    ) -> TaskOutputRecord:
-        """Store a new version of ``task_id``'s output; once per ``task_run_id``."""
-        return self.write_task_output_once(task_id, output, metadata, task_run_id=task_run_id,
-                                           flow_run_id=flow_run_id)[0]
+    def _write_steps(self, params: dict[str, Any], now: Any
+                     ) -> Steps[tuple[TaskOutputRecord, bool]]:
+        """Write one output; when its task run's output is already stored, read that."""
+        row = yield Stmt("output.write", params)
+        if row is None:  # this task run's output is already stored
+            stored = yield Stmt("output.by_task_run", {"task_run_id": params["task_run_id"]})
+            return _stored_record(need_row(stored)), False
+        return TaskOutputRecord(
+            task_id=params["task_id"], version=row[0], output=row[1], metadata=row[2],
+            task_run_id=params["task_run_id"], flow_run_id=params["flow_run_id"],
+            created_at=iso(now)), True
 
-    def write_task_output_once(
+    def plan_write_once(
         self,
         task_id: str,
         output: Any,
@@ -83,81 +83,47 @@ class OutputRepo:
         *,
         task_run_id: str | None = None,
         flow_run_id: str | None = None,
-    ) -> tuple[TaskOutputRecord, bool]:
-        """Like :meth:`write_task_output`, plus whether this call stored it (False: the task
-        run's output was already stored, and that record is returned).
+    ) -> Op[tuple[TaskOutputRecord, bool]]:
+        """Store a new version of ``task_id``'s output, plus whether this call stored it
+        (False: the task run's output was already stored, and that record is returned).
 
         A write with a ``task_run_id`` is idempotent, so it may be retried after a
         connection failure; one without is not."""
-        max_bytes = self.store.max_payload_bytes
-        params: dict[str, Any] = {
-            "task_id": require_id(task_id, "task_id"),
-            "metadata": to_json(optional_dict(metadata, "metadata"), "metadata", max_bytes),
-            "task_run_id": optional_id(task_run_id, "task_run_id"),
-            "flow_run_id": optional_id(flow_run_id, "flow_run_id"),
-            "output": to_json(output, "output", max_bytes),
-        }
+        params = self._prepare(TaskOutputWrite(task_id, output, metadata,
+                                               task_run_id=task_run_id,
+                                               flow_run_id=flow_run_id))
         now = now_utc(self.store.clock)
         audit = audit_params("output.write", params["task_id"], {})
         params.update(now=now, a_flow=audit["a_flow"], a_task=audit["a_task"])
-        statement = self.store.statement("output.write")
-        self.store.ensure_partitions(now)
+        return Op(lambda: self._write_steps(params, now),
+                  idempotent=params["task_run_id"] is not None, partitions_at=now)
 
-        enabled = self.store.config.prepared_statements
-
-        def run(cur: Cursor) -> tuple[Any, ...] | None:
-            execute_prepared(cur, "output_write", statement, params, enabled=enabled)
-            row: tuple[Any, ...] | None = cur.fetchone()
-            return row
-
-        row = self.store.pool.run(run, idempotent=params["task_run_id"] is not None,
-                                  single_statement=True)
-        if row is None:
-            return self._stored_for(params["task_run_id"]), False
-        version, stored_output, stored_meta = row
-        return TaskOutputRecord(
-            task_id=params["task_id"], version=version, output=stored_output,
-            metadata=stored_meta, task_run_id=params["task_run_id"],
-            flow_run_id=params["flow_run_id"], created_at=iso(now),
-        ), True
-
-    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
-        """:meth:`write_task_output` for many items in ONE transaction (all or nothing);
-        an item whose ``task_run_id`` is already stored returns the stored record. Retried
-        after a connection failure only when every item has a ``task_run_id``."""
+    def plan_write_many(self, items: Sequence[TaskOutputWrite]
+                        ) -> Op[list[TaskOutputRecord]] | None:
+        """:meth:`plan_write_once` for many items in ONE transaction (all or nothing); an
+        item whose ``task_run_id`` is already stored returns the stored record. Retried
+        after a connection failure only when every item has a ``task_run_id``. None when
+        there is no item."""
         prepared = prepare_each(output_writes(items), self._prepare, "items")
         if not prepared:
-            return []
+            return None
         now = now_utc(self.store.clock)
         audit = audit_params("output.write", prepared[0]["task_id"], {})
         for params in prepared:
             params.update(now=now, a_flow=audit["a_flow"], a_task=audit["a_task"])
-        statement = self.store.statement("output.write")
-        stored_statement = self.store.statement("output.by_task_run")
-        enabled = self.store.config.prepared_statements
-        self.store.ensure_partitions(now)
 
-        def run(cur: Cursor) -> list[TaskOutputRecord]:
+        def steps() -> Steps[list[TaskOutputRecord]]:
             records = []
             for params in prepared:
-                execute_prepared(cur, "output_write", statement, params, enabled=enabled)
-                row = cur.fetchone()
-                if row is None:  # this task run's output is already stored
-                    cur.execute(stored_statement, {"task_run_id": params["task_run_id"]})
-                    records.append(_stored_record(one(cur)))
-                    continue
-                records.append(TaskOutputRecord(
-                    task_id=params["task_id"], version=row[0], output=row[1],
-                    metadata=row[2], task_run_id=params["task_run_id"],
-                    flow_run_id=params["flow_run_id"], created_at=iso(now)))
+                record, _ = yield from self._write_steps(params, now)
+                records.append(record)
             return records
 
         idempotent = all(params["task_run_id"] is not None for params in prepared)
-        records: list[TaskOutputRecord] = self.store.pool.run(run, idempotent=idempotent)
-        return records
+        return Op(steps, idempotent=idempotent, autocommit=False, partitions_at=now)
 
     def _prepare(self, item: TaskOutputWrite) -> dict[str, Any]:
-        """Validate and encode one batch item as the write's parameters."""
+        """Validate and encode one item as the write's parameters."""
         max_bytes = self.store.max_payload_bytes
         return {
             "task_id": require_id(item.task_id, "task_id"),
@@ -168,43 +134,43 @@ class OutputRepo:
             "output": to_json(item.output, "output", max_bytes),
         }
 
-    def _stored_for(self, task_run_id: str) -> TaskOutputRecord:
-        """The output already stored for ``task_run_id`` (its key exists, so it does)."""
-        statement = self.store.statement("output.by_task_run")
+    def plan_select(self, task_id: str, limit: int) -> Op[list[TaskOutputRecord]]:
+        """Versions of ``task_id`` newest first, at most ``limit``."""
+        task_id = require_id(task_id, "task_id")
+        limit = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
 
-        def run(cur: Cursor) -> tuple[Any, ...]:
-            cur.execute(statement, {"task_run_id": task_run_id})
-            return one(cur)
+        def decode(rows: Any) -> list[TaskOutputRecord]:
+            return [TaskOutputRecord(task_id=task_id, version=r[0], output=r[1], metadata=r[2],
+                                     task_run_id=r[3], flow_run_id=r[4], created_at=iso(r[5]))
+                    for r in rows]
 
-        return _stored_record(self.store.pool.run(run, read_only=True, single_statement=True))
+        return single(Stmt("output.select", {"task_id": task_id, "limit": limit}, "all"),
+                      decode, read_only=True)
+
+    def write_task_output(self, task_id: str, output: Any, metadata: JSONDict | None = None,
+                          **ids: Any) -> TaskOutputRecord:
+        """Store a new version of ``task_id``'s output; once per ``task_run_id``."""
+        return run_sync(self.store, self.plan_write_once(task_id, output, metadata, **ids))[0]
+
+    def write_task_output_once(self, task_id: str, output: Any,
+                               metadata: JSONDict | None = None, **ids: Any
+                               ) -> tuple[TaskOutputRecord, bool]:
+        """See :meth:`plan_write_once`."""
+        return run_sync(self.store, self.plan_write_once(task_id, output, metadata, **ids))
+
+    def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
+        """See :meth:`plan_write_many`."""
+        op = self.plan_write_many(items)
+        return [] if op is None else run_sync(self.store, op)
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest version, or None."""
-        found = self._select(require_id(task_id, "task_id"), 1)
+        found = run_sync(self.store, self.plan_select(task_id, 1))
         return found[0] if found else None
 
     def list_task_outputs(self, task_id: str, limit: int = 100) -> list[TaskOutputRecord]:
         """Versions newest first, at most ``limit``."""
-        task_id = require_id(task_id, "task_id")
-        return self._select(task_id, require_positive_int(limit, "limit",
-                                                          maximum=MAX_READ_LIMIT))
-
-    def _select(self, task_id: str, limit: int) -> list[TaskOutputRecord]:
-        statement = self.store.statement("output.select")
-
-        enabled = self.store.config.prepared_statements
-
-        def run(cur: Cursor) -> list[tuple[Any, ...]]:
-            execute_prepared(cur, "output_select", statement,
-                             {"task_id": task_id, "limit": limit}, enabled=enabled)
-            rows: list[tuple[Any, ...]] = cur.fetchall()
-            return rows
-
-        return [
-            TaskOutputRecord(task_id=task_id, version=r[0], output=r[1], metadata=r[2],
-                             task_run_id=r[3], flow_run_id=r[4], created_at=iso(r[5]))
-            for r in self.store.pool.run(run, read_only=True, single_statement=True)
-        ]
+        return run_sync(self.store, self.plan_select(task_id, limit))
 
 
 def _stored_record(r: tuple[Any, ...]) -> TaskOutputRecord:

@@ -1,0 +1,137 @@
+"""asyncpg connection options and error classification for the async PostgreSQL store.
+
+The options come from the same :class:`~memory_resources.config.PostgresConfig` as the
+psycopg2 pool's (DSN or host/port/..., ``search_path`` to the schema, ``TimeZone=UTC``,
+``application_name``, ``statement_timeout``, TLS). Errors are classified by SQLSTATE like
+the sync store's (:mod:`.errors`): connection failures and shutdowns are transient,
+serialization failures and deadlocks retryable, rejected credentials permanent; each
+becomes the same typed error, with secrets masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from typing import Any
+
+import asyncpg
+import psycopg2.extensions
+
+from ...config import PostgresConfig
+from ...errors import (
+    BackendAuthenticationError,
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    SchemaError,
+)
+from ...validation import require_identifier
+from .errors import BACKEND
+
+_CONNECTION_CLASSES = ("08",)
+_SHUTDOWN = {"57P01", "57P02", "57P03"}
+_RETRYABLE = {"40001", "40P01"}
+_AUTH = {"28000", "28P01"}
+_SCHEMA = {"3F000", "42P01", "42883"}
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier in double quotes (what ``psycopg2.sql.Identifier`` makes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _tls(config: PostgresConfig, mode: str | None) -> Any:
+    if not mode:
+        return None
+    if mode in ("verify-ca", "verify-full") and config.sslrootcert:
+        context = ssl_module.create_default_context(cafile=config.sslrootcert)
+        context.check_hostname = mode == "verify-full"
+        return context
+    return mode
+
+
+def connect_options(config: PostgresConfig, *, replica: bool = False) -> dict[str, Any]:
+    """Keyword arguments of ``asyncpg.create_pool`` for ``config`` (primary or replica)."""
+    schema = require_identifier(config.schema_, "schema")
+    settings = {
+        "search_path": quote_ident(schema) + ("" if schema == "public" else ",public"),
+        "TimeZone": "UTC",
+        "application_name": config.application_name + ("[replica]" if replica else ""),
+    }
+    if config.statement_timeout is not None:
+        settings["statement_timeout"] = str(int(config.statement_timeout))
+    options: dict[str, Any] = {"server_settings": settings,
+                               "timeout": config.connection_timeout}
+    secret = config.read_replica_dsn if replica and config.read_replica_dsn else config.dsn
+    sslmode = config.sslmode
+    if secret is not None:
+        dsn = secret.get_secret_value()
+        if dsn.startswith(("postgres://", "postgresql://")):
+            options["dsn"] = dsn
+        else:  # libpq key=value form
+            parsed = psycopg2.extensions.parse_dsn(dsn)
+            for key, target in (("host", "host"), ("port", "port"), ("user", "user"),
+                                ("password", "password"), ("dbname", "database")):
+                if parsed.get(key):
+                    options[target] = int(parsed[key]) if key == "port" else parsed[key]
+            sslmode = parsed.get("sslmode", sslmode)
+    else:
+        options.update(host=config.host, port=config.port, database=config.database,
+                       user=config.user)
+        if config.password is not None:
+            options["password"] = config.password.get_secret_value()
+    tls = _tls(config, sslmode)
+    if tls is not None:
+        options["ssl"] = tls
+    return options
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    code = getattr(exc, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection (not the statement) failed."""
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError,
+                        asyncpg.exceptions.ConnectionDoesNotExistError)):
+        return not isinstance(exc, asyncpg.exceptions.InterfaceWarning)
+    code = sqlstate(exc)
+    return code is not None and (code.startswith(_CONNECTION_CLASSES) or code in _SHUTDOWN)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying ``exc`` on a fresh connection may succeed."""
+    if sqlstate(exc) in _AUTH:
+        return False
+    return is_connection_failure(exc) or sqlstate(exc) in _RETRYABLE
+
+
+def translate(exc: BaseException, secrets: tuple[str, ...] = ()) -> BackendError:
+    """The typed error for an asyncpg / socket error (``secrets`` masked)."""
+    code = sqlstate(exc)
+    message = " ".join((str(exc) or type(exc).__name__).split())
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    if code:
+        message += f" (SQLSTATE {code})"
+    if code in _AUTH:
+        return BackendAuthenticationError(BACKEND, "authentication failed "
+                                          "(check user and password)")
+    if code == "57014":
+        return BackendTimeoutError(BACKEND, message)
+    if is_connection_failure(exc):
+        return BackendUnavailableError(BACKEND, f"{type(exc).__name__}: {message}")
+    if code in _SCHEMA:
+        return SchemaError(BACKEND, message + "; the memory tables are missing or too old: "
+                           "run `memory-resources migrate` (or set auto_migrate=True)")
+    return BackendError(BACKEND, message)
+
+
+CAUGHT: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError,
+                                           OSError, asyncio.TimeoutError)
+"""What the async store catches and passes to :func:`translate`."""
+
+
+__all__ = ["CAUGHT", "connect_options", "is_transient", "quote_ident", "translate"]
