@@ -19,7 +19,7 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
 def translate(
     exc: BaseException, secrets: tuple[str, ...] = (), *, where: str = ""
 ) -> BackendError:
-    """The typed error for a redis-py exception (raised after redis-py's own retries).
+    """The typed error for a redis-py exception (see :mod:`.retrying` for what is retried).
 
     ``AuthenticationError`` (and ``NOAUTH`` / ``WRONGPASS`` replies) become
     :class:`BackendAuthenticationError`; connection and timeout errors
@@ -35,7 +35,7 @@ def translate(
         return BackendAuthenticationError(BACKEND, f"authentication failed ({detail})")
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError, ConnectionError, TimeoutError,
                         OSError)):
-        return BackendUnavailableError(BACKEND, f"unreachable after retries ({detail})")
+        return BackendUnavailableError(BACKEND, f"unreachable ({detail})")
     if isinstance(exc, (rex.ClusterDownError, rex.RedisClusterException)):
         # RedisClusterException is what redis-py raises when no startup node answers
         return BackendUnavailableError(BACKEND, f"cluster unavailable ({detail})")

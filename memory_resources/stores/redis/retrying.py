@@ -164,8 +164,8 @@ class RetryPolicy:
             return BackendAuthenticationError(
                 BACKEND,
                 f"{what}: the Redis ACL user lacks a permission ({self._detail(exc)}); grant "
-                "it, e.g. ACL SETUSER <user> +@read +@write +@scripting +@stream "
-                "~<key_prefix>*, or configure another username")
+                "the command and the key pattern <key_prefix>* with ACL SETUSER (docs/redis.md, "
+                "'ACL user', lists what the store sends), or configure another username")
         if isinstance(exc, rex.ConnectionError) and str(exc).startswith("No connection"):
             return BackendUnavailableError(
                 BACKEND,
