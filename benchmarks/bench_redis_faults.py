@@ -84,7 +84,7 @@ def restart() -> Row:
     worker.join()
     client.close()
     server.close()
-    return ("server restarted (down %.2f s), calls in a loop" % outage,
+    return (f"server restarted (down {outage:.2f} s), calls in a loop",
             f"{len(failures)} failed calls", "none",
             f"longest call {longest[0]:.2f} s (rode out the outage)")
 
@@ -95,7 +95,7 @@ def refused() -> Row:
     url = server.url
     server.close()
     elapsed, outcome = timed(lambda: store(url).get_context("c"))
-    return ("nothing listening (connection refused)", outcome, f"{elapsed:.2f} s", "–")
+    return ("nothing listening (connection refused)", outcome, f"{elapsed:.2f} s", "-")
 
 
 def black_holed() -> list[Row]:
@@ -118,15 +118,15 @@ def black_holed() -> list[Row]:
                      "next call"))
         elapsed, outcome = timed(lambda: store(url).connect())
         rows.append(("server hangs before the first connection: connect()", outcome,
-                     f"{elapsed:.2f} s", "–"))
+                     f"{elapsed:.2f} s", "-"))
         elapsed, outcome = timed(lambda: store(url).health_check()["status"])
-        rows.append(("same: RedisStore.health_check()", outcome, f"{elapsed:.2f} s", "–"))
+        rows.append(("same: RedisStore.health_check()", outcome, f"{elapsed:.2f} s", "-"))
         with tempfile.TemporaryDirectory() as home:
             api = MemoryAPI(redis_config={"url": url, "key_prefix": PREFIX},
                             embedded_config={"path": str(Path(home) / "m.db")})
             elapsed, outcome = timed(
                 lambda: api.health_check()["adapters"]["redis"]["status"])
-            rows.append(("same: MemoryAPI.health_check()", outcome, f"{elapsed:.2f} s", "–"))
+            rows.append(("same: MemoryAPI.health_check()", outcome, f"{elapsed:.2f} s", "-"))
         proxy.pass_through()
         proxy.cut()
         live.close()
@@ -142,11 +142,11 @@ def permanent() -> list[Row]:
                               "-@scripting")
     base = f"redis://127.0.0.1:{server.port}/0"
     wrong, outcome = timed(lambda: store(base, password="wrong-pw").get_context("c"))
-    rows: list[Row] = [("wrong password", outcome, f"{wrong * 1000:.0f} ms", "–")]
+    rows: list[Row] = [("wrong password", outcome, f"{wrong * 1000:.0f} ms", "-")]
     elapsed, outcome = timed(lambda: store(base, username="reader", password="pw")
                              .set_context("c", {}))
     rows.append(("ACL user lacks a permission (NOPERM)", outcome, f"{elapsed * 1000:.0f} ms",
-                 "–"))
+                 "-"))
     server.close()
     return rows
 
@@ -193,10 +193,10 @@ def redlock() -> list[Row]:
         degraded = cycles()
         rows.append(("Redlock, 1 of 3 masters black-holed: acquire+release",
                      f"p50/p99 {degraded[0]:.2f}/{degraded[1]:.2f} ms "
-                     f"(healthy {healthy[0]:.2f}/{healthy[1]:.2f} ms)", "no error", "–"))
+                     f"(healthy {healthy[0]:.2f}/{healthy[1]:.2f} ms)", "no error", "-"))
         one.blackhole()
         elapsed, outcome = timed(lambda: Lock(locks, "bench", blocking_timeout=0).acquire())
-        rows.append(("Redlock, 2 of 3 masters black-holed", outcome, f"{elapsed:.2f} s", "–"))
+        rows.append(("Redlock, 2 of 3 masters black-holed", outcome, f"{elapsed:.2f} s", "-"))
         one.pass_through()
         two.pass_through()
         one.cut()
