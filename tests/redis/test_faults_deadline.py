@@ -7,6 +7,7 @@ with generous slack, not benchmarks.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from memory_resources.errors import BackendAuthenticationError, BackendUnavailableError
+from memory_resources.stores.redis.aio import AsyncRedisStore
 from tests.fixtures.redis import MakeRedisStore
 from tests.servers import RedisServer
 from tests.servers.proxy import TcpProxy
@@ -230,3 +232,24 @@ def test_pool_connections_survive_a_restart_without_redis_py_retries(
     server.kill()
     server.start()
     assert store.get_context("c") is None
+
+
+def test_async_store_wrong_password_is_not_retried(
+    redis_server_factory: Callable[..., RedisServer], redis_prefix: str
+) -> None:
+    """The asyncio transport classifies errors the same way: a wrong password raises
+    BackendAuthenticationError in under 1 s with the default retry_attempts."""
+    server = redis_server_factory(password=PASSWORD)
+    store = AsyncRedisStore({"url": f"redis://127.0.0.1:{server.port}/0",
+                             "password": "Not-" + PASSWORD, "key_prefix": redis_prefix})
+
+    async def call() -> float:
+        started = time.monotonic()
+        try:
+            with pytest.raises(BackendAuthenticationError):
+                await store.get_context("c")
+        finally:
+            await store.close()
+        return time.monotonic() - started
+
+    assert asyncio.run(call()) < 1.0

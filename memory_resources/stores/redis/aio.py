@@ -48,11 +48,12 @@ from .store import (
     prepare_context,
     prepare_event,
 )
+from .retrying import retryable
 from .timefmt import iso_utc, iso_utc_and_later
 
 
 def _backoff(config: RedisConfig) -> ExponentialBackoff:
-    """The sync client's backoff (:func:`~.client.make_retry`): capped at
+    """The sync store's backoff (:class:`~.retrying.RetryPolicy`): capped at
     ``min(1 s, socket_timeout)``."""
     cap = min(1.0, config.socket_timeout)
     return ExponentialBackoff(cap=cap, base=min(0.05, cap))
@@ -61,7 +62,8 @@ def _backoff(config: RedisConfig) -> ExponentialBackoff:
 def _async_kwargs(config: RedisConfig) -> dict[str, Any]:
     """The sync client's connection options with an asyncio ``Retry`` (same policy)."""
     kwargs = clients.connection_kwargs(config)
-    kwargs["retry"] = AsyncRetry(_backoff(config), config.retry_attempts)
+    kwargs["retry"] = AsyncRetry(_backoff(config), config.retry_attempts,
+                                 is_retryable=retryable)  # never auth/NOPERM
     return kwargs
 
 
