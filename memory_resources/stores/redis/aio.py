@@ -35,6 +35,7 @@ from . import scripts as lua
 from .autopipe import AutoPipeline
 from .errors import CAUGHT, translate
 from .keys import KeySpace
+from .retrying import retryable
 from .store import (
     RedisStore,
     _context_record,
@@ -48,7 +49,6 @@ from .store import (
     prepare_context,
     prepare_event,
 )
-from .retrying import retryable
 from .timefmt import iso_utc, iso_utc_and_later
 
 
