@@ -98,8 +98,8 @@ class LeaseCore:
         self.owner, self.fencing_token = owner, token
         self.valid_until = started + validity
         self._lost.clear()
-        _log.debug("lock acquired", lock_name=self.name, fencing_token=token,
-                   backend=self.manager.backend_name)
+        _log.info("lock acquired", lock_name=self.name, fencing_token=token,
+                  backend=self.manager.backend_name)
         return True
 
     def _retry_delay(self, attempt: int, deadline: float | None) -> float:
@@ -140,7 +140,9 @@ class LeaseCore:
         return owner
 
     def _released(self, released: bool) -> bool:
-        if not released:
+        if released:
+            _log.info("lock released", lock_name=self.name, fencing_token=self.fencing_token)
+        else:
             _log.warning("lock had expired before release", lock_name=self.name,
                          fencing_token=self.fencing_token)
         return released

@@ -31,11 +31,25 @@ def add_run_ids(
     return event_dict
 
 
+_RENDER = structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True)
+_RUN_KEYS = ("flow_run_id", "task_run_id")
+
+
+def render_with_run_ids(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> tuple[tuple[str], dict[str, Any]]:
+    """Render key=value and hand the run ids to the stdlib record too (``record.flow_run_id``
+    / ``record.task_run_id``), where Prefect's API log handler looks for them."""
+    extra = {key: str(event_dict[key]) for key in _RUN_KEYS if event_dict.get(key)}
+    rendered = _RENDER(logger, method, event_dict)
+    return (rendered,), ({"extra": extra} if extra else {})
+
+
 _PROCESSORS: list[Any] = [
     structlog.stdlib.filter_by_level,
     add_run_ids,
     structlog.processors.format_exc_info,
-    structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+    render_with_run_ids,
 ]
 
 

@@ -32,6 +32,7 @@ from .hooks import (
     memory_for_flow_run,
     resolve_deferred,
 )
+from .run_logs import send_logs_to_runs
 
 F = TypeVar("F")
 
@@ -108,6 +109,7 @@ def remember(
     flow's history and the ``tasks`` given.
     """
     memory = require_target(memory, "remember(memory)")
+    send_logs_to_runs()
     extra = list(tasks)
     excluded = list(exclude)
 

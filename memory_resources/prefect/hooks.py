@@ -260,6 +260,9 @@ class FlowCaptureHook:
             with acting_as(run_id):
                 if not writer.write_history(record):
                     warn_on_run(writer, "history", flow=flow, flow_run=flow_run)
+                else:
+                    _log.info("memory capture: run history written", state=state.name,
+                              store=writer.target.label)
         except Exception as exc:  # never into the user's flow; the writer already logged
             _log.error("flow capture hook failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -324,6 +327,9 @@ class TaskCaptureHook:
                 writer = target.capture_writer()
                 if not writer.write_output(task_run_id, output, metadata, flow_run_id):
                     warn_on_run(writer, "task output", task=task, task_run=task_run)
+                else:
+                    _log.info("memory capture: task output stored", task=task.name,
+                              store=writer.target.label)
         except Exception as exc:  # never into the user's flow
             _log.error("task capture hook failed", error=f"{type(exc).__name__}: {exc}")
 
