@@ -186,7 +186,11 @@ class MemoryAPI(BatchCalls):
     def set_context(self, context_id: str, context_data: JSONDict, ttl: int | None = None
                     ) -> bool:
         """Store ``context_data`` under ``context_id`` for ``ttl`` seconds (None: no expiry)."""
-        self.set_context_record(context_id, context_data, ttl)
+        context_id = require_id(context_id, "context_id")  # set_context_record's body,
+        context_data = require_dict(context_data, "context_data")  # inlined: a hot path
+        ttl = require_ttl(ttl, "ttl")
+        with _CONTEXT_NAMES:
+            self._ensure(self._context).set_context(context_id, context_data, ttl)
         return True
 
     def set_context_record(self, context_id: str, context_data: JSONDict,
@@ -215,7 +219,10 @@ class MemoryAPI(BatchCalls):
 
     def append_event(self, context_id: str, event: JSONDict) -> bool:
         """Append ``event`` to the context's stream."""
-        self.append_event_record(context_id, event)
+        context_id = require_id(context_id, "context_id")  # append_event_record's body,
+        event = require_dict(event, "event")  # inlined: a hot path
+        with _EVENT_NAMES:
+            self._ensure(self._events).append_event(context_id, event)
         return True
 
     def append_event_record(self, context_id: str, event: JSONDict) -> EventRecord:

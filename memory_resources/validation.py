@@ -59,7 +59,14 @@ def optional_id(value: Any, field: str) -> str | None:
 
 
 def require_dict(value: Any, field: str) -> dict[str, Any]:
-    """A mapping with string keys (returned as a dict)."""
+    """A mapping with string keys (returned as a new dict). A plain ``dict`` with plain
+    ``str`` keys, the common case, is checked without the ``Mapping`` ABC lookup."""
+    if type(value) is dict:
+        for key in value:
+            if type(key) is not str:
+                break
+        else:
+            return value.copy()
     if not isinstance(value, Mapping):
         raise MemoryValidationError(field, f"must be a dict, got {type(value).__name__}")
     for key in value:
