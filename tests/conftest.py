@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.prefect",
     "tests.fixtures.pgvector",
+    "tests.fixtures.aio",
 ]

@@ -10,6 +10,9 @@ the store connected as the least-privilege application role of docs/postgres.md,
 ``pgvector_app`` the pgvector index as that role, and ``redis_acl`` the Redis store as the
 ACL user of docs/redis.md). Every factory
 returns a fresh, isolated store (own file / key prefix / schema) and cleans up after the test.
+
+``<backend>_async`` runs the same suite against the backend's async implementation (the
+store the AsyncMemoryAPI uses), called through a sync view (``tests/fixtures/aio.py``).
 """
 
 from __future__ import annotations
@@ -20,15 +23,19 @@ import pytest
 
 BACKENDS: dict[str, list[str]] = {
     "context_store": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
-                      "postgres_app"],
+                      "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
     "event_log": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
-                  "postgres_app"],
+                  "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
     "lock_manager": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
-                     "postgres_app"],
-    "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
-    "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
-    "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app"],
-    "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector", "pgvector_app"],
+                     "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
+    "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
+                    "sqlite_async", "postgres_async"],
+    "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
+                     "sqlite_async", "postgres_async"],
+    "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
+                  "sqlite_async", "postgres_async"],
+    "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector", "pgvector_app",
+                     "numpy_async", "pgvector_async"],
 }
 
 

@@ -15,27 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aredis
 import redis.exceptions as rex
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 
+from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...clock import SYSTEM_CLOCK, Clock
+from ...codec import encode
 from ...config import RedisConfig, parse_config
-from ...errors import ConfigurationError, MemoryValidationError
+from ...errors import ConfigurationError
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
-from ...validation import require_id, require_positive_int
+from ...validation import require_dict, require_id, require_positive_int, require_ttl
 from ..offload import ThreadOffload
 from . import client as clients
 from . import scripts as lua
 from .autopipe import AutoPipeline
-from .errors import CAUGHT, translate
+from .errors import CAUGHT
 from .keys import KeySpace
-from .retrying import retryable
 from .store import (
     RedisStore,
     _context_record,
@@ -51,19 +53,14 @@ from .store import (
 )
 from .timefmt import iso_utc, iso_utc_and_later
 
-
-def _backoff(config: RedisConfig) -> ExponentialBackoff:
-    """The sync store's backoff (:class:`~.retrying.RetryPolicy`): capped at
-    ``min(1 s, socket_timeout)``."""
-    cap = min(1.0, config.socket_timeout)
-    return ExponentialBackoff(cap=cap, base=min(0.05, cap))
+T = TypeVar("T")
 
 
 def _async_kwargs(config: RedisConfig) -> dict[str, Any]:
-    """The sync client's connection options with an asyncio ``Retry`` (same policy)."""
+    """The sync client's connection options (timeouts, credentials, TLS); redis-py's own
+    retries off (the store's :class:`~.retrying.RetryPolicy` decides, as in the sync store)."""
     kwargs = clients.connection_kwargs(config)
-    kwargs["retry"] = AsyncRetry(_backoff(config), config.retry_attempts,
-                                 is_retryable=retryable)  # never auth/NOPERM
+    kwargs["retry"] = AsyncRetry(NoBackoff(), 0)
     return kwargs
 
 
@@ -101,6 +98,7 @@ class AsyncRedisStore:
         self.auto_pipeline = auto_pipeline and not self.config.cluster
         password = self.config.password.get_secret_value() if self.config.password else ""
         self._secrets = (password,) if password else ()
+        self._policy = clients.make_policy(self.config, self._secrets)
         self._client: Any = None
         self._pipe: AutoPipeline | None = None
         self._companion: ThreadOffload | None = None
@@ -124,9 +122,7 @@ class AsyncRedisStore:
                 raise ConfigurationError(f"redis_config['url']: {_scrub_url(str(exc))}"
                                          ) from None
             self._client = client
-            self._pipe = AutoPipeline(client, retries=self.config.retry_attempts,
-                                      backoff=_backoff(self.config)
-                                      ) if self.auto_pipeline else None
+            self._pipe = AutoPipeline(client) if self.auto_pipeline else None
         return client
 
     @property
@@ -137,10 +133,7 @@ class AsyncRedisStore:
     async def connect(self) -> None:
         """Build the pool and PING the server. Idempotent."""
         client = self._open()
-        try:
-            await client.ping()
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets, where="connect") from exc
+        await self._call("connect", client.ping)
 
     async def close(self) -> None:
         """Close the pool (and the monitoring companion). Idempotent; reconnects on use."""
@@ -182,21 +175,38 @@ class AsyncRedisStore:
             return await pipe.execute(*args)
         return await client.execute_command(*args)
 
-    async def _command(self, *args: Any) -> Any:
-        try:
-            return await self._send(*args)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
-
-    async def _script(self, source: str, keys: tuple[str, ...], args: Sequence[Any]) -> Any:
-        """``EVALSHA`` of ``source``; ``EVAL`` once when the server lost it (``NOSCRIPT``)."""
-        try:
+    async def _call(self, what: str, make: Callable[[], Awaitable[T]], *,
+                    idempotent: bool = True) -> T:
+        """``make()`` under the sync store's policy: one ``operation_timeout`` deadline for
+        every attempt, retries and typed errors decided by :meth:`RetryPolicy.next_delay`."""
+        policy = self._policy
+        start = time.monotonic()
+        limit = start + policy.timeout
+        attempts = 0
+        while True:
+            attempts += 1
             try:
-                return await self._send("EVALSHA", _sha(source), len(keys), *keys, *args)
-            except rex.NoScriptError:
-                return await self._send("EVAL", source, len(keys), *keys, *args)
-        except CAUGHT as exc:
-            raise translate(exc, self._secrets) from exc
+                return await asyncio.wait_for(make(), max(0.001, limit - time.monotonic()))
+            except CAUGHT as exc:
+                error: BaseException = exc
+            await asyncio.sleep(policy.next_delay(
+                error, what=what, idempotent=idempotent, attempts=attempts, start=start,
+                limit=limit, budget=policy.timeout))
+
+    async def _command(self, what: str, *args: Any, idempotent: bool = True) -> Any:
+        return await self._call(what, lambda: self._send(*args), idempotent=idempotent)
+
+    async def _script(self, what: str, source: str, keys: tuple[str, ...],
+                      args: Sequence[Any], *, idempotent: bool = True) -> Any:
+        """``EVALSHA`` of ``source``; ``EVAL`` when the server lost it (``NOSCRIPT``: the
+        script did not run)."""
+        sha = _sha(source)
+        try:
+            return await self._command(what, "EVALSHA", sha, len(keys), *keys, *args,
+                                       idempotent=idempotent)
+        except rex.NoScriptError:
+            return await self._command(what, "EVAL", source, len(keys), *keys, *args,
+                                       idempotent=idempotent)
 
     # -- context ---------------------------------------------------------------------------
 
@@ -205,7 +215,7 @@ class AsyncRedisStore:
         """See :meth:`RedisStore.set_context`."""
         keys, payload, seconds = prepare_context(self.keys, self.config, context_id, data, ttl)
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
-        reply = await self._script(lua.SET_CONTEXT, keys,
+        reply = await self._script("set_context", lua.SET_CONTEXT, keys,
                                    _set_args(context_id, payload, seconds, updated_at,
                                              expires_at))
         return _context_record(context_id, payload, seconds, updated_at, expires_at, reply)
@@ -213,41 +223,38 @@ class AsyncRedisStore:
     async def get_context(self, context_id: str) -> ContextRecord | None:
         """See :meth:`RedisStore.get_context`."""
         key = self.keys.checked_pair(context_id, "context_id")[0]
-        raw = await self._command("GET", key)
+        raw = await self._command("get_context", "GET", key)
         return None if raw is None else _parse_envelope(raw)
 
     async def clear_context(self, context_id: str) -> bool:
         """See :meth:`RedisStore.clear_context`."""
         keys = self.keys.checked_pair(context_id, "context_id")
-        return int(await self._script(lua.CLEAR_CONTEXT, keys, ())) > 0
+        return int(await self._script("clear_context", lua.CLEAR_CONTEXT, keys, ())) > 0
 
     async def set_contexts(self, items: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
                            ttl: int | None = None) -> list[ContextRecord]:
-        """See :meth:`RedisStore.set_contexts` (validated first; one pipelined batch)."""
-        pairs = list(items.items() if isinstance(items, Mapping) else items)
-        prepared = []
-        seconds = None
-        for index, pair in enumerate(pairs):
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise MemoryValidationError(f"items[{index}]", "must be a (context_id, data) pair")
-            keys, payload, seconds = prepare_context(self.keys, self.config, pair[0], pair[1],
-                                                     ttl)
-            prepared.append((pair[0], keys, payload))
+        """See :meth:`RedisStore.set_contexts` (validated first; the scripts of one call
+        travel in one pipeline)."""
+        pairs = context_pairs(items)
+        require_ttl(ttl)
+        prepared = prepare_each(pairs, lambda pair: (pair[0], *prepare_context(
+            self.keys, self.config, pair[0], pair[1], ttl)), "items")
+        if not prepared:
+            return []
+        seconds = prepared[0][3]
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         replies = await asyncio.gather(*(
-            self._script(lua.SET_CONTEXT, keys,
+            self._script("set_contexts", lua.SET_CONTEXT, keys,
                          _set_args(cid, payload, seconds, updated_at, expires_at))
-            for cid, keys, payload in prepared))
+            for cid, keys, payload, _ in prepared))
         return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
-                for (cid, _, payload), reply in zip(prepared, replies, strict=True)]
+                for (cid, _, payload, _), reply in zip(prepared, replies, strict=True)]
 
     async def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """See :meth:`RedisStore.get_contexts`."""
-        if isinstance(context_ids, str) or not isinstance(context_ids, Sequence):
-            raise MemoryValidationError("context_ids", "must be a sequence of context ids")
-        keys = [self.keys.context(require_id(cid, f"context_ids[{i}]"))
-                for i, cid in enumerate(context_ids)]
-        raws = await asyncio.gather(*(self._command("GET", key) for key in keys))
+        keys = [self.keys.context(cid) for cid in id_list(context_ids, "context_ids")]
+        raws = await asyncio.gather(*(self._command("get_contexts", "GET", key)
+                                      for key in keys))
         return [None if raw is None else _parse_envelope(raw) for raw in raws]
 
     # -- events ----------------------------------------------------------------------------
@@ -256,9 +263,27 @@ class AsyncRedisStore:
         """See :meth:`RedisStore.append_event`."""
         keys, payload = prepare_event(self.keys, self.config, context_id, event)
         timestamp = iso_utc(self.clock.time())
-        event_id = await self._script(lua.APPEND_EVENT, keys,
-                                      _event_args(self.config, payload, timestamp))
+        event_id = await self._script("append_event", lua.APPEND_EVENT, keys,
+                                      _event_args(self.config, payload, timestamp),
+                                      idempotent=False)
         return _event_record(context_id, event_id, timestamp, payload)
+
+    async def append_events(self, context_id: str, events: Sequence[JSONDict]
+                            ) -> list[EventRecord]:
+        """See :meth:`RedisStore.append_events` (one atomic script)."""
+        keys = self.keys.checked_pair(context_id, "context_id")
+        max_bytes = self.config.max_payload_bytes
+        payloads = prepare_each(batch_list(events, "events"), lambda event: encode(
+            require_dict(event, ""), field="", max_bytes=max_bytes), "events")
+        if not payloads:
+            return []
+        timestamp = iso_utc(self.clock.time())
+        maxlen = self.config.events_maxlen
+        ids = await self._script("append_events", lua.APPEND_EVENTS, keys,
+                                 (timestamp, "" if maxlen is None else str(maxlen), *payloads),
+                                 idempotent=False)
+        return [_event_record(context_id, event_id, timestamp, payload)
+                for event_id, payload in zip(ids, payloads, strict=True)]
 
     async def get_events(self, context_id: str, since: str | None = None,
                          limit: int | None = None) -> list[EventRecord]:
@@ -267,7 +292,7 @@ class AsyncRedisStore:
         args: tuple[Any, ...] = ("XRANGE", self.keys.events(cid), start, "+")
         if count is not None:
             args += ("COUNT", count)
-        entries = await self._command(*args)
+        entries = await self._command("get_events", *args)
         return [_parse_event(cid, entry_id, _fields(flat)) for entry_id, flat in entries]
 
     # -- lock primitives -------------------------------------------------------------------
@@ -279,7 +304,8 @@ class AsyncRedisStore:
         require_positive_int(ttl_ms, "ttl_ms")
         if self.config.lock_nodes:
             return await self._sync().try_acquire(name, owner, ttl_ms)
-        token = await self._script(lua.ACQUIRE, self.keys.lock_pair(name), (owner, ttl_ms))
+        token = await self._script("lock acquire", lua.ACQUIRE, self.keys.lock_pair(name),
+                                  (owner, ttl_ms), idempotent=False)
         return None if token is None else int(token)
 
     async def release(self, name: str, owner: str) -> bool:
@@ -288,7 +314,8 @@ class AsyncRedisStore:
         require_id(owner, "owner")
         if self.config.lock_nodes:
             return await self._sync().release(name, owner)
-        return bool(await self._script(lua.RELEASE, self.keys.lock_pair(name)[:1], (owner,)))
+        return bool(await self._script("lock release", lua.RELEASE,
+                                       self.keys.lock_pair(name)[:1], (owner,)))
 
     async def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """See :meth:`RedisStore.extend`."""
@@ -297,8 +324,15 @@ class AsyncRedisStore:
         require_positive_int(ttl_ms, "ttl_ms")
         if self.config.lock_nodes:
             return await self._sync().extend(name, owner, ttl_ms)
-        return bool(await self._script(lua.EXTEND, self.keys.lock_pair(name)[:1],
+        return bool(await self._script("lock extend", lua.EXTEND, self.keys.lock_pair(name)[:1],
                                        (owner, ttl_ms)))
+
+    async def is_held(self, name: str) -> bool:
+        """See :meth:`RedisStore.is_held`."""
+        require_id(name, "lock_name")
+        if self.config.lock_nodes:
+            return bool(await self._sync().is_held(name))
+        return bool(await self._command("lock is_held", "EXISTS", self.keys.lock_pair(name)[0]))
 
     def __repr__(self) -> str:
         return "Async" + repr(RedisStore(self.config))

@@ -5,10 +5,11 @@ With 64 coroutines each awaiting a ``GET``, ``redis.asyncio`` borrows up to 64 c
 and makes 64 writes and 64 reads; here the first command of an iteration schedules a flush
 for the next iteration, the others join it, and the flush writes all of them in one packed
 request on one pooled connection and reads the replies in order. Each caller gets its own
-reply or error (a Redis error reply fails only its command). A connection or timeout error
-is retried (``retries`` times with ``backoff``, the store's policy for single commands) for
-the commands not answered yet, on a fresh connection; what still fails is raised to each
-of their callers. Replies are raw (no response callbacks): callers parse them.
+reply or error (a Redis error reply fails only its command). A failure to connect or send
+is marked as "not sent" (:func:`~.retrying.mark_unsent`), a failure while reading fails the
+commands not answered yet; the connection is dropped. Retrying is the caller's decision
+(:class:`~.retrying.RetryPolicy`: a command that was not sent is retried, one that may have
+run only when idempotent). Replies are raw (no response callbacks): callers parse them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import asyncio
 from typing import Any
 
 import redis.exceptions as rex
+
+from .retrying import mark_unsent
 
 _Item = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -27,11 +30,9 @@ MAX_BATCH = 512
 class AutoPipeline:
     """Batches the commands of one loop iteration onto one connection of ``client``."""
 
-    def __init__(self, client: Any, *, retries: int = 0, backoff: Any = None) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
         self.pool = client.connection_pool
-        self.retries = retries
-        self.backoff = backoff
         self._pending: list[_Item] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -52,41 +53,29 @@ class AutoPipeline:
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[_Item]) -> None:
+        conn = None
         try:
             conn = await self.pool.get_connection()
+            items = [item for item in batch if not item[1].done()]
+            if items:
+                await self._roundtrip(conn, items)
         except BaseException as exc:
-            _fail(batch, exc)
-            return
-        try:
-            left = [item for item in batch if not item[1].done()]
-            if not left:
-                return
-            failures = 0
-            while True:
-                try:
-                    await self._roundtrip(conn, left)
-                    return
-                except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-                    await conn.disconnect()
-                    left = [item for item in left if not item[1].done()]
-                    failures += 1
-                    if failures > self.retries or not left:
-                        _fail(left, exc)
-                        return
-                    if self.backoff is not None:
-                        await asyncio.sleep(self.backoff.compute(failures))
-        except BaseException as exc:
-            await conn.disconnect()
+            if conn is not None:
+                await conn.disconnect()
             _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
-            await self.pool.release(conn)
+            if conn is not None:
+                await self.pool.release(conn)
 
     @staticmethod
     async def _roundtrip(conn: Any, items: list[_Item]) -> None:
-        await conn.send_packed_command(conn.pack_commands([args for args, _ in items]),
-                                       check_health=False)
+        try:
+            await conn.send_packed_command(
+                conn.pack_commands([args for args, _ in items]), check_health=False)
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            raise mark_unsent(exc) from None
         for _, future in items:
             try:
                 reply = await conn.read_response()

@@ -137,25 +137,33 @@ class RetryPolicy:
                         return op()
                     except CAUGHT as exc:
                         error = exc
-                if isinstance(error, rex.NoScriptError):
-                    raise error  # the caller loads the script and runs it again
-                kind = classify(error)
-                if kind == PERMANENT:
-                    raise self.permanent(error, what) from error
-                if kind == TRANSIENT and not idempotent:
-                    raise BackendUnavailableError(
-                        BACKEND,
-                        f"{what}: the connection failed after the command was sent, so it may "
-                        f"or may not have been applied; not retried because {what} is not "
-                        f"idempotent ({self._detail(error)})") from error
-                now = time.monotonic()
-                left = limit - now - _LAST_TRY
-                if attempts > self.retries or left <= 0:
-                    raise self.exhausted(error, what, attempts, now - start, budget) from error
-                time.sleep(min(self.delay(attempts - 1), left))
+                time.sleep(self.next_delay(error, what=what, idempotent=idempotent,
+                                           attempts=attempts, start=start, limit=limit,
+                                           budget=budget))
                 error = None
         finally:
             _LOCAL.deadline = outer
+
+    def next_delay(self, error: BaseException, *, what: str, idempotent: bool, attempts: int,
+                   start: float, limit: float, budget: float) -> float:
+        """After failed attempt number ``attempts``: the seconds to wait before the next
+        one, or the typed error to raise (shared by the sync loop and the async store)."""
+        if isinstance(error, rex.NoScriptError):
+            raise error  # the caller loads the script and runs it again
+        kind = classify(error)
+        if kind == PERMANENT:
+            raise self.permanent(error, what) from error
+        if kind == TRANSIENT and not idempotent:
+            raise BackendUnavailableError(
+                BACKEND,
+                f"{what}: the connection failed after the command was sent, so it may "
+                f"or may not have been applied; not retried because {what} is not "
+                f"idempotent ({self._detail(error)})") from error
+        now = time.monotonic()
+        left = limit - now - _LAST_TRY
+        if attempts > self.retries or left <= 0:
+            raise self.exhausted(error, what, attempts, now - start, budget) from error
+        return min(self.delay(attempts - 1), left)
 
     def _detail(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}"
