@@ -25,6 +25,7 @@ from .api import (
     _QUERY_NAMES,
     _optional_limit,
 )
+from .api_async_batch import AsyncBatchCalls
 from .api_async_build import AsyncStoreConnections, async_composition
 from .api_build import (
     ADAPTER_ROLES,
@@ -78,7 +79,7 @@ from .validation import (
 )
 
 
-class AsyncMemoryAPI:
+class AsyncMemoryAPI(AsyncBatchCalls):
     """The unified memory interface for async code.
 
     ``AsyncMemoryAPI(redis_config=..., postgres_config=..., vector_config=...)`` takes the

@@ -25,10 +25,10 @@ from .records import (
 )
 from .validation import optional_dict, optional_id, require_dict, require_id, require_ttl
 
-_CONTEXTS_NAMES = argument_names(items="contexts")
-_OUTPUTS_NAMES = argument_names(items="outputs")
-_RUNS_NAMES = argument_names(records="runs")
-_EMBEDDINGS_NAMES = argument_names(vectors="embeddings")
+CONTEXTS_NAMES = argument_names(items="contexts")
+OUTPUTS_NAMES = argument_names(items="outputs")
+RUNS_NAMES = argument_names(records="runs")
+EMBEDDINGS_NAMES = argument_names(vectors="embeddings")
 _RUN_KEYS = frozenset(("flow_id", "run_id", "data"))
 
 
@@ -59,8 +59,47 @@ def _run_item(item: Any) -> FlowRunWrite:
     return flow_run_write(item.get("flow_id"), item.get("run_id"), item.get("data"))
 
 
+def contexts_args(contexts: Any, ttl: Any) -> tuple[list[tuple[str, JSONDict]], int | None]:
+    """The checked ``(pairs, ttl)`` of ``set_contexts``."""
+    pairs = prepare_each(context_pairs(contexts, "contexts"), _context_item, "contexts")
+    return pairs, require_ttl(ttl, "ttl")
+
+
+def events_args(context_id: Any, events: Any) -> tuple[str, list[JSONDict]]:
+    """The checked ``(context_id, events)`` of ``append_events``."""
+    context_id = require_id(context_id, "context_id")
+    return context_id, prepare_each(batch_list(events, "events"), _event_item, "events")
+
+
+def outputs_args(outputs: Any) -> list[TaskOutputWrite]:
+    """The checked items of ``write_task_outputs``."""
+    return prepare_each(output_writes(outputs, "outputs"), _output_item, "outputs")
+
+
+def runs_args(runs: Any) -> list[FlowRunWrite]:
+    """The checked writes of ``write_flow_run_histories``."""
+    return prepare_each(batch_list(runs, "runs"), _run_item, "runs")
+
+
+def embeddings_args(vectors: Any, ids: Any, embeddings: Any, metadata: Any
+                    ) -> tuple[list[str], Any, list[JSONDict | None] | None] | None:
+    """The checked ``(ids, matrix, metadata)`` of ``index_embeddings`` for the index
+    ``vectors`` (its dimension and metric); None when there is nothing to write."""
+    id_values = require_ids(batch_list(ids, "ids"), "ids")
+    dimension = int(vectors.dimension)
+    matrix = as_matrix(embeddings, dimension, vectors.metric, field="embeddings",
+                       allow_empty=not id_values)
+    if metadata is not None:
+        metadata = [optional_dict(item, f"metadata[{index}]")
+                    for index, item in enumerate(batch_list(metadata, "metadata"))]
+    if not id_values and matrix.shape[0] == 0:
+        return None
+    return id_values, matrix, metadata
+
+
 class BatchCalls:
-    """The batch methods; :class:`MemoryAPI` inherits them."""
+    """The batch methods; :class:`MemoryAPI` inherits them (the async API has the same
+    methods, awaitable, over the same ``*_args`` checks)."""
 
     _ensure: Callable[[Any], Any]
     _context: Any
@@ -73,9 +112,8 @@ class BatchCalls:
                      ttl: int | None = None) -> list[ContextRecord]:
         """:meth:`set_context` for many contexts (``{context_id: data}`` or
         ``(context_id, data)`` pairs) with one ``ttl``; the stored envelopes, in order."""
-        pairs = prepare_each(context_pairs(contexts, "contexts"), _context_item, "contexts")
-        ttl = require_ttl(ttl, "ttl")
-        with _CONTEXTS_NAMES:
+        pairs, ttl = contexts_args(contexts, ttl)
+        with CONTEXTS_NAMES:
             return list(self._ensure(self._context).set_contexts(pairs, ttl))
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
@@ -86,8 +124,7 @@ class BatchCalls:
     def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
         """Append ``events`` to the context's stream in order; the stored events (ids,
         timestamps), in order."""
-        context_id = require_id(context_id, "context_id")
-        items = prepare_each(batch_list(events, "events"), _event_item, "events")
+        context_id, items = events_args(context_id, events)
         return list(self._ensure(self._events).append_events(context_id, items))
 
     def write_task_outputs(
@@ -96,17 +133,17 @@ class BatchCalls:
         """:meth:`write_task_output` for many items, each a dict with the single call's
         argument names (``task_id``, ``output``, optional ``metadata``, ``task_run_id``,
         ``flow_run_id``) or a :class:`TaskOutputWrite`; the stored versions, in order."""
-        items = prepare_each(output_writes(outputs, "outputs"), _output_item, "outputs")
-        with _OUTPUTS_NAMES:
+        items = outputs_args(outputs)
+        with OUTPUTS_NAMES:
             return list(self._ensure(self._outputs).write_task_outputs(items))
 
     def write_flow_run_histories(self, runs: Sequence[Mapping[str, Any]]) -> int:
         """:meth:`write_flow_run_history` for many runs, each ``{"flow_id", "run_id",
         "data"}``; two writes of one run merge as if made in order. Returns the count."""
-        writes = prepare_each(batch_list(runs, "runs"), _run_item, "runs")
+        writes = runs_args(runs)
         if not writes:
             return 0
-        with _RUNS_NAMES:
+        with RUNS_NAMES:
             return int(self._ensure(self._history).write_flow_runs(writes))
 
     def index_embeddings(self, ids: Sequence[str], embeddings: Any,
@@ -114,17 +151,11 @@ class BatchCalls:
         """:meth:`index_embedding` for many ids at once: ``embeddings`` is a list of
         vectors or an ``(n, dimension)`` array; ``metadata`` one dict (or None) per id.
         Ids must be distinct. Returns the count written."""
-        id_values = require_ids(batch_list(ids, "ids"), "ids")
-        dimension = int(self._vectors.dimension)
-        matrix = as_matrix(embeddings, dimension, self._vectors.metric, field="embeddings",
-                           allow_empty=not id_values)
-        if metadata is not None:
-            metadata = [optional_dict(item, f"metadata[{index}]")
-                        for index, item in enumerate(batch_list(metadata, "metadata"))]
-        if not id_values and matrix.shape[0] == 0:
+        args = embeddings_args(self._vectors, ids, embeddings, metadata)
+        if args is None:
             return 0
-        with _EMBEDDINGS_NAMES:
-            return int(self._ensure(self._vectors).upsert(id_values, matrix, metadata))
+        with EMBEDDINGS_NAMES:
+            return int(self._ensure(self._vectors).upsert(*args))
 
 
 __all__ = ["BatchCalls"]

@@ -301,3 +301,35 @@ def test_locked_sqlite_file_never_blocks_the_loop(tmp_path: Path) -> None:
                 holder.close()
 
     assert_loop_free(scenario, BackendError)
+
+
+def test_batch_calls_match_the_sync_api(configs: dict[str, Any]) -> None:
+    """set_contexts/get_contexts, append_events, write_task_outputs,
+    write_flow_run_histories and index_embeddings return what their single calls store,
+    and a bad item raises the sync API's error naming the item, writing nothing."""
+    async def scenario() -> None:
+        async with AsyncMemoryAPI(**configs) as api:
+            written = await api.set_contexts({"b1": {"n": 1}, "b2": {"n": 2}}, ttl=60)
+            assert [r["version"] for r in written] == [1, 1]
+            assert await api.get_contexts(["b2", "absent", "b1"]) == [written[1], None,
+                                                                       written[0]]
+            events = await api.append_events("b1", [{"i": 1}, {"i": 2}])
+            assert await api.get_events("b1") == events
+            outputs = await api.write_task_outputs([
+                {"task_id": "bt", "output": 1, "task_run_id": "tr-1"},
+                {"task_id": "bt", "output": 2}])
+            assert [o["version"] for o in outputs] == [1, 2]
+            assert await api.write_flow_run_histories([
+                {"flow_id": "bf", "run_id": "r1", "data": {"status": "running"}},
+                {"flow_id": "bf", "run_id": "r1", "data": {"status": "completed"}}]) == 2
+            assert [r["status"] for r in await api.read_flow_run_history("bf")] == ["completed"]
+            assert await api.index_embeddings(["e1", "e2"], [unit(1.0), unit(0.0, 1.0)],
+                                              [{"k": 1}, None]) == 2
+            top = await api.query_embeddings(unit(0.0, 1.0), top_k=1)
+            assert top[0]["id"] == "e2"
+            with pytest.raises(MemoryValidationError) as bad:
+                await api.set_contexts({"b3": {"n": 3}, "b4": [4]})  # type: ignore[dict-item]
+            assert bad.value.field.startswith("contexts[1]")
+            assert await api.get_contexts(["b3"]) == [None]
+
+    run(scenario())
