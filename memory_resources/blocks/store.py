@@ -99,13 +99,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _has_secret(value: Any) -> bool:
+def _has_secret(value: Any, key: str = "") -> bool:
+    """True if a config value holds a secret: a Secret type, a string with credentials (a
+    URL password, ``password=...``), or a non-empty plain value under a secret field name
+    (other than a ``dsn``/``url`` without credentials)."""
+    from ..capture.masking import mask_text, secret_name
+
     if isinstance(value, (SecretStr, SecretBytes)):
         return True
+    if isinstance(value, str):
+        if mask_text(value) != value:
+            return True
+        return bool(value) and secret_name(key) and not key.endswith(("dsn", "url"))
     if isinstance(value, dict):
-        return any(_has_secret(v) for v in value.values())
+        return any(_has_secret(v, str(k)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(_has_secret(v) for v in value)
+        return any(_has_secret(v, key) for v in value)
     return False
 
 

@@ -9,8 +9,14 @@ Prefect stored for the run. Either way, before anything is written:
 * a plain dict passed for a parameter annotated with a model (e.g. a block passed as a
   dict, which Prefect itself stores unmasked) has the keys of that model's secret fields
   masked, recursively through nested models;
-* any dict key that names a secret (``password``, ``token``, ``api_key``, ``dsn`` ...) is
-  masked whatever its annotation;
+* a parameter, dict key, model or dataclass field whose NAME names a secret (``password``,
+  ``token``, ``api_key``, ``secret``, ``dsn``, ``Authorization``, ``X-Api-Key``,
+  ``clientSecret`` ...) is masked whatever its annotation, top-level parameters included;
+* a value whose ANNOTATION is ``SecretStr``/``SecretBytes`` is masked even when it arrives
+  as a plain string (a deployment run's parameters come as JSON);
+* in every string: the password of a URL (``postgresql://u:pw@h/db`` becomes
+  ``postgresql://u:**********@h/db``), ``password=...``-style pairs (libpq DSNs, query
+  strings) and the credential of ``Bearer``/``Basic``/``Token`` authorization values;
 * values the codec cannot encode become ``{"__unserializable__": TYPE, "repr": ...}``;
 * a value whose encoded size passes the limit becomes
   ``{"__truncated__": true, "size": N, "preview": "<first bytes of the JSON>"}``.
@@ -37,11 +43,58 @@ MASK = "**********"
 """What a secret is replaced with (Prefect's own mask)."""
 
 SECRET_KEY_PATTERN = re.compile(
-    r"(^|_)(password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?|dsn"
-    r"|auth)($|_)",
+    r"(^|_)(password|passwd|pwd|secret|secrets|token|api_?key|apikey|access_?key"
+    r"|private_?key|credentials?|dsn|auth|authorization|cookie|set_cookie"
+    r"|client_?secret|signature|passphrase)($|_)",
     re.IGNORECASE,
 )
-"""Dict keys masked whatever their annotation (``dsn`` may embed a password)."""
+"""Names masked whatever their annotation (``dsn`` may embed a password), matched on the
+name in snake case (``X-Api-Key``, ``clientSecret`` become ``x_api_key``,
+``client_secret``)."""
+
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@?#]*:)([^\s@/?#]+)(@)")
+_SECRET_PAIR = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret|token|api_?key|apikey|access_?token|client_secret"
+    r"|sslpassword)(\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s&;,]+)")
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)([A-Za-z0-9._~+/=\-]{6,})")
+_AUTH_VALUE = re.compile(
+    r"(?i)^(\s*(?:basic|token|digest|negotiate|apikey)\s+)([A-Za-z0-9._~+/=\-]{6,})(\s*)$")
+"""An ``Authorization`` header value (the whole string); ``Bearer`` tokens anywhere."""
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def secret_name(name: str) -> bool:
+    """True if ``name`` (a parameter, key or field name) names a secret."""
+    snake = re.sub(r"[^a-z0-9]+", "_", _CAMEL.sub("_", name).lower())
+    return SECRET_KEY_PATTERN.search(snake) is not None
+
+
+def mask_text(text: str) -> str:
+    """``text`` with URL passwords, ``password=...`` pairs and authorization credentials
+    replaced by :data:`MASK` (other text kept)."""
+    if ":" in text:
+        text = _URL_USERINFO.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    if "=" in text:
+        text = _SECRET_PAIR.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    if " " in text:
+        text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+        text = _AUTH_VALUE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    return text
+
+
+def has_credentials(value: Any) -> bool:
+    """True if ``value`` holds a secret: a Secret type, a secret-named key with a value,
+    or a string with a URL password / secret pair / authorization credential."""
+    if isinstance(value, (SecretStr, SecretBytes)):
+        return True
+    if isinstance(value, str):
+        return mask_text(value) != value
+    if isinstance(value, Mapping):
+        return any((isinstance(k, str) and secret_name(k) and v not in (None, ""))
+                   or has_credentials(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_credentials(v) for v in value)
+    return False
 
 _MAX_DEPTH = 32
 _PREVIEW_CHARS = 256
@@ -82,6 +135,10 @@ def mask_value(value: Any, annotation: Any = None, *, _depth: int = 0) -> Any:
     depth = _depth + 1
     if isinstance(value, (SecretStr, SecretBytes)):
         return MASK
+    if value is not None and annotation is not None and _secret_annotation(annotation):
+        return MASK  # e.g. a SecretStr parameter given a plain string by a deployment run
+    if isinstance(value, str):
+        return mask_text(value)
     if isinstance(value, BaseModel):
         return _mask_model(value, depth)
     if isinstance(value, Mapping):
@@ -94,7 +151,7 @@ def mask_value(value: Any, annotation: Any = None, *, _depth: int = 0) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: MASK
-            if SECRET_KEY_PATTERN.search(f.name) and getattr(value, f.name) is not None
+            if secret_name(f.name) and getattr(value, f.name) is not None
             else mask_value(getattr(value, f.name), f.type, _depth=depth)
             for f in dataclasses.fields(value)
         }
@@ -113,9 +170,7 @@ def _mask_model(model: BaseModel, depth: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, info in fields.items():
         value = getattr(model, name, None)
-        if value is not None and (
-            _secret_annotation(info.annotation) or SECRET_KEY_PATTERN.search(name)
-        ):
+        if value is not None and (_secret_annotation(info.annotation) or secret_name(name)):
             result[name] = MASK
         else:
             result[name] = mask_value(value, info.annotation, _depth=depth)
@@ -141,13 +196,17 @@ def _mask_mapping(
     result: dict[Any, Any] = {}
     for key, item in mapping.items():
         if item is not None and isinstance(key, str) and (
-            key in secret_keys or SECRET_KEY_PATTERN.search(key)
+            key in secret_keys or secret_name(key)
         ):
             result[key] = MASK
         else:
             result[key] = mask_value(item, nested.get(key) if isinstance(key, str) else None,
                                      _depth=depth)
     return result
+
+
+def _is_block_ref(value: Any) -> bool:
+    return isinstance(value, Mapping) and "$ref" in value and len(value) == 1
 
 
 def safe_value(value: Any, *, field: str, max_bytes: int | None) -> Any:
@@ -193,7 +252,10 @@ def capture_parameters(
     annotations = annotations or {}
     result: dict[str, Any] = {}
     for name, value in parameters.items():
-        masked = mask_value(value, annotations.get(str(name)))
+        if value is not None and secret_name(str(name)) and not _is_block_ref(value):
+            masked: Any = MASK
+        else:
+            masked = mask_value(value, annotations.get(str(name)))
         result[str(name)] = safe_value(masked, field=f"parameters[{name!r}]",
                                        max_bytes=max_bytes)
     if max_bytes is None:
@@ -218,4 +280,13 @@ def capture_parameters(
     return result
 
 
-__all__ = ["MASK", "SECRET_KEY_PATTERN", "capture_parameters", "mask_value", "safe_value"]
+__all__ = [
+    "MASK",
+    "SECRET_KEY_PATTERN",
+    "capture_parameters",
+    "has_credentials",
+    "mask_text",
+    "mask_value",
+    "safe_value",
+    "secret_name",
+]

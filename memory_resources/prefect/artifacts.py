@@ -65,6 +65,8 @@ class RunSummary(TypedDict):
     (``history``, ``output``; ``set_aside`` for records the store rejected for good)."""
     outbox: str
     """The outbox file those records are in ("" when not known)."""
+    read_error: str | None
+    """Why the store could not be read back (the summary then shows the outbox only)."""
 
 
 def run_summary(api: Any, flow_run_id: str, *, store: str = "",
@@ -78,24 +80,33 @@ def run_summary(api: Any, flow_run_id: str, *, store: str = "",
             left = outbox.left_by_flow_run(flow_run_id)
         except Exception as exc:  # the summary is still worth making
             _log.warning("cannot read the outbox for the summary", error=str(exc)[:500])
-    history = api.read_flow_run_history(None, flow_run_id, limit=1)
-    audit: list[AuditRecord] = api.read_audit_log(flow_run_id=flow_run_id, limit=AUDIT_LIMIT)
     operations: Counter[str] = Counter()
     targets: dict[str, list[str]] = {}
     outputs: list[OutputSummary] = []
-    for row in reversed(audit):  # oldest first
-        operations[row["operation"]] += 1
-        seen = targets.setdefault(row["operation"], [])
-        if row["target"] not in seen:
-            seen.append(row["target"])
-        if row["operation"] == "output.write":
-            outputs.append(_output_summary(api, row))
+    history: list[FlowRunRecord] = []
+    audit: list[AuditRecord] = []
+    read_error = None
+    try:
+        history = api.read_flow_run_history(None, flow_run_id, limit=1)
+        audit = api.read_audit_log(flow_run_id=flow_run_id, limit=AUDIT_LIMIT)
+        for row in reversed(audit):  # oldest first
+            operations[row["operation"]] += 1
+            seen = targets.setdefault(row["operation"], [])
+            if row["target"] not in seen:
+                seen.append(row["target"])
+            if row["operation"] == "output.write":
+                outputs.append(_output_summary(api, row))
+    except Exception as exc:  # e.g. the store is down: still say what the outbox holds
+        if outbox is None:
+            raise
+        read_error = f"{type(exc).__name__}: {exc}"[:500]
     return RunSummary(
         flow_run_id=flow_run_id, store=store, block=block,
         history=history[0] if history else None,
         operations=dict(sorted(operations.items())), targets=targets, outputs=outputs,
         audit_rows=len(audit), audit_complete=len(audit) < AUDIT_LIMIT,
         left_in_outbox=left, outbox=str(outbox.path) if outbox is not None else "",
+        read_error=read_error,
     )
 
 
@@ -129,7 +140,9 @@ def summary_markdown(summary: RunSummary) -> str:
     lines = [f"### Memory written by flow run {_code(summary['flow_run_id'])}", ""]
     if summary["store"]:
         lines += [f"Store: {_code(summary['store'])}", ""]
-    if history is None:
+    if summary.get("read_error"):
+        lines += [f"The store could not be read back: {_cell(summary['read_error'])}", ""]
+    elif history is None:
         lines += ["No history row was stored for this run (see the outbox: "
                   "`memory-resources outbox status`).", ""]
     else:

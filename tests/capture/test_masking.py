@@ -88,3 +88,70 @@ def test_large_parameter_is_truncated_and_total_bounded() -> None:
     assert len(encode(out, max_bytes=None).encode()) <= 1000
     truncated = [k for k, v in out.items() if isinstance(v, dict) and v.get("__truncated__")]
     assert "big" in truncated and len(truncated) >= 2
+
+
+def test_top_level_secret_named_parameters_are_masked() -> None:
+    """Top-level parameters named like secrets are masked, camelCase and dashed names too;
+    look-alike names (max_tokens, author) are kept."""
+    out = capture_parameters({"password": "p1", "api_key": "k1", "token": "t1", "secret": "s1",
+                              "clientSecret": "c1", "X-Api-Key": "x1", "max_tokens": 5,
+                              "author": "me", "empty_password": None}, max_bytes=None)
+    assert out == {"password": MASK, "api_key": MASK, "token": MASK, "secret": MASK,
+                   "clientSecret": MASK, "X-Api-Key": MASK, "max_tokens": 5, "author": "me",
+                   "empty_password": None}
+
+
+def test_secretstr_annotated_parameter_given_a_plain_string_is_masked() -> None:
+    """A SecretStr-annotated parameter that arrives as a plain string (a deployment run's
+    JSON parameters) is masked by its annotation, also inside Optional and lists (a list of
+    secrets is masked whole)."""
+    out = capture_parameters({"signing": "sk-1", "maybe": "sk-2", "many": ["sk-3", "sk-4"],
+                              "none": None},
+                             {"signing": SecretStr, "maybe": Optional[SecretStr],  # noqa: UP045
+                              "many": list[SecretStr], "none": Optional[SecretStr]},  # noqa: UP045
+                             max_bytes=None)
+    assert out == {"signing": MASK, "maybe": MASK, "many": MASK, "none": None}
+
+
+def test_credentials_inside_strings_are_masked() -> None:
+    """URL passwords, password=... pairs and authorization credentials are masked inside
+    any string, at any depth; the rest of the string is kept."""
+    out = capture_parameters({
+        "db_url": "postgresql://agent:pw-1@db:5432/memory",
+        "cache": "redis://:pw-2@cache:6379/0",
+        "libpq": "host=db user=agent password=pw-3 dbname=memory",
+        "query": "https://api.example.com/v1?api_key=pw-4&page=2",
+        "headers": {"Authorization": "Bearer pw-5-abcdef", "Accept": "json",
+                    "Proxy-Authorization": "Basic cHc2OnB3Ng=="},
+        "note": ["see postgresql://u:pw-7@h/db for details"],
+        "plain": "https://example.com/a:b@c", "text": "explain token counting",
+    }, max_bytes=None)
+    assert out["db_url"] == f"postgresql://agent:{MASK}@db:5432/memory"
+    assert out["cache"] == f"redis://:{MASK}@cache:6379/0"
+    assert out["libpq"] == f"host=db user=agent password={MASK} dbname=memory"
+    assert out["query"] == f"https://api.example.com/v1?api_key={MASK}&page=2"
+    assert out["headers"] == {"Authorization": MASK, "Accept": "json",
+                              "Proxy-Authorization": MASK}
+    assert out["note"] == [f"see postgresql://u:{MASK}@h/db for details"]
+    assert out["plain"] == "https://example.com/a:b@c" and out["text"] == "explain token counting"
+    assert not any(f"pw-{n}" in encode(out) for n in range(1, 8))
+
+
+def test_bearer_value_under_an_innocent_key_is_masked() -> None:
+    """An authorization value is masked by its shape even under a key that names nothing."""
+    assert mask_value({"h": "Bearer eyJhbGciOiJIUzI1NiJ9.x.y"}) == {"h": f"Bearer {MASK}"}
+
+
+def test_outbox_target_config_holds_no_secret() -> None:
+    """A store whose backend config holds credentials (a URL with a password, a password
+    field) records no config with its outbox target: replay needs the saved block."""
+    from memory_resources.blocks import MemoryStore, PostgresMemory, RedisMemory
+
+    with_url = MemoryStore(redis=RedisMemory(url="redis://:pw-url-9@127.0.0.1:6379/0"))
+    with_password = MemoryStore(postgres=PostgresMemory(password=SecretStr("pw-field-9")))
+    for memory in (with_url, with_password):
+        target = memory.outbox_target()
+        assert target.config is None
+        assert "pw-" not in repr(target) and "pw-" not in target.label
+    plain = MemoryStore(embedded_path="/tmp/memory-resources-test/memory.db")
+    assert plain.outbox_target().config is not None  # no secret: replayable from the file
