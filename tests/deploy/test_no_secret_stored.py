@@ -127,7 +127,8 @@ def test_deployment_runs_store_no_secret_and_show_capture_failures(
 
     logs = prefect_client.read_logs(log_filter=LogFilter(
         flow_run_id=LogFilterFlowRunId(any_=[runs["secrets-down"].id])))
-    warnings = [log.message for log in logs if log.level == 30 and "outbox" in log.message]
+    warnings = [log.message for log in logs
+                if log.level == 30 and log.message.startswith("memory capture:")]
     replay = f"memory-resources outbox replay --outbox {env['MEMORY_RESOURCES_TEST_OUTBOX']}"
     assert warnings and all(replay in message for message in warnings), [
         (log.level, log.message) for log in logs]
