@@ -255,18 +255,76 @@ def _show(records: list[dict[str, Any]], as_json: bool, none_found: str,
         raise typer.Exit(code=1)
 
 
+def _epoch(value: str | None) -> float | None:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(value).timestamp() if value else None
+
+
+def run_phases(timeline: list[dict[str, Any]]) -> tuple[float | None, list[float]]:
+    """``(queue seconds, attempt seconds)`` of a state timeline: the queue is the first
+    state to the first Running; an attempt is a Running to the state after it."""
+    times = [_epoch(entry.get("timestamp")) for entry in timeline]
+    queue: float | None = None
+    attempts: list[float] = []
+    for i, entry in enumerate(timeline):
+        if entry.get("type") != "RUNNING" or times[i] is None:
+            continue
+        if queue is None and times[0] is not None:
+            queue = max(0.0, times[i] - times[0])  # type: ignore[operator]
+        if i + 1 < len(timeline) and times[i + 1] is not None:
+            attempts.append(max(0.0, times[i + 1] - times[i]))  # type: ignore[operator]
+    return queue, attempts
+
+
+def timeline_table(flow: str, rows: list[dict[str, Any]]) -> Any:
+    """The runs' state timelines as one rich table (one line per state)."""
+    from rich.table import Table
+
+    table = Table(title=f"state timeline of {flow} — {len(rows)} run(s), newest first")
+    for column in ("run", "state", "type", "at", "+s", "phases"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        entries = list((row["data"] or {}).get("timeline") or [])
+        if not entries:
+            table.add_row(row["run_id"], _status(row["status"]), "", "", "",
+                          "no timeline recorded", end_section=True)
+            continue
+        queue, attempts = run_phases(entries)
+        phases = "; ".join(filter(None, [
+            f"queued {queue:.2f}s" if queue is not None else "",
+            "attempts " + ", ".join(f"{a:.2f}s" for a in attempts) if attempts else ""]))
+        start = _epoch(entries[0].get("timestamp"))
+        for i, entry in enumerate(entries):
+            at = _epoch(entry.get("timestamp"))
+            offset = f"+{at - start:.2f}" if at is not None and start is not None else ""
+            table.add_row(row["run_id"] if i == 0 else "", str(entry.get("name")),
+                          str(entry.get("type")), _when(entry.get("timestamp")), offset,
+                          phases if i == 0 else "", end_section=i == len(entries) - 1)
+    return table
+
+
 @app.command()
 def history(
     flow: str = typer.Option(..., "--flow", help="Flow name (or flow id) whose runs to show."),
     limit: int = typer.Option(20, "--limit", min=1, help="Newest runs to show."),
     block: str | None = _BLOCK_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the history rows as JSON."),
+    timeline: bool = typer.Option(
+        False, "--timeline",
+        help="Show each run's states (Scheduled, Pending, Running, retries, end) with "
+             "times, queue time and attempt durations."),
 ) -> None:
     """Show a flow's captured runs, newest first; exit code 1 when it has none."""
     from rich.table import Table
 
     def read() -> list[dict[str, Any]]:
         return runs_of_flow(_memory_api(block), flow, limit)
+
+    if timeline and not as_json:
+        _show(exit_on_error(read), False, f"no captured runs of flow {flow!r}",
+              lambda rows: timeline_table(flow, rows))
+        return
 
     def as_table(rows: list[dict[str, Any]]) -> Table:
         table = Table(title=f"history of {flow} — {len(rows)} run(s), newest first")

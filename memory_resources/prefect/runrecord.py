@@ -119,6 +119,42 @@ def _parent_flow_run_id(flow_run: Any) -> str | None:
     return parent
 
 
+TIMELINE_LIMIT = 200
+"""Most states kept in a run's timeline (the newest are kept; a flow retried forever)."""
+
+
+def _state_entry(state: Any) -> dict[str, Any]:
+    return {"name": state.name, "type": getattr(state.type, "value", str(state.type)),
+            "timestamp": iso(state.timestamp)}
+
+
+def state_timeline(flow_run: Any, state: Any) -> list[dict[str, Any]] | None:
+    """Every state of the run so far, oldest first, as ``{name, type, timestamp}``: read
+    from the Prefect API (Scheduled and Pending happen before any hook runs), with
+    ``state`` appended when the API does not list it yet. None when the API cannot be
+    read (the row keeps the timeline of its previous write)."""
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            states = client.read_flow_run_states(flow_run.id)
+    except Exception as exc:  # the row is still worth writing
+        _log.warning("cannot read the run's states for its timeline",
+                     flow_run_id=str(flow_run.id), error=f"{type(exc).__name__}: {exc}")
+        return None
+    states = sorted(states, key=lambda s: s.timestamp)
+    if state is not None and all(s.id != state.id for s in states):
+        states.append(state)
+    return [_state_entry(s) for s in states[-TIMELINE_LIMIT:]]
+
+
+def _first_running(timeline: list[dict[str, Any]] | None) -> str | None:
+    for entry in timeline or ():
+        if entry["type"] == "RUNNING":
+            return typing.cast(str | None, entry["timestamp"])
+    return None
+
+
 def _state_exception(state: Any) -> BaseException | None:
     try:
         value = state.result(raise_on_failure=False, _sync=True)
@@ -139,6 +175,9 @@ def flow_run_write(target: CaptureLimits, flow: Any, flow_run: Any, state: Any) 
     }
     started_at = ended_at = None
     duration = None
+    timeline = state_timeline(flow_run, state)
+    if timeline is not None:
+        data["timeline"] = timeline
     error_type = error_message = None
     parent_run_id = None
     parameters = None
@@ -157,7 +196,10 @@ def flow_run_write(target: CaptureLimits, flow: Any, flow_run: Any, state: Any) 
     else:
         ended_at = iso(state.timestamp)
         run_count = max(int(flow_run.run_count or 0), 1)
-        started = _STARTED.pop(run_id, None) or iso(flow_run.start_time)
+        started = (_STARTED.pop(run_id, None) or iso(flow_run.start_time)
+                   or _first_running(timeline))
+        if started_at is None and started is not None:
+            started_at = started  # e.g. a crash recorded by another process
         if started is not None and ended_at is not None:
             duration = max(0.0, dt.datetime.fromisoformat(ended_at).timestamp()
                            - dt.datetime.fromisoformat(started).timestamp())
