@@ -30,6 +30,7 @@ of a silent refusal.
 from __future__ import annotations
 
 import contextlib
+import selectors
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from functools import partial
 from operator import attrgetter
 from typing import Any
 
+import redis.exceptions as rex
 from redis.cluster import RedisCluster
 
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
@@ -45,6 +47,7 @@ from .client import close_client
 from .direct import execute
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
+from .lane import Lane
 from .retrying import RetryPolicy
 from .scripts import Scripts, run
 
@@ -52,6 +55,9 @@ _ACQUIRE = attrgetter("acquire")
 _RELEASE = attrgetter("release")
 _EXTEND = attrgetter("extend")
 _RAISE_FENCE = attrgetter("raise_fence")
+_GRACE = 0.002
+"""Once a request is decided, how long its caller still reads replies arriving from the
+other masters (so a healthy master's connection is not handed to a worker thread)."""
 _PENDING: Any = object()
 """A node that has not answered yet."""
 
@@ -150,11 +156,17 @@ class Redlock:
         """Acquires in flight per (node, lease, owner): a later request of the same owner
         on that node waits for it, so a release never overtakes its own acquire."""
         self._acquiring_guard = threading.Lock()
+        self._lanes: list[Lane | None] = [] if self.single else [
+            None if node.cluster else Lane(node.client.connection_pool, max_pending)
+            for node in self.nodes]
 
     def close(self) -> None:
         """Stop the worker threads (without waiting) and close every node's client."""
         for worker in self._workers:
             worker.executor.shutdown(wait=False, cancel_futures=True)
+        for lane in self._lanes:
+            if lane is not None:
+                lane.close()
         for node in self.nodes:
             node.close()
 
@@ -217,24 +229,17 @@ class Redlock:
         says the answers so far decide, or after ``node_timeout``. Nodes without an answer
         by then are reported as failed. Requests carrying an owner (``args[0]``) are
         ordered after that owner's acquire on the same node (``opens``: this is one)."""
-        state = _Round(len(targets))
         gate = (keys[0], str(args[0])) if keys and args else None
+        inline = self._fanout_inline(pick, keys, args, targets, done, gate, opens)
+        if inline is not None:
+            return inline
+        state = _Round(len(targets))
         for slot, index in enumerate(targets):
             node = self.nodes[index]
 
             def task(slot: int = slot, node: LockNode = node) -> None:
-                result = self._request(node, pick, keys, args)
-                with state.cond:
-                    if not state.closed:
-                        state.results[slot] = result
-                        state.cond.notify()
-                        return
-                    if state.verdict is None:
-                        state.late.append((node, result))
-                        return
-                    verdict = state.verdict
-                if verdict == "undo" and _granted(result):
-                    self._request(node, _RELEASE, keys[:1], args[:1])
+                self._settle(state, slot, node, self._request(node, pick, keys, args),
+                             keys, args)
 
             if not self._submit(index, task, gate, opens):
                 state.results[slot] = BackendUnavailableError(
@@ -255,6 +260,132 @@ class Redlock:
                     BACKEND, f"lock node {self.nodes[targets[slot]].label}: no answer within "
                     f"lock_node_timeout={self.node_timeout:g} s")
         return results, state
+
+    def _settle(self, state: _Round, slot: int, node: LockNode, result: Any,
+                keys: tuple[str, ...], args: tuple[Any, ...]) -> None:
+        """Record a node's answer; after the caller moved on, keep it for :meth:`_decide`,
+        or release a grant the caller gave up on."""
+        with state.cond:
+            if not state.closed:
+                state.results[slot] = result
+                state.cond.notify()
+                return
+            if state.verdict is None:
+                state.late.append((node, result))
+                return
+            verdict = state.verdict
+        if verdict == "undo" and _granted(result):
+            self._request(node, _RELEASE, keys[:1], args[:1])
+
+    def _command(self, node: LockNode, pick: Callable[[Scripts], Any] | str,
+                 keys: tuple[str, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if isinstance(pick, str):
+            return (pick, *keys, *args)
+        return ("EVALSHA", pick(node.scripts).sha, len(keys), *keys, *args)
+
+    def _read(self, node: LockNode, conn: Any, pick: Callable[[Scripts], Any] | str,
+              keys: tuple[str, ...], args: tuple[Any, ...], lane: Lane) -> Any:
+        """The reply on ``conn`` (readable); the connection goes back to ``lane`` unless it
+        failed."""
+        try:
+            reply = conn.read_response()
+        except rex.NoScriptError:
+            lane.give(conn)
+            return self._request(node, pick, keys, args)  # loads the script
+        except rex.ResponseError as exc:
+            lane.give(conn)
+            return translate(exc, self.policy.secrets, where=f"lock node {node.label}")
+        except CAUGHT as exc:
+            conn.disconnect()
+            return translate(exc, self.policy.secrets, where=f"lock node {node.label}")
+        lane.give(conn)
+        return reply
+
+    def _fanout_inline(self, pick: Callable[[Scripts], Any] | str, keys: tuple[str, ...],
+                       args: tuple[Any, ...], targets: Sequence[int],
+                       done: Callable[[list[Any]], bool], gate: tuple[str, str] | None,
+                       opens: bool) -> tuple[list[Any], _Round] | None:
+        """:meth:`_fanout` from the caller's thread when every target has an idle
+        connection (:class:`Lane`) and no acquire of the same owner is in flight there;
+        else None. Requests are written to every master, replies read as they arrive
+        (``select``); a master without an answer after ``node_timeout`` is handed, with
+        its connection, to its worker thread, which finishes the read."""
+        lanes = [self._lanes[index] for index in targets]
+        if any(lane is None or not lane.usable for lane in lanes):
+            return None
+        if gate is not None:
+            with self._acquiring_guard:
+                if any((index, *gate) in self._acquiring for index in targets):
+                    return None
+        taken: list[Any] = []
+        for index, lane in zip(targets, lanes, strict=True):
+            assert lane is not None
+            conn = lane.take()
+            if conn is None and not lane.warming:
+                lane.warming = True
+                if not self._workers[index].submit(lane.warm):
+                    lane.warming = False
+            taken.append(conn)
+        if any(conn is None for conn in taken):
+            for lane, conn in zip(lanes, taken, strict=True):
+                if conn is not None and lane is not None:
+                    lane.give(conn)
+            return None
+        state = _Round(len(targets))
+        results = state.results
+        selector = selectors.DefaultSelector()
+        try:
+            for slot, (index, conn) in enumerate(zip(targets, taken, strict=True)):
+                node = self.nodes[index]
+                try:
+                    conn.send_command(*self._command(node, pick, keys, args),
+                                      check_health=False)
+                    selector.register(conn._sock, selectors.EVENT_READ, slot)
+                except CAUGHT as exc:
+                    conn.disconnect()
+                    results[slot] = translate(exc, self.policy.secrets,
+                                              where=f"lock node {node.label}")
+            limit = time.monotonic() + self.node_timeout
+            while selector.get_map():
+                if limit - time.monotonic() > _GRACE and done(results):
+                    limit = time.monotonic() + _GRACE  # decided: a short look for the rest
+                left = limit - time.monotonic()
+                events = selector.select(left) if left > 0 else []
+                if not events:
+                    break  # out of time: the rest are stragglers
+                for key, _ in events:
+                    slot = key.data
+                    selector.unregister(key.fileobj)
+                    index = targets[slot]
+                    lane = lanes[slot]
+                    assert lane is not None
+                    results[slot] = self._read(self.nodes[index], taken[slot], pick, keys,
+                                               args, lane)
+            stragglers = [key.data for key in selector.get_map().values()]
+        finally:
+            selector.close()
+        state.closed = True
+        answers = list(results)
+        for slot in stragglers:
+            index = targets[slot]
+            node, conn, lane = self.nodes[index], taken[slot], lanes[slot]
+            assert lane is not None
+
+            def finish(slot: int = slot, node: LockNode = node, conn: Any = conn,
+                       lane: Lane = lane) -> None:
+                self._settle(state, slot, node, self._read(node, conn, pick, keys, args,
+                                                           lane), keys, args)
+
+            if not self._submit(index, finish, gate, opens):
+                conn.disconnect()
+            answers[slot] = BackendUnavailableError(
+                BACKEND, f"lock node {node.label}: no answer within "
+                f"lock_node_timeout={self.node_timeout:g} s")
+        for slot, result in enumerate(answers):
+            if result is _PENDING:  # not sent: decided without it
+                answers[slot] = BackendUnavailableError(
+                    BACKEND, f"lock node {self.nodes[targets[slot]].label}: not asked")
+        return answers, state
 
     def _decide(self, state: _Round, verdict: str, release: tuple[tuple[str, ...],
                 tuple[Any, ...]]) -> None:
