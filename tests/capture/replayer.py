@@ -1,12 +1,14 @@
 """A replayer process for the cross-process outbox tests (run as ``python -m``).
 
 ``python -m tests.capture.replayer OUTBOX TARGET STORE_JSON [--lease S] [--batch N]
-[--announce] [--hang-after N]`` replays TARGET's records of the outbox file OUTBOX into a real store
+[--announce] [--hang-after N] [--until FILE]`` replays TARGET's records of the outbox file OUTBOX into a real store
 (``{"sqlite": PATH}`` or ``{"postgres": DSN, "schema": NAME}``) and prints the
 :class:`ReplayReport` as JSON. With ``--announce`` it prints ``wrote TASK_RUN_ID`` after
 each output write reaches the store; with ``--hang-after N`` it then stops after the Nth
 write (before deleting that record from the outbox) until it is killed, so a test can
-SIGKILL it mid-way at a known point.
+SIGKILL it mid-way at a known point. With ``--until FILE`` it replays again and again (a
+failed round, e.g. the store still down, is retried) until FILE exists, then once more,
+and prints the summed report.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from typing import Any
 
 from memory_resources.capture.outbox import Outbox, OutboxTarget
@@ -64,7 +67,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--announce", action="store_true")
     parser.add_argument("--hang-after", type=int, default=None)
+    parser.add_argument("--until", default=None)
     args = parser.parse_args(argv)
+    if args.until:
+        return _loop(args)
     store = build_store(json.loads(args.store))
     outputs = Announcing(store, args.hang_after) if args.announce else store
     outbox = Outbox(args.outbox, lease=args.lease)
@@ -74,6 +80,34 @@ def main(argv: list[str]) -> int:
     report = writer.replay()
     print(json.dumps(dataclasses.asdict(report)), flush=True)
     store.close()
+    return 0
+
+
+def _loop(args: argparse.Namespace) -> int:
+    """Replay until the stop file exists (the store may be unreachable at first)."""
+    from pathlib import Path
+
+    outbox = Outbox(args.outbox, lease=args.lease)
+    target = OutboxTarget(args.target, args.target, None, None)
+    total: dict[str, int] = {"written": 0, "skipped": 0, "set_aside": 0, "rounds": 0}
+    store: Any = None
+    while True:
+        last = Path(args.until).exists()
+        try:
+            if store is None:
+                store = build_store(json.loads(args.store))
+            writer = CaptureWriter(lambda: CaptureStores(history=store, outputs=store),
+                                   outbox, target, batch_size=args.batch)
+            report = writer.replay()
+            for key in ("written", "skipped", "set_aside"):
+                total[key] += getattr(report, key)
+            total["rounds"] += 1
+        except Exception:  # the store is still down: try again
+            store = None
+        if last:
+            break
+        time.sleep(0.02)
+    print(json.dumps(total), flush=True)
     return 0
 
 
