@@ -98,7 +98,10 @@ class PostgresConfig(BaseModel):
     dsn: SecretStr | None = Field(
         None, description="libpq connection string or URL; overrides host/port/database/user."
     )
-    connection_timeout: float = Field(30, gt=0, description="Connect timeout in seconds.")
+    connection_timeout: float = Field(
+        30, gt=0, description="Seconds one connect attempt, or a wait for a free pooled "
+        "connection, may take (operation_timeout caps it).",
+    )
     max_connections: int = Field(10, ge=1, description="Maximum connections in the pool.")
     min_connections: int = Field(1, ge=0, description="Connections opened up front.")
     schema_: str = Field("public", alias="schema", description="Schema holding the tables.")
@@ -123,7 +126,26 @@ class PostgresConfig(BaseModel):
         DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="Largest encoded value accepted."
     )
     retry_attempts: int = Field(
-        3, ge=0, description="Retries of an idempotent operation on connection errors."
+        6, ge=0, description="Retries (backoff with jitter, within operation_timeout) of a "
+        "failed connect, and of an idempotent statement that failed transiently after it was "
+        "sent (connection lost, serialization failure, deadlock, read-only after failover).",
+    )
+    operation_timeout: float = Field(
+        10, gt=0, description="Time budget in seconds of one call: waiting for a pooled "
+        "connection, connecting, retries and the statement together. Past it the call raises "
+        "BackendTimeoutError (BackendUnavailableError when every attempt was refused).",
+    )
+    keepalives_idle: int = Field(
+        30, ge=1, description="Seconds a connection is idle before TCP keepalive probes "
+        "start (10 s apart, 3 unanswered = dead): keeps NAT/firewall state, detects dead peers.",
+    )
+    max_idle: float = Field(
+        300, gt=0, description="A pooled connection unused for this many seconds is closed "
+        "and replaced instead of reused (server, proxy and cloud idle timeouts).",
+    )
+    max_lifetime: float = Field(
+        3600, gt=0, description="A pooled connection older than this many seconds is closed "
+        "and replaced when next borrowed.",
     )
     local_server: bool = Field(
         False,

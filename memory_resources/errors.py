@@ -92,7 +92,17 @@ class BackendAuthenticationError(BackendError, PermissionError):
 
 
 class BackendTimeoutError(BackendError, TimeoutError):
-    """A backend cancelled an operation that exceeded its time limit (e.g. statement_timeout)."""
+    """An operation exceeded its time limit: the call's deadline (``operation_timeout``)
+    or a server-side limit (e.g. ``statement_timeout``)."""
+
+
+class BackendPermissionError(BackendError, PermissionError):
+    """The backend refused an operation for lack of a privilege (permanent: not retried)."""
+
+
+class BackendConfigurationError(BackendError, ConfigurationError):
+    """The backend says the configuration names something that does not exist there
+    (e.g. a database) or that it does not support (permanent: not retried)."""
 
 
 class SchemaError(BackendError):
@@ -130,7 +140,9 @@ class LockNotHeldError(LockError):
 
 __all__ = [
     "BackendAuthenticationError",
+    "BackendConfigurationError",
     "BackendError",
+    "BackendPermissionError",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "ConfigurationError",

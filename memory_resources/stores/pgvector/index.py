@@ -33,7 +33,7 @@ from ...protocols import VectorFilter
 from ...records import HealthReport, JSONDict, Metric, VectorMatch
 from ...validation import require_id
 from ...vector_filter import Condition, parse_filter
-from ..postgres.pool import Cursor, PostgresPool
+from ..postgres.pool import NO_DEADLINE, Cursor, PostgresPool
 from .filters import compile_filter, filter_keys
 from .monitoring import namespace_counts, table_sizes
 from .naming import hnsw_index_name, table_name
@@ -212,7 +212,8 @@ class PgVectorIndex:
         try:
             yield self
         finally:
-            self._indexed = pool.run(self._build_index)
+            # An HNSW build can take minutes: no client-side deadline (maintenance).
+            self._indexed = pool.run(self._build_index, timeout=NO_DEADLINE)
 
     def _build_index(self, cur: Cursor) -> bool:
         assert self._info is not None

@@ -53,7 +53,8 @@ from .aio_driver import CAUGHT, connect_options, is_transient, quote_ident, tran
 from .errors import BACKEND
 from .local import start_local_server
 from .plan import Op
-from .pool import Backoff, _prepared, _secrets_of
+from .pool import Backoff, _secrets_of
+from .prepared import _prepared
 from .store import _TEMPLATES, PURGE_INTERVAL, PostgresStore
 
 T = TypeVar("T")

@@ -1,27 +1,97 @@
-"""Translate psycopg2 errors into the library's typed errors (no driver error escapes)."""
+"""One classification of psycopg2 errors: transient (retried inside the call's deadline)
+or permanent (raised at once), and the typed error each becomes (no driver error escapes).
+
+After a session exists every server error carries a SQLSTATE, and only the SQLSTATE is
+used. A failed *login* is the exception: libpq reports it before a session exists and
+psycopg2 exposes no SQLSTATE for it (``pgcode`` is None), so :func:`login_problem` reads
+libpq's message (the server's English wording); anything it does not recognise is
+treated as transient (retried until the deadline) and reported with the server's text.
+"""
 
 from __future__ import annotations
 
+import re
+
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 
 from ...errors import (
     BackendAuthenticationError,
+    BackendConfigurationError,
     BackendError,
+    BackendPermissionError,
     BackendTimeoutError,
     BackendUnavailableError,
+    SchemaError,
 )
 
 BACKEND = "postgres"
 
-_CONNECTION_SQLSTATE_CLASSES = ("08",)
-_SHUTDOWN_SQLSTATES = {"57P01", "57P02", "57P03"}
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+_SHUTDOWN_SQLSTATES = {"57P01", "57P02", "57P03"}  # admin shutdown, crash, cannot connect now
+_RETRYABLE_SQLSTATES = {
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "25006",  # read_only_sql_transaction: a replica, or a primary demoted by a failover
+    "53300",  # too_many_connections
+    "55P03",  # lock_not_available
+}
 _AUTH_SQLSTATES = {"28000", "28P01"}
-# libpq reports a failed login before a session exists, so no SQLSTATE is available;
-# these fragments of libpq's own message are the only signal it gives.
-_AUTH_FRAGMENTS = ("password authentication failed", "no password supplied",
-                   "authentication failed", "role \"")
+_SCHEMA_SQLSTATES = {"3F000", "42P01", "42883"}  # schema / table / function missing
+
+
+class _Login:
+    """libpq login failures, recognised by the server's (English) message."""
+
+    ROLE = re.compile(r'role "([^"]*)" does not exist')
+    DATABASE = re.compile(r'database "([^"]*)" does not exist')
+    PASSWORD = re.compile(r'password authentication failed for user "([^"]*)"')
+    NO_PASSWORD = re.compile(r"no password supplied")
+    HBA = re.compile(r"no pg_hba\.conf entry for host \"([^\"]*)\", user \"([^\"]*)\"")
+    NO_CONNECT = re.compile(r'permission denied for database "([^"]*)"')
+    NOT_ALLOWED = re.compile(r'role "([^"]*)" is not permitted to log in')
+    SSL = re.compile(r"server does not support SSL|SSL is not enabled on the server")
+
+
+def login_problem(exc: BaseException) -> BackendError | None:
+    """The permanent typed error of a refused login, or None when the failure may pass
+    (refused, reset, timed out, too many clients, starting up, …)."""
+    if not isinstance(exc, psycopg2.OperationalError) or exc.pgcode is not None:
+        return None
+    text = str(exc)
+    if match := _Login.ROLE.search(text):
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: role {match.group(1)!r} does not exist on the server; "
+            "create it (CREATE ROLE ... LOGIN) or fix the user in postgres_config / the DSN")
+    if match := _Login.PASSWORD.search(text):
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: wrong password for user {match.group(1)!r}; fix "
+            "postgres_config['password'] or the password in the DSN")
+    if _Login.NO_PASSWORD.search(text):
+        return BackendAuthenticationError(
+            BACKEND, "login refused: the server asks for a password and none is configured; "
+            "set postgres_config['password'] or put it in the DSN")
+    if match := _Login.HBA.search(text):
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: pg_hba.conf has no entry for host {match.group(1)!r}, "
+            f"user {match.group(2)!r}; add one on the server or connect as an allowed user")
+    if match := _Login.NOT_ALLOWED.search(text):
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: role {match.group(1)!r} may not log in; "
+            "ALTER ROLE ... LOGIN on the server, or use a login role")
+    if match := _Login.DATABASE.search(text):
+        return BackendConfigurationError(
+            BACKEND, f"database {match.group(1)!r} does not exist on the server; create it "
+            "(CREATE DATABASE) or fix the database in postgres_config / the DSN")
+    if match := _Login.NO_CONNECT.search(text):
+        return BackendPermissionError(
+            BACKEND, f"permission denied to connect to database {match.group(1)!r}; "
+            "GRANT CONNECT ON DATABASE ... TO the role, or use another role")
+    if _Login.SSL.search(text):
+        return BackendConfigurationError(
+            BACKEND, "the server does not support SSL but sslmode requires it; enable SSL on "
+            "the server or change postgres_config['sslmode']")
+    return None
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -35,14 +105,16 @@ def is_connection_failure(exc: BaseException) -> bool:
     code = exc.pgcode
     if code is None:
         return True
-    return code.startswith(_CONNECTION_SQLSTATE_CLASSES) or code in _SHUTDOWN_SQLSTATES
+    return code.startswith("08") or code in _SHUTDOWN_SQLSTATES
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when retrying ``exc`` on a fresh connection may succeed."""
+    if not isinstance(exc, psycopg2.Error):
+        return False
     if is_connection_failure(exc):
-        return not is_auth_failure(exc)
-    return isinstance(exc, psycopg2.Error) and exc.pgcode in _RETRYABLE_SQLSTATES
+        return login_problem(exc) is None
+    return exc.pgcode in _RETRYABLE_SQLSTATES
 
 
 def is_auth_failure(exc: BaseException) -> bool:
@@ -51,8 +123,7 @@ def is_auth_failure(exc: BaseException) -> bool:
         return False
     if exc.pgcode in _AUTH_SQLSTATES:
         return True
-    text = str(exc).lower()
-    return exc.pgcode is None and any(fragment in text for fragment in _AUTH_FRAGMENTS)
+    return isinstance(login_problem(exc), BackendAuthenticationError)
 
 
 def _clean(message: str, secrets: tuple[str, ...]) -> str:
@@ -68,15 +139,30 @@ def translate(
 ) -> BackendError:
     """The typed error for a psycopg2 error; ``secrets`` are masked out of the message."""
     prefix = f"{context}: " if context else ""
+    connection = getattr(getattr(exc, "cursor", None), "connection", None)
+    if getattr(connection, "cut", False):  # the pool's watchdog ended an overdue call
+        return BackendTimeoutError(BACKEND, prefix + "no reply within the call's deadline "
+                                   "(operation_timeout); the connection was closed")
+    login = login_problem(exc)
+    if login is not None:
+        return type(login)(BACKEND, prefix + str(login).removeprefix(f"[{BACKEND}] "))
     message = prefix + _clean(str(exc) or type(exc).__name__, secrets)
-    if is_auth_failure(exc):
-        return BackendAuthenticationError(BACKEND, prefix + "authentication failed "
-                                          "(check user and password)")
+    code = getattr(exc, "pgcode", None)
+    if code:
+        message += f" (SQLSTATE {code})"
     if isinstance(exc, psycopg2.extensions.QueryCanceledError):
         return BackendTimeoutError(BACKEND, message)
     if is_connection_failure(exc):
         return BackendUnavailableError(BACKEND, message)
-    code = getattr(exc, "pgcode", None)
-    if code:
-        message += f" (SQLSTATE {code})"
+    if code in _AUTH_SQLSTATES:
+        return BackendAuthenticationError(BACKEND, message)
+    if code == "42501":
+        return BackendPermissionError(
+            BACKEND, message + "; the role lacks a privilege: GRANT it (docs/postgres.md "
+            "lists the grants) or connect as a role that has it")
+    if code == "3D000":
+        return BackendConfigurationError(BACKEND, message)
+    if code in _SCHEMA_SQLSTATES:
+        return SchemaError(BACKEND, message + "; the memory tables are missing or too old: "
+                           "run `memory-resources migrate` (or set auto_migrate=True)")
     return BackendError(BACKEND, message)

@@ -1,155 +1,87 @@
-"""A thread-safe psycopg2 connection pool kept for a store's life.
+"""A thread-safe psycopg2 connection pool kept for a store's life, with one deadline per call.
 
-One connection is borrowed per operation and always returned, also on error; a broken
-connection is closed and replaced. Borrowers wait (up to ``connection_timeout``) when every
-connection is in use instead of failing. Idempotent operations run through :meth:`PostgresPool.run`
-are retried with exponential backoff on connection failures.
+Every call (:meth:`PostgresPool.run`, :meth:`PostgresPool.connection`) has one time budget,
+``operation_timeout``: waiting for a free connection, connecting, retries with backoff and
+the statement all end by it (a :func:`call_budget` block can shorten it for every call
+inside). A connection is checked before each use (closed by the server, cut, idle longer
+than ``max_idle``, older than ``max_lifetime`` -> closed and replaced before anything is
+sent). Transient failures of idempotent calls are retried with exponential backoff and
+jitter; permanent ones (login refused, missing database, permission denied) are raised at
+once with a precise message (see :mod:`.errors`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
-import psycopg2.extras
-import psycopg2.pool
 
-from ... import codec
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig
-from ...errors import BackendError, BackendUnavailableError
+from ...errors import BackendError, BackendTimeoutError, BackendUnavailableError
 from ...log import get_logger
 from ...validation import require_identifier
+from .connection import (
+    WATCHDOG,
+    ConnectTimeout,
+    PooledConnection,
+    connect_kwargs,
+    open_connection,
+)
 from .errors import BACKEND, is_connection_failure, is_transient, translate
+from .prepared import execute_prepared
 
 T = TypeVar("T")
 Cursor = psycopg2.extensions.cursor
 Connection = psycopg2.extensions.connection
 
 _log = get_logger(__name__)
+_SCOPE = threading.local()
+NO_DEADLINE = math.inf
+"""``timeout=NO_DEADLINE``: no client-side deadline for this call (maintenance work such as
+an index build); connecting stays bounded by ``connection_timeout``."""
+_MIN_ATTEMPT = 0.05
+"""No retry is started with less than this left before the deadline."""
+
+__all__ = ["NO_DEADLINE", "Backoff", "Connection", "Cursor", "PostgresPool", "call_budget",
+           "connect_kwargs", "execute_prepared"]
 
 
-class _Connection(psycopg2.extensions.connection):
-    """A connection that decodes JSON/JSONB with the library codec (tagged types restored)
-    and remembers which statements it has prepared."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        psycopg2.extras.register_default_jsonb(self, loads=codec.decode)
-        psycopg2.extras.register_default_json(self, loads=codec.decode)
-        self.prepared: set[str] = set()
-
-
-_NAMED = re.compile(r"%\((\w+)\)s")
-
-
-class _Prepared(NamedTuple):
-    """A ``%(name)s`` statement turned into a server-side prepared statement's parts."""
-
-    name: str
-    """``mr_<name>_<digest of the text>``: a changed statement gets a new name."""
-    text: str
-    """The statement with ``$n`` placeholders (what PREPARE takes)."""
-    names: tuple[str, ...]
-    """The parameter names in ``$n`` order."""
-    execute: str
-    """``EXECUTE <name> (%s, ...)``."""
-
-
-_PREPARED: dict[tuple[str, str], _Prepared] = {}
-
-
-def _prepared(name: str, statement: str) -> _Prepared:
-    """The prepared-statement parts of ``statement`` (computed once per name and text)."""
-    cached = _PREPARED.get((name, statement))
-    if cached is None:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match.group(1) not in names:
-                names.append(match.group(1))
-            return f"${names.index(match.group(1)) + 1}"
-
-        text = _NAMED.sub(number, statement).replace("%%", "%")
-        prepared_name = f"mr_{name}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
-        cached = _Prepared(prepared_name, text, tuple(names),
-                           f"EXECUTE {prepared_name} ({', '.join(['%s'] * len(names))})")
-        _PREPARED[(name, statement)] = cached
-    return cached
-
-
-def execute_prepared(cur: Cursor, name: str, statement: str, params: dict[str, Any], *,
-                     enabled: bool = True) -> None:
-    """Run a hot ``%(name)s`` statement as a server-side prepared statement: PREPAREd once
-    per pooled connection, then only EXECUTEd (no parse/plan per call). Every parameter in
-    ``statement`` must have a type the server can infer (cast it otherwise). With
-    ``enabled=False`` (``prepared_statements`` off) the statement is sent as is."""
-    done: set[str] | None = getattr(cur.connection, "prepared", None)
-    if not enabled or done is None:
-        cur.execute(statement, params)
-        return
-    prepared = _prepared(name, statement)
-    if prepared.name not in done:
-        cur.execute(f"PREPARE {prepared.name} AS {prepared.text}")
-        done.add(prepared.name)
-    cur.execute(prepared.execute, [params[n] for n in prepared.names])
+@contextlib.contextmanager
+def call_budget(seconds: float) -> Iterator[float]:
+    """Every pool call made by this thread inside the block ends by ``now + seconds`` (or
+    by an enclosing budget's end, when sooner). Yields that monotonic deadline."""
+    outer: float | None = getattr(_SCOPE, "deadline", None)
+    deadline = time.monotonic() + seconds
+    if outer is not None and outer < deadline:
+        deadline = outer
+    _SCOPE.deadline = deadline
+    try:
+        yield deadline
+    finally:
+        _SCOPE.deadline = outer
 
 
 class Backoff:
-    """Exponential backoff with full jitter: ``compute(failures)`` seconds to wait."""
+    """Exponential backoff with "equal" jitter: ``compute(failures)`` seconds to wait, between
+    half and all of ``base * 2**(failures-1)`` (capped). The lower half guarantees the
+    retries span a server restart (6 retries: 1.75-3.5 s); the jitter spreads clients."""
 
-    def __init__(self, base: float = 0.05, cap: float = 2.0) -> None:
+    def __init__(self, base: float = 0.1, cap: float = 1.0) -> None:
         self.base = base
         self.cap = cap
         self._random = random.Random()  # private: never disturbs the global random state
 
     def compute(self, failures: int) -> float:
-        return self._random.uniform(0, min(self.cap, self.base * (2 ** max(0, failures - 1))))
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def connect_kwargs(config: PostgresConfig, *, replica: bool = False) -> tuple[str, dict[str, Any]]:
-    """The libpq DSN and keyword arguments for one connection of ``config``."""
-    if replica and config.read_replica_dsn is not None:
-        dsn = config.read_replica_dsn.get_secret_value()
-        kwargs: dict[str, Any] = {}
-    elif config.dsn is not None:
-        dsn = config.dsn.get_secret_value()
-        kwargs = {}
-    else:
-        dsn = ""
-        kwargs = {"host": config.host, "port": config.port, "dbname": config.database,
-                  "user": config.user}
-        if config.password is not None:
-            kwargs["password"] = config.password.get_secret_value()
-    schema = require_identifier(config.schema_, "schema")
-    search_path = _quote_ident(schema) + ("" if schema == "public" else ",public")
-    options = [f"-c search_path={search_path}", "-c TimeZone=UTC"]
-    if config.statement_timeout is not None:
-        options.append(f"-c statement_timeout={int(config.statement_timeout)}")
-    kwargs.update(
-        connect_timeout=max(1, math.ceil(config.connection_timeout)),
-        application_name=config.application_name + ("[replica]" if replica else ""),
-        options=" ".join(options),
-        connection_factory=_Connection,
-    )
-    if config.sslmode:
-        kwargs["sslmode"] = config.sslmode
-    if config.sslrootcert:
-        kwargs["sslrootcert"] = config.sslrootcert
-    return dsn, kwargs
+        ceiling = min(self.cap, self.base * (2 ** max(0, failures - 1)))
+        return self._random.uniform(ceiling / 2, ceiling)
 
 
 def _secrets_of(config: PostgresConfig) -> tuple[str, ...]:
@@ -173,37 +105,23 @@ def _secrets_of(config: PostgresConfig) -> tuple[str, ...]:
 
 
 class _Side:
-    """One psycopg2 ThreadedConnectionPool, and a condition on which borrowers wait for a
-    returned connection when every one is in use (psycopg2's pool would fail instead)."""
+    """The connections to one server (primary or replica): a LIFO stack of idle ones, a
+    count of open ones (idle + borrowed) bounded by ``max_connections``, and a condition
+    on which borrowers wait when every connection is in use."""
 
     def __init__(self, config: PostgresConfig, replica: bool) -> None:
         self.dsn, self.kwargs = connect_kwargs(config, replica=replica)
         self.maxconn = config.max_connections
         self.minconn = min(config.min_connections, config.max_connections)
+        self.idle: list[PooledConnection] = []
+        self.every: set[PooledConnection] = set()
+        self.reserved = 0
+        """Slots taken by connects in progress (count against ``maxconn``)."""
         self.returned = threading.Condition(threading.Lock())
         self.waiting = 0
-        self.pool = psycopg2.pool.ThreadedConnectionPool(
-            0, self.maxconn, self.dsn, **self.kwargs
-        )
-        # psycopg2 closes a returned connection once ``minconn`` are idle; keep up to
-        # ``maxconn`` instead so a busy store does not reconnect per operation.
-        self.pool.minconn = self.maxconn
 
-    def warm(self) -> None:
-        """Open ``min_connections`` connections now (fails fast when unreachable)."""
-        conns: list[Connection] = []
-        try:
-            for _ in range(self.minconn):
-                conns.append(self.pool.getconn())
-        finally:
-            for conn in conns:
-                self.pool.putconn(conn)
-
-    def idle(self) -> int:
-        return len(getattr(self.pool, "_pool", []))
-
-    def in_use(self) -> int:
-        return len(getattr(self.pool, "_used", {}))
+    def open_count(self) -> int:
+        return len(self.every) + self.reserved
 
 
 class PostgresPool:
@@ -222,7 +140,29 @@ class PostgresPool:
         self._closed = False
         self._primary = _Side(config, replica=False)
         self._replica = _Side(config, replica=True) if config.read_replica_dsn else None
-        self._call_with_retries(self._primary.warm, idempotent=True, context="connect")
+        deadline = self.deadline()
+        self._call_with_retries(lambda: self._warm(self._primary, deadline), idempotent=True,
+                                context="connect", deadline=deadline)
+
+    # -- deadlines -------------------------------------------------------------------
+
+    def deadline(self, timeout: float | None = None) -> float:
+        """The monotonic time by which a call starting now must end: ``timeout`` (default
+        ``operation_timeout``) from now, or an enclosing :func:`call_budget`'s end."""
+        deadline = time.monotonic() + (self.config.operation_timeout if timeout is None
+                                       else timeout)
+        outer: float | None = getattr(_SCOPE, "deadline", None)
+        return outer if outer is not None and outer < deadline else deadline
+
+    def _cut_error(self) -> BackendError:
+        """The error of a call whose connection was cut: by :meth:`close`, or by the
+        watchdog at the call's deadline (the statement may or may not have run)."""
+        if self._closed:
+            return BackendUnavailableError(BACKEND, "the connection pool was closed")
+        return BackendTimeoutError(
+            BACKEND, f"no reply within the call's deadline (operation_timeout="
+            f"{self.config.operation_timeout:g}s): the server or the network does not "
+            "answer; the connection was closed")
 
     # -- borrowing -------------------------------------------------------------------
 
@@ -231,80 +171,146 @@ class PostgresPool:
             raise BackendUnavailableError(BACKEND, "the connection pool is closed")
         return self._replica if (read_only and self._replica is not None) else self._primary
 
-    def _borrow(self, side: _Side) -> Connection:
-        """A live connection: straight from the pool, else after waiting up to
-        ``connection_timeout`` for one to be returned. A failure to connect is translated."""
-        try:
-            while True:
-                try:
-                    conn: Connection = side.pool.getconn()
-                except psycopg2.pool.PoolError:  # every connection in use
-                    conn = self._wait_for_return(side)
-                if not conn.closed:
-                    return conn
-                side.pool.putconn(conn, close=True)
-        except psycopg2.Error as exc:
-            raise translate(exc, secrets=self._secrets, context="connect") from None
+    def _borrow(self, side: _Side, deadline: float) -> PooledConnection:
+        """A connection checked before use (stale ones are closed and replaced, nothing is
+        sent on them), armed with ``deadline`` for the watchdog."""
+        while True:
+            conn = self._take(side, deadline)
+            if conn is None:
+                conn = self._open(side, deadline)
+            elif not self._usable(conn):
+                self._discard(side, conn)
+                continue
+            conn.deadline = deadline
+            return conn
 
-    def _wait_for_return(self, side: _Side) -> Connection:
-        timeout = self.config.connection_timeout
-        deadline = time.monotonic() + timeout  # real waiting: not the store's clock
+    def _usable(self, conn: PooledConnection) -> bool:
+        now = time.monotonic()
+        return (now - conn.returned_at <= self.config.max_idle
+                and now - conn.opened_at <= self.config.max_lifetime and not conn.stale())
+
+    def _take(self, side: _Side, deadline: float) -> PooledConnection | None:
+        """An idle connection, or None with a slot reserved for a new one; waits (up to
+        ``connection_timeout`` and the deadline) while every connection is in use."""
         with side.returned:
+            if side.idle:
+                return side.idle.pop()
+            if side.open_count() < side.maxconn:
+                side.reserved += 1
+                return None
+            wait = min(self.config.connection_timeout, self.config.operation_timeout)
+            limit = min(deadline, time.monotonic() + wait)
             side.waiting += 1
             try:
                 while True:
-                    try:
-                        return side.pool.getconn()
-                    except psycopg2.pool.PoolError:
-                        remaining = deadline - time.monotonic()
-                        if self._closed or remaining <= 0:
-                            raise BackendUnavailableError(
-                                BACKEND, "the connection pool is closed" if self._closed else
-                                f"no free connection within {timeout}s "
-                                f"(max_connections={side.maxconn} all in use)") from None
-                        side.returned.wait(remaining)
+                    if self._closed:
+                        raise BackendUnavailableError(BACKEND, "the connection pool is closed")
+                    if side.idle:
+                        return side.idle.pop()
+                    if side.open_count() < side.maxconn:
+                        side.reserved += 1
+                        return None
+                    remaining = limit - time.monotonic()
+                    if remaining <= 0:
+                        raise BackendUnavailableError(
+                            BACKEND, f"no free connection within {wait:g}s "
+                            f"(max_connections={side.maxconn} all in use)")
+                    side.returned.wait(remaining)
             finally:
                 side.waiting -= 1
 
-    def _give_back(self, side: _Side, conn: Connection, *, broken: bool) -> None:
+    def _open(self, side: _Side, deadline: float) -> PooledConnection:
+        """A new connection in the slot :meth:`_take` reserved (freed again on failure)."""
+        remaining = min(deadline - time.monotonic(), self.config.connection_timeout)
         try:
-            if self._closed:
-                conn.close()
-            else:
-                side.pool.putconn(conn, close=broken or bool(conn.closed))
-        except psycopg2.pool.PoolError:
+            conn = open_connection(side.dsn, side.kwargs, remaining)
+        except BaseException as exc:
+            self._release_slot(side)
+            if isinstance(exc, ConnectTimeout):
+                raise BackendUnavailableError(
+                    BACKEND, f"connect: no answer within {max(0.0, remaining):.2g}s") from None
+            if isinstance(exc, psycopg2.Error):
+                raise translate(exc, secrets=self._secrets, context="connect") from None
+            raise
+        with side.returned:
+            side.reserved -= 1
+            side.every.add(conn)
+            closed = self._closed
+        if closed:
+            self._discard(side, conn)
+            raise BackendUnavailableError(BACKEND, "the connection pool is closed")
+        WATCHDOG.register(conn)
+        return conn
+
+    def _release_slot(self, side: _Side) -> None:
+        with side.returned:
+            side.reserved -= 1
+            side.returned.notify()
+
+    def _discard(self, side: _Side, conn: PooledConnection) -> None:
+        conn.deadline = 0.0
+        WATCHDOG.forget(conn)
+        with contextlib.suppress(psycopg2.Error):
             conn.close()
+        with side.returned:
+            side.every.discard(conn)
+            side.returned.notify()
+
+    def _give_back(self, side: _Side, conn: PooledConnection, *, broken: bool) -> None:
+        conn.deadline = 0.0
+        if broken or self._closed or conn.closed or conn.cut:
+            self._discard(side, conn)
+            return
+        conn.returned_at = time.monotonic()
+        with side.returned:
+            side.idle.append(conn)
+            if side.waiting:
+                side.returned.notify()
+
+    def _warm(self, side: _Side, deadline: float) -> None:
+        """Open ``min_connections`` connections now (fails fast when unreachable)."""
+        conns: list[PooledConnection] = []
+        try:
+            for _ in range(side.minconn):
+                conns.append(self._borrow(side, deadline))
         finally:
-            if side.waiting:  # a borrower counts itself under the lock before it retries
-                with side.returned:
-                    side.returned.notify()
+            for conn in conns:
+                self._give_back(side, conn, broken=False)
 
     @contextlib.contextmanager
-    def connection(self, *, read_only: bool = False) -> Iterator[Connection]:
+    def connection(self, *, read_only: bool = False,
+                   timeout: float | None = None) -> Iterator[Connection]:
         """Borrow a connection for one transaction: committed on success, rolled back on
-        error, always returned (closed and replaced when broken). psycopg2 errors raised
-        inside the block leave it as :class:`BackendError` subclasses."""
+        error, always returned (closed and replaced when broken). The whole block must end
+        within ``timeout`` (default ``operation_timeout``), or the connection is cut and
+        :class:`BackendTimeoutError` raised. psycopg2 errors raised inside the block leave
+        it as :class:`BackendError` subclasses."""
+        deadline = self.deadline(timeout)
         try:
-            with self._transaction(read_only) as conn:
+            with self._transaction(read_only, deadline) as conn:
                 yield conn
         except psycopg2.Error as exc:
             raise translate(exc, secrets=self._secrets) from exc
 
     @contextlib.contextmanager
-    def _transaction(self, read_only: bool) -> Iterator[Connection]:
+    def _transaction(self, read_only: bool, deadline: float) -> Iterator[PooledConnection]:
         side = self._side(read_only)
-        conn = self._borrow(side)
+        conn = self._borrow(side, deadline)
         broken = False
         try:
             yield conn
+            if conn.cut:
+                raise self._cut_error()
             conn.commit()
         except BaseException as exc:
-            broken = bool(conn.closed) or is_connection_failure(exc)
+            broken = bool(conn.closed) or conn.cut or is_connection_failure(exc)
             if not broken:
                 try:
                     conn.rollback()
                 except psycopg2.Error:
                     broken = True
+            if conn.cut and isinstance(exc, psycopg2.Error):
+                raise self._cut_error() from None
             raise
         finally:
             self._give_back(side, conn, broken=broken)
@@ -312,38 +318,45 @@ class PostgresPool:
     # -- running ---------------------------------------------------------------------
 
     def run(self, fn: Callable[[Cursor], T], *, read_only: bool = False,
-            idempotent: bool = True, single_statement: bool = False) -> T:
-        """Call ``fn(cursor)`` in one transaction; retry transient faults when idempotent.
+            idempotent: bool = True, single_statement: bool = False,
+            timeout: float | None = None) -> T:
+        """Call ``fn(cursor)`` in one transaction within ``timeout`` (default
+        ``operation_timeout``); retry transient faults when idempotent.
 
         ``single_statement=True`` is for an ``fn`` that sends exactly one statement (plus,
         once per connection, its ``PREPARE``): it runs in autocommit mode, so the statement is
-        its own transaction and the call is one round trip (no ``BEGIN`` before it, no
-        ``COMMIT`` after). A failure to *connect* is retried for any operation (nothing was
-        sent yet). The first attempt runs outside the retry loop (the common case pays
-        nothing for it); a failure continues in the loop as its first failure.
+        its own transaction and the call is one round trip. A failure to *connect* is
+        retried for any operation (nothing was sent yet); a stale pooled connection is
+        replaced before anything is sent on it. The first attempt runs outside the retry
+        loop (the common case pays nothing for it).
         """
+        deadline = self.deadline(timeout)
         attempt = self._autocommit_attempt if single_statement else self._transaction_attempt
         try:
-            return attempt(fn, read_only)
+            return attempt(fn, read_only, deadline)
         except (BackendUnavailableError, psycopg2.Error) as first_failure:
-            return self._call_with_retries(lambda: attempt(fn, read_only),
+            return self._call_with_retries(lambda: attempt(fn, read_only, deadline),
                                            idempotent=idempotent, context="",
-                                           first_failure=first_failure)
+                                           first_failure=first_failure, deadline=deadline)
 
-    def _transaction_attempt(self, fn: Callable[[Cursor], T], read_only: bool) -> T:
-        with self._transaction(read_only) as conn, conn.cursor() as cur:
+    def _transaction_attempt(self, fn: Callable[[Cursor], T], read_only: bool,
+                             deadline: float) -> T:
+        with self._transaction(read_only, deadline) as conn, conn.cursor() as cur:
             return fn(cur)
 
-    def _autocommit_attempt(self, fn: Callable[[Cursor], T], read_only: bool) -> T:
+    def _autocommit_attempt(self, fn: Callable[[Cursor], T], read_only: bool,
+                            deadline: float) -> T:
         side = self._side(read_only)
-        conn = self._borrow(side)
+        conn = self._borrow(side, deadline)
         broken = False
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
                 return fn(cur)
         except BaseException as exc:
-            broken = bool(conn.closed) or is_connection_failure(exc)
+            broken = bool(conn.closed) or conn.cut or is_connection_failure(exc)
+            if conn.cut and isinstance(exc, psycopg2.Error):
+                raise self._cut_error() from None
             raise
         finally:
             if not conn.closed:
@@ -354,7 +367,7 @@ class PostgresPool:
             self._give_back(side, conn, broken=broken)
 
     def _call_with_retries(self, fn: Callable[[], T], *, idempotent: bool, context: str,
-                           first_failure: BaseException | None = None) -> T:
+                           deadline: float, first_failure: BaseException | None = None) -> T:
         failures = 0
         pending = first_failure
         while True:
@@ -363,23 +376,27 @@ class PostgresPool:
                     failed, pending = pending, None
                     raise failed
                 return fn()
-            except BackendUnavailableError as exc:
+            except BackendUnavailableError as exc:  # connecting failed: nothing was sent
                 failures += 1
+                last: BackendError = exc
                 if failures > self.config.retry_attempts or self._closed:
                     raise BackendUnavailableError(
-                        BACKEND, f"unreachable after {failures} attempts: {exc}"
-                    ) from None
+                        BACKEND, f"unreachable after {failures} attempts: {exc}") from None
             except psycopg2.Error as exc:
                 failures += 1
+                last = translate(exc, secrets=self._secrets, context=context)
                 retry = idempotent and is_transient(exc) and not self._closed
                 if not retry or failures > self.config.retry_attempts:
-                    error = translate(exc, secrets=self._secrets, context=context)
-                    if isinstance(error, BackendUnavailableError) and failures > 1:
-                        error = BackendUnavailableError(
-                            BACKEND, f"unreachable after {failures} attempts: {error}"
-                        )
-                    raise error from None
+                    if isinstance(last, BackendUnavailableError) and failures > 1:
+                        last = BackendUnavailableError(
+                            BACKEND, f"unreachable after {failures} attempts: {last}")
+                    raise last from None
             delay = self.backoff.compute(failures)
+            if time.monotonic() + delay + _MIN_ATTEMPT >= deadline:
+                raise type(last)(BACKEND, f"unreachable after {failures} attempts within "
+                                 f"the call's deadline (operation_timeout="
+                                 f"{self.config.operation_timeout:g}s): "
+                                 + str(last).removeprefix(f"[{BACKEND}] ")) from None
             _log.warning("postgres operation failed; retrying", attempt=failures,
                          delay_s=round(delay, 3))
             self.clock.sleep(delay)
@@ -389,12 +406,13 @@ class PostgresPool:
     def stats(self) -> dict[str, Any]:
         """Connections in use / idle per side and the configured bounds."""
         def side_stats(side: _Side) -> dict[str, int]:
-            return {"in_use": side.in_use(), "free": side.idle(), "max": side.maxconn,
+            free = len(side.idle)
+            return {"in_use": len(side.every) - free, "free": free, "max": side.maxconn,
                     "min": side.minconn}
 
-        result: dict[str, Any] = {"primary": side_stats(self._primary),
-                                  "in_use": self._primary.in_use(),
-                                  "free": self._primary.idle()}
+        primary = side_stats(self._primary)
+        result: dict[str, Any] = {"primary": primary, "in_use": primary["in_use"],
+                                  "free": primary["free"]}
         if self._replica is not None:
             result["replica"] = side_stats(self._replica)
         return result
@@ -404,23 +422,22 @@ class PostgresPool:
         return self._closed
 
     def close(self) -> None:
-        """Close every pooled connection (borrowed ones close when given back) and wake
-        callers waiting for one (they raise). Idempotent."""
+        """Close every idle connection, cut borrowed ones (their calls fail at once and
+        close them) and wake callers waiting for one (they raise). Idempotent."""
         if self._closed:
             return
         self._closed = True
         for side in (self._primary, self._replica):
-            if side is not None:
-                with contextlib.suppress(psycopg2.pool.PoolError):
-                    side.pool.closeall()
-                with side.returned:
-                    side.returned.notify_all()
+            if side is None:
+                continue
+            with side.returned:
+                idle, side.idle = side.idle, []
+                busy = [conn for conn in side.every if conn not in idle]
+                side.returned.notify_all()
+            for conn in idle:
+                self._discard(side, conn)
+            for conn in busy:
+                conn.cut_socket()
 
     def __repr__(self) -> str:
         return f"PostgresPool(schema={self.schema!r}, closed={self._closed})"
-
-
-def translate_error(exc: BaseException, pool: PostgresPool | None = None) -> BackendError:
-    """Public helper for other engines sharing the pool (e.g. pgvector)."""
-    secrets = pool._secrets if pool is not None else ()
-    return translate(exc, secrets=secrets)

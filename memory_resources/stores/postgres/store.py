@@ -37,13 +37,16 @@ from .errors import BACKEND
 from .local import start_local_server
 from .migrate import AppliedMigration, migrate
 from .partitions import MaintenanceReport, check_months_ahead, keep_partitions, maintain
-from .pool import Cursor, PostgresPool
+from .pool import Cursor, PostgresPool, call_budget
 from .support import one, render
 
 _log = get_logger(__name__)
 
 PARTITIONS_AHEAD = 6
 """Month partitions kept ahead of the current month (``partition_months_ahead``'s default)."""
+
+HEALTH_TIMEOUT = 2.5
+"""Seconds a store-level health check may take (capped by ``operation_timeout``)."""
 
 PURGE_INTERVAL = 300.0
 """Seconds between sweeps of expired contexts, run after a context write (no cron)."""
@@ -100,7 +103,12 @@ class PostgresStore:
 
     def connect(self) -> None:
         """Open the pool and apply pending migrations (``auto_migrate``; no DDL when none
-        are pending); check this month's partitions (see :meth:`ensure_partitions`)."""
+        are pending); check this month's partitions (see :meth:`ensure_partitions`); all
+        within one ``operation_timeout``."""
+        with call_budget(self.config.operation_timeout):
+            self._connect()
+
+    def _connect(self) -> None:
         with self._lock:
             if self._pool is not None:
                 return
@@ -250,14 +258,17 @@ class PostgresStore:
     # -- monitoring ----------------------------------------------------------------------
 
     def health_check(self) -> HealthReport:
-        """Round-trip and server version; reports (never raises) a backend fault."""
+        """Round-trip and server version within ``HEALTH_TIMEOUT`` (connecting included);
+        reports (never raises) a backend fault."""
         started = time.perf_counter()
-        try:
-            def ping(cur: Cursor) -> Any:
-                cur.execute("SELECT current_setting('server_version'), current_database()")
-                return cur.fetchone()
 
-            version, database = self.pool.run(ping)
+        def ping(cur: Cursor) -> Any:
+            cur.execute("SELECT current_setting('server_version'), current_database()")
+            return cur.fetchone()
+
+        try:
+            with call_budget(min(HEALTH_TIMEOUT, self.config.operation_timeout)):
+                version, database = self.pool.run(ping)
         except BackendError as exc:
             return HealthReport(status="unhealthy", backend=BACKEND, error=str(exc),
                                 latency_ms=round((time.perf_counter() - started) * 1000, 3))
