@@ -21,4 +21,7 @@ from . import capture_commands, core, postgres_commands  # noqa: E402,F401  (reg
 
 def main() -> None:
     """Console-script entry point."""
+    from .guard import set_standalone
+
+    set_standalone()
     app()

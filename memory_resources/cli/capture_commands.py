@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from . import app
-from .guard import exit_on_error
+from .guard import exit_on_error, timeout_option
 
 outbox_app = typer.Typer(
     help="Records a capture hook could not write, kept until replayed.", no_args_is_help=True
@@ -58,6 +58,7 @@ def _stamp(stamp: float | None) -> str:
 def outbox_status(
     path: Path | None = _OUTBOX_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    timeout: float = timeout_option(),
 ) -> None:
     """Waiting records per target and kind with the oldest one's age, and the records set
     aside (undecodable or rejected by the store); exit code 1 when any record waits or was
@@ -65,10 +66,14 @@ def outbox_status(
     from rich.console import Console
     from rich.table import Table
 
-    outbox = _open(path)
-    rows = outbox.counts()
-    aside = outbox.set_aside_records()
-    outbox.close()
+    def read() -> tuple[Any, list[Any], list[Any]]:
+        outbox = _open(path)
+        try:
+            return outbox, outbox.counts(), outbox.set_aside_records()
+        finally:
+            outbox.close()
+
+    outbox, rows, aside = exit_on_error(read, timeout)
     now = time.time()
     if as_json:
         typer.echo(json.dumps({
@@ -113,6 +118,7 @@ def outbox_replay(
     block: str | None = typer.Option(
         None, "--block", help="Name of a saved MemoryStore block to replay into."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    timeout: float = timeout_option(600.0),
 ) -> None:
     """Write the kept records to their stores, each once, also with other replays running
     at once; exit code 1 if any record remains (not counting records another replay is
@@ -131,9 +137,15 @@ def outbox_replay(
         except Exception as exc:
             typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
             raise typer.Exit(code=2) from None
-    outbox = _open(path)
-    results = replay_outbox(outbox, memory=memory, resolve=memory_store_for_target)
-    outbox.close()
+    def replay() -> tuple[Any, list[Any]]:
+        outbox = _open(path)
+        try:
+            return outbox, replay_outbox(outbox, memory=memory,
+                                         resolve=memory_store_for_target)
+        finally:
+            outbox.close()
+
+    outbox, results = exit_on_error(replay, timeout)
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
     else:
@@ -314,6 +326,7 @@ def history(
         False, "--timeline",
         help="Show each run's states (Scheduled, Pending, Running, retries, end) with "
              "times, queue time and attempt durations."),
+    timeout: float = timeout_option(),
 ) -> None:
     """Show a flow's captured runs, newest first; exit code 1 when it has none."""
     from rich.table import Table
@@ -322,7 +335,7 @@ def history(
         return runs_of_flow(_memory_api(block), flow, limit)
 
     if timeline and not as_json:
-        _show(exit_on_error(read), False, f"no captured runs of flow {flow!r}",
+        _show(exit_on_error(read, timeout), False, f"no captured runs of flow {flow!r}",
               lambda rows: timeline_table(flow, rows))
         return
 
@@ -342,7 +355,8 @@ def history(
             )
         return table
 
-    _show(exit_on_error(read), as_json, f"no captured runs of flow {flow!r}", as_table)
+    _show(exit_on_error(read, timeout), as_json, f"no captured runs of flow {flow!r}",
+          as_table)
 
 
 @app.command()
@@ -352,6 +366,7 @@ def outputs(
     block: str | None = _BLOCK_OPTION,
     full: bool = typer.Option(False, "--full", help="Do not shorten long outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the output records as JSON."),
+    timeout: float = timeout_option(),
 ) -> None:
     """Show a task run's stored output (every version, newest first); exit 1 when none."""
     from rich.table import Table
@@ -377,4 +392,5 @@ def outputs(
             )
         return table
 
-    _show(exit_on_error(read), as_json, f"no stored output for task {task!r}", as_table)
+    _show(exit_on_error(read, timeout), as_json, f"no stored output for task {task!r}",
+          as_table)

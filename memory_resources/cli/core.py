@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from . import app
-from .guard import exit_on_error
+from .guard import exit_on_error, timeout_option
 
 _STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}
 
@@ -18,11 +18,12 @@ def _print_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
-def _load(action: str) -> Any:
-    """Run ``action`` on the process default API; a library error exits 2 with its message."""
+def _load(action: str, timeout: float) -> Any:
+    """Run ``action`` on the process default API within ``timeout`` seconds; a library
+    error exits 2 with its message."""
     from ..default import get_memory_api
 
-    return exit_on_error(lambda: getattr(get_memory_api(), action)())
+    return exit_on_error(lambda: getattr(get_memory_api(), action)(), timeout)
 
 
 def _latency(value: Any) -> str:
@@ -38,12 +39,17 @@ def _scalar(value: Any) -> str:
 @app.command()
 def health(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit 1 when any backend is not healthy (degraded too): "
+        "for probes and cron jobs."),
+    timeout: float = timeout_option(10.0),
 ) -> None:
-    """Check every backend; exit code 1 when the memory store is unhealthy."""
+    """Check every backend; exit code 1 when the memory store is unhealthy (with
+    --strict: when it is not healthy), 2 on a configuration error or timeout."""
     from rich.console import Console
     from rich.table import Table
 
-    report = _load("health_check")
+    report = _load("health_check", timeout)
     if as_json:
         _print_json(report)
     else:
@@ -59,19 +65,21 @@ def health(
                 _scalar(entry.get("error")),
             )
         Console().print(table)
-    if report["overall_status"] == "unhealthy":
+    if report["overall_status"] == "unhealthy" or (
+            strict and report["overall_status"] != "healthy"):
         raise typer.Exit(code=1)
 
 
 @app.command()
 def stats(
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    timeout: float = timeout_option(),
 ) -> None:
     """Show each backend's statistics (memory, connections, embeddings, sizes)."""
     from rich.console import Console
     from rich.table import Table
 
-    report = _load("get_memory_stats")
+    report = _load("get_memory_stats", timeout)
     if as_json:
         _print_json(report)
         return

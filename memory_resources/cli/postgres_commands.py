@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from . import app
-from .guard import exit_on_error
+from .guard import exit_on_error, timeout_option
 
 _ENV_DSN = "MEMORY_RESOURCES_POSTGRES_DSN"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -36,7 +36,7 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def _config(dsn: str | None, schema: str) -> Any:
+def _config(dsn: str | None, schema: str, timeout: float) -> Any:
     from ..config import PostgresConfig, parse_config
 
     dsn = dsn or os.environ.get(_ENV_DSN)
@@ -44,7 +44,8 @@ def _config(dsn: str | None, schema: str) -> Any:
         typer.echo(f"error: give --dsn or set {_ENV_DSN}", err=True)
         raise typer.Exit(code=2)
     config: PostgresConfig = parse_config(
-        PostgresConfig, {"dsn": dsn, "schema": schema}, "postgres_config")
+        PostgresConfig, {"dsn": dsn, "schema": schema, "operation_timeout": timeout},
+        "postgres_config")
     return config
 
 
@@ -53,13 +54,14 @@ def migrate(
     dsn: str | None = DSN_OPTION,
     schema: str = SCHEMA_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print what was applied as JSON."),
+    timeout: float = timeout_option(60.0),
 ) -> None:
     """Apply pending PostgreSQL migrations (recorded in schema_migrations)."""
     from ..stores.postgres import PostgresPool
     from ..stores.postgres import migrate as run_migrations
 
     def run() -> list[Any]:
-        pool = PostgresPool(_config(dsn, schema))
+        pool = PostgresPool(_config(dsn, schema, timeout))
         try:
             applied = run_migrations(pool)
             _top_up_partitions(pool)
@@ -67,7 +69,7 @@ def migrate(
         finally:
             pool.close()
 
-    applied = exit_on_error(run)
+    applied = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps([vars(m) for m in applied], indent=2))
         return
@@ -86,6 +88,7 @@ def prune(
     dsn: str | None = DSN_OPTION,
     schema: str = SCHEMA_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    timeout: float = timeout_option(60.0),
 ) -> None:
     """Retention: drop whole month partitions older than --older-than; purge expired context."""
     from ..stores.postgres import PostgresStore
@@ -93,14 +96,14 @@ def prune(
     age = parse_duration(older_than)
 
     def run() -> dict[str, Any]:
-        config = _config(dsn, schema).model_copy(update={"auto_migrate": False})
+        config = _config(dsn, schema, timeout).model_copy(update={"auto_migrate": False})
         store = PostgresStore(config)
         try:
             return store.prune(age)
         finally:
             store.close()
 
-    result = exit_on_error(run)
+    result = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -126,6 +129,7 @@ def maintain(
     dsn: str | None = DSN_OPTION,
     schema: str = SCHEMA_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    timeout: float = timeout_option(300.0),
 ) -> None:
     """Create month partitions ahead and move rows out of the default partitions (run it
     as the schema owner from cron or the scheduled Prefect deployment; monthly is enough)."""
@@ -133,13 +137,13 @@ def maintain(
     from ..stores.postgres.partitions import maintain as maintain_partitions
 
     def run() -> Any:
-        pool = PostgresPool(_config(dsn, schema))
+        pool = PostgresPool(_config(dsn, schema, timeout))
         try:
             return maintain_partitions(pool, dt.datetime.now(dt.timezone.utc), months_ahead)
         finally:
             pool.close()
 
-    report = exit_on_error(run)
+    report = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
