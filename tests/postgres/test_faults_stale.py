@@ -105,7 +105,7 @@ def test_restarted_server_costs_no_call(postgres_server_factory: Callable[..., A
         _fill_pool(store)
         server.stop()
         started = time.monotonic()
-        restarter = threading.Timer(0.3, server.start)
+        restarter = threading.Timer(0.2, server.start)
         restarter.start()
         try:
             assert _non_idempotent_calls(store, "b") == []
