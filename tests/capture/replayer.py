@@ -1,20 +1,21 @@
 """A replayer process for the cross-process outbox tests (run as ``python -m``).
 
 ``python -m tests.capture.replayer OUTBOX TARGET STORE_JSON [--lease S] [--batch N]
-[--announce] [--hang-after N] [--until FILE]`` replays TARGET's records of the outbox file OUTBOX into a real store
-(``{"sqlite": PATH}`` or ``{"postgres": DSN, "schema": NAME}``) and prints the
-:class:`ReplayReport` as JSON. With ``--announce`` it prints ``wrote TASK_RUN_ID`` after
-each output write reaches the store; with ``--hang-after N`` it then stops after the Nth
-write (before deleting that record from the outbox) until it is killed, so a test can
-SIGKILL it mid-way at a known point. With ``--until FILE`` it replays again and again (a
-failed round, e.g. the store still down, is retried) until FILE exists, then once more,
-and prints the summed report.
+[--announce] [--hang-after N] [--until FILE]`` replays TARGET's records of the outbox
+file OUTBOX into a real store (``{"sqlite": PATH}`` or
+``{"postgres": DSN, "schema": NAME}``) and prints the :class:`ReplayReport` as JSON.
+With ``--announce`` it prints ``wrote TASK_RUN_ID`` after each output write reaches the
+store; with ``--hang-after N`` it then stops after the Nth write (before deleting that
+record from the outbox) until it is killed, so a test can SIGKILL it mid-way at a known
+point. With ``--until FILE`` it replays again and again (a failed round, e.g. the store
+still down, is retried) until FILE exists, then once more, and prints the summed report.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -96,8 +97,8 @@ def _loop(args: argparse.Namespace) -> int:
         try:
             if store is None:
                 store = build_store(json.loads(args.store))
-            writer = CaptureWriter(lambda: CaptureStores(history=store, outputs=store),
-                                   outbox, target, batch_size=args.batch)
+            writer = CaptureWriter(functools.partial(CaptureStores, store, store), outbox,
+                                   target, batch_size=args.batch)
             report = writer.replay()
             for key in ("written", "skipped", "set_aside"):
                 total[key] += getattr(report, key)

@@ -113,7 +113,7 @@ def test_flow_retried_while_another_process_drains_its_outbox(tmp_path: Path) ->
     assert replayer.returncode == 0, err
     assert state.is_completed() and attempts == [1, 2]
     run_id = str(state.state_details.flow_run_id)
-    mine = memory.capture_writer().replay()  # whatever the flow's own writer still held
+    memory.capture_writer().replay()  # whatever the flow's own writer still held
     assert Outbox(tmp_path / "outbox.db").pending() == []
     drained: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     assert drained["rounds"] > 1  # it was draining while the flow ran
