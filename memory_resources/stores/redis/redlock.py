@@ -29,25 +29,23 @@ of a silent refusal.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import selectors
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from operator import attrgetter
 from typing import Any
 
 import redis.exceptions as rex
-from redis.cluster import RedisCluster
 
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
-from .client import close_client
 from .direct import execute
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
 from .lane import Lane
+from .nodes import PENDING, LockNode, Round, Worker
 from .retrying import RetryPolicy
 from .scripts import Scripts, run
 
@@ -58,77 +56,6 @@ _RAISE_FENCE = attrgetter("raise_fence")
 _GRACE = 0.002
 """Once a request is decided, how long its caller still reads replies arriving from the
 other masters (so a healthy master's connection is not handed to a worker thread)."""
-_PENDING: Any = object()
-"""A node that has not answered yet."""
-
-
-class LockNode:
-    """One Redlock master: its client and the scripts registered on it.
-
-    ``main`` is the client the store uses for everything else on this server (the same as
-    ``client`` unless Redlock asks the primary through a pool with shorter timeouts).
-    """
-
-    __slots__ = ("client", "cluster", "label", "main", "main_scripts", "scripts")
-
-    def __init__(self, client: Any, label: str, *, main: Any = None) -> None:
-        self.client = client
-        self.label = label
-        self.scripts = Scripts(client)
-        self.cluster = isinstance(client, RedisCluster)
-        self.main = client if main is None else main
-        self.main_scripts = self.scripts if main is None else Scripts(main)
-
-    def close(self) -> None:
-        """Close this node's client(s); a dead server does not make it fail."""
-        for client in {id(self.client): self.client, id(self.main): self.main}.values():
-            with contextlib.suppress(*CAUGHT):
-                close_client(client)
-
-
-class _Worker:
-    """The threads that talk to one master; at most ``limit`` requests pending."""
-
-    def __init__(self, label: str, limit: int) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=limit,
-                                           thread_name_prefix=f"redlock-{label}")
-        self.limit = limit
-        self.pending = 0
-        self.guard = threading.Lock()
-
-    def submit(self, fn: Callable[[], None]) -> bool:
-        """Queue ``fn``; False when the master already has ``limit`` requests pending."""
-        with self.guard:
-            if self.pending >= self.limit:
-                return False
-            self.pending += 1
-        try:
-            self.executor.submit(self._run, fn)
-        except RuntimeError:  # shut down by close()
-            self._done()
-            return False
-        return True
-
-    def _run(self, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        finally:
-            self._done()
-
-    def _done(self) -> None:
-        with self.guard:
-            self.pending -= 1
-
-
-class _Round:
-    """One request sent to several masters, and what became of each."""
-
-    def __init__(self, count: int) -> None:
-        self.results: list[Any] = [_PENDING] * count
-        self.cond = threading.Condition()
-        self.closed = False
-        self.verdict: str | None = None
-        self.late: list[tuple[LockNode, Any]] = []
 
 
 def _granted(result: Any) -> bool:
@@ -150,14 +77,21 @@ class Redlock:
         self.policy = policy
         self.node_timeout = min(node_timeout, policy.timeout)
         self.single = len(self.nodes) == 1
+        self._max_pending = max_pending
+        self._start()
+
+    def _start(self) -> None:
+        """Worker pools, lanes and in-flight acquires of this process (again after a
+        fork: the child has none of the parent's threads or connections)."""
+        self._pid = os.getpid()
         self._workers = [] if self.single else [
-            _Worker(node.label, max_pending) for node in self.nodes]
+            Worker(node.label, self._max_pending) for node in self.nodes]
         self._acquiring: dict[tuple[int, str, str], threading.Event] = {}
         """Acquires in flight per (node, lease, owner): a later request of the same owner
         on that node waits for it, so a release never overtakes its own acquire."""
         self._acquiring_guard = threading.Lock()
         self._lanes: list[Lane | None] = [] if self.single else [
-            None if node.cluster else Lane(node.client.connection_pool, max_pending)
+            None if node.cluster else Lane(node.client.connection_pool, self._max_pending)
             for node in self.nodes]
 
     def close(self) -> None:
@@ -223,17 +157,20 @@ class Redlock:
 
     def _fanout(self, pick: Callable[[Scripts], Any] | str, keys: tuple[str, ...],
                 args: tuple[Any, ...], targets: Sequence[int],
-                done: Callable[[list[Any]], bool], *, opens: bool = False
-                ) -> tuple[list[Any], _Round]:
+                done: Callable[[list[Any]], bool], *, opens: bool = False,
+                wait: float | None = None) -> tuple[list[Any], Round]:
         """Send one request to the ``targets`` (node indexes) at once; return when ``done``
         says the answers so far decide, or after ``node_timeout``. Nodes without an answer
         by then are reported as failed. Requests carrying an owner (``args[0]``) are
         ordered after that owner's acquire on the same node (``opens``: this is one)."""
+        if self._pid != os.getpid():
+            self._start()
         gate = (keys[0], str(args[0])) if keys and args else None
-        inline = self._fanout_inline(pick, keys, args, targets, done, gate, opens)
+        span = self.node_timeout if wait is None else min(wait, self.node_timeout)
+        inline = self._fanout_inline(pick, keys, args, targets, done, gate, opens, span)
         if inline is not None:
             return inline
-        state = _Round(len(targets))
+        state = Round(len(targets))
         for slot, index in enumerate(targets):
             node = self.nodes[index]
 
@@ -245,7 +182,7 @@ class Redlock:
                 state.results[slot] = BackendUnavailableError(
                     BACKEND, f"lock node {node.label}: skipped, {self._workers[index].limit} "
                     "earlier requests to it are still unanswered")
-        limit = time.monotonic() + self.node_timeout
+        limit = time.monotonic() + span
         with state.cond:
             while not done(state.results):
                 left = limit - time.monotonic()
@@ -255,13 +192,13 @@ class Redlock:
             state.closed = True
             results = list(state.results)
         for slot, result in enumerate(results):
-            if result is _PENDING:
+            if result is PENDING:
                 results[slot] = BackendUnavailableError(
                     BACKEND, f"lock node {self.nodes[targets[slot]].label}: no answer within "
                     f"lock_node_timeout={self.node_timeout:g} s")
         return results, state
 
-    def _settle(self, state: _Round, slot: int, node: LockNode, result: Any,
+    def _settle(self, state: Round, slot: int, node: LockNode, result: Any,
                 keys: tuple[str, ...], args: tuple[Any, ...]) -> None:
         """Record a node's answer; after the caller moved on, keep it for :meth:`_decide`,
         or release a grant the caller gave up on."""
@@ -304,7 +241,7 @@ class Redlock:
     def _fanout_inline(self, pick: Callable[[Scripts], Any] | str, keys: tuple[str, ...],
                        args: tuple[Any, ...], targets: Sequence[int],
                        done: Callable[[list[Any]], bool], gate: tuple[str, str] | None,
-                       opens: bool) -> tuple[list[Any], _Round] | None:
+                       opens: bool, span: float) -> tuple[list[Any], Round] | None:
         """:meth:`_fanout` from the caller's thread when every target has an idle
         connection (:class:`Lane`) and no acquire of the same owner is in flight there;
         else None. Requests are written to every master, replies read as they arrive
@@ -331,7 +268,7 @@ class Redlock:
                 if conn is not None and lane is not None:
                     lane.give(conn)
             return None
-        state = _Round(len(targets))
+        state = Round(len(targets))
         results = state.results
         selector = selectors.DefaultSelector()
         try:
@@ -345,7 +282,7 @@ class Redlock:
                     conn.disconnect()
                     results[slot] = translate(exc, self.policy.secrets,
                                               where=f"lock node {node.label}")
-            limit = time.monotonic() + self.node_timeout
+            limit = time.monotonic() + span
             while selector.get_map():
                 if limit - time.monotonic() > _GRACE and done(results):
                     limit = time.monotonic() + _GRACE  # decided: a short look for the rest
@@ -382,12 +319,12 @@ class Redlock:
                 BACKEND, f"lock node {node.label}: no answer within "
                 f"lock_node_timeout={self.node_timeout:g} s")
         for slot, result in enumerate(answers):
-            if result is _PENDING:  # not sent: decided without it
+            if result is PENDING:  # not sent: decided without it
                 answers[slot] = BackendUnavailableError(
                     BACKEND, f"lock node {self.nodes[targets[slot]].label}: not asked")
         return answers, state
 
-    def _decide(self, state: _Round, verdict: str, release: tuple[tuple[str, ...],
+    def _decide(self, state: Round, verdict: str, release: tuple[tuple[str, ...],
                 tuple[Any, ...]]) -> None:
         """Fix what late answers of ``state`` mean; with ``undo`` a late grant is released."""
         with state.cond:
@@ -431,7 +368,7 @@ class Redlock:
         def done(results: list[Any]) -> bool:
             ok = bad = 0
             for result in results:
-                if result is _PENDING:
+                if result is PENDING:
                     continue
                 if good(result):
                     ok += 1
@@ -452,7 +389,8 @@ class Redlock:
             return None if token is None else int(token)
         everyone = range(len(self.nodes))
         results, state = self._fanout(_ACQUIRE, (lease, fence), (owner, ttl_ms), everyone,
-                                      self._until(_granted, self.quorum), opens=True)
+                                      self._until(_granted, self.quorum), opens=True,
+                                      wait=ttl_ms / 1000)
         won = [(index, int(r)) for index, r in enumerate(results) if _granted(r)]
         if len(won) < self.quorum:
             self._decide(state, "undo", ((lease,), (owner,)))
@@ -505,7 +443,7 @@ class Redlock:
             return []
         extra = range(1, len(self.nodes))
         results, _ = self._fanout("PING", (), (), extra,
-                                  lambda rs: all(r is not _PENDING for r in rs))
+                                  lambda rs: all(r is not PENDING for r in rs))
         return [self.nodes[index].label for index, r in zip(extra, results, strict=True)
                 if isinstance(r, BackendError)]
 

@@ -29,7 +29,8 @@ from .direct import execute
 from .errors import CAUGHT
 from .keys import KeySpace
 from .monitor import health_report, stats_report
-from .redlock import LockNode, Redlock
+from .nodes import LockNode
+from .redlock import Redlock
 from .scripts import Scripts, run
 from .timefmt import iso_utc, iso_utc_and_later
 
