@@ -127,6 +127,16 @@ class AsyncMemoryAPI(AsyncBatchCalls):
         api._setup(async_composition(composition, clock), clock)
         return api
 
+    @classmethod
+    def over(cls, api: Any) -> AsyncMemoryAPI:
+        """The async twin of a sync :class:`~memory_resources.api.MemoryAPI` for the running
+        event loop: SQLite and vector stores are the sync API's own (on worker threads),
+        Redis and PostgreSQL get async pools of their own, closed by :meth:`disconnect`."""
+        composition = Composition(roles=dict(api._roles), owned=[])
+        twin = cls.__new__(cls)
+        twin._setup(async_composition(composition, api._clock, shared=True), api._clock)
+        return twin
+
     def _setup(self, composition: Composition, clock: Clock) -> None:
         self._roles = composition.roles
         self._clock = clock

@@ -62,13 +62,22 @@ def to_async(store: Any, clock: Clock) -> Any:
     return ThreadOffload(store)
 
 
-def async_composition(composition: Composition, clock: Clock) -> Composition:
-    """The same roles with async stores; a store shared by roles stays shared."""
-    converted: dict[int, Any] = {}
-    for store in distinct_stores(composition.roles):
-        converted[id(store)] = to_async(store, clock)
+def async_composition(composition: Composition, clock: Clock, *,
+                      shared: bool = False) -> Composition:
+    """The same roles with async stores; a store shared by roles stays shared.
+
+    ``shared``: the sync stores stay in use by their sync API, so only the native
+    transports built here (their own pools) are owned, never a worker-thread wrapper,
+    whose close would close the sync store."""
+    originals = distinct_stores(composition.roles)
+    converted = {id(store): to_async(store, clock) for store in originals}
     roles = {role: converted[id(store)] for role, store in composition.roles.items()}
-    owned = [converted.get(id(store), store) for store in composition.owned]
+    if shared:
+        owned = [converted[id(store)] for store in originals
+                 if converted[id(store)] is not store
+                 and not isinstance(converted[id(store)], ThreadOffload)]
+    else:
+        owned = [converted.get(id(store), store) for store in composition.owned]
     return Composition(roles=roles, owned=owned)
 
 

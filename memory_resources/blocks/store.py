@@ -34,6 +34,7 @@ from ..errors import ConfigurationError
 from .base import DeploySafeLoad
 from .postgres import PostgresMemory
 from .redis import RedisMemory
+from .store_async import AsyncHandles
 from .vector import VectorMemory
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def _strip_nested_slugs(value: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-class MemoryStore(DeploySafeLoad, Block):
+class MemoryStore(DeploySafeLoad, AsyncHandles, Block):
     """Durable memory for agent flows: Redis, PostgreSQL and vector blocks in one place.
 
     Each nested block is optional; a part left empty runs on the embedded default (one

@@ -10,8 +10,10 @@ the replay command.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import typing
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ..capture.masking import MASK, safe_value
@@ -217,6 +219,16 @@ def resolve_deferred(run_id: str | None, *, force: bool = False) -> FlowCaptureH
     return hook
 
 
+def off_loop(capture: Callable[..., None], owner: Any, *args: Any) -> Awaitable[None] | None:
+    """Run ``capture(*args)`` now when ``owner`` (a flow or task) is sync; when it is
+    async, a coroutine that runs it on a worker thread with the caller's context (run
+    ids, Prefect's run context) for Prefect's async engine to await."""
+    if getattr(owner, "isasync", False) is not True:
+        capture(*args)
+        return None
+    return asyncio.to_thread(capture, *args)
+
+
 class FlowCaptureHook:
     """The flow hook attached by ``remember``: registers the run, upserts its history row."""
 
@@ -228,7 +240,13 @@ class FlowCaptureHook:
         """Tasks opted out of output capture for this flow (``remember(exclude=...)``)."""
         self.__name__ = "memory_resources_capture"
 
-    def __call__(self, flow: Any, flow_run: Any, state: Any) -> None:
+    def __call__(self, flow: Any, flow_run: Any, state: Any) -> Awaitable[None] | None:
+        """Capture now; for an async flow return a coroutine that captures on a worker
+        thread (Prefect's async engine awaits it), so the run's event loop never waits on
+        a store or the outbox."""
+        return off_loop(self._capture, flow, flow, flow_run, state)
+
+    def _capture(self, flow: Any, flow_run: Any, state: Any) -> None:
         try:
             run_id = str(flow_run.id)
             terminal = not state.is_running()
@@ -294,7 +312,11 @@ class TaskCaptureHook:
         self.target = target
         self.__name__ = "memory_resources_task_output"
 
-    def __call__(self, task: Any, task_run: Any, state: Any) -> None:
+    def __call__(self, task: Any, task_run: Any, state: Any) -> Awaitable[None] | None:
+        """Capture now; for an async task a coroutine capturing on a worker thread."""
+        return off_loop(self._capture, task, task, task_run, state)
+
+    def _capture(self, task: Any, task_run: Any, state: Any) -> None:
         try:
             flow_run_id = str(task_run.flow_run_id) if task_run.flow_run_id else None
             target = self.target
