@@ -53,11 +53,28 @@ _PROCESSORS: list[Any] = [
 ]
 
 
+class LevelCheckedLogger(structlog.stdlib.BoundLogger):
+    """``structlog.stdlib.BoundLogger`` that asks the stdlib logger's (cached)
+    ``isEnabledFor`` before building an event: a disabled ``info`` costs about 0.2 µs
+    instead of the ~12 µs of running the processor chain up to ``filter_by_level`` (two
+    such calls sat on every lock acquire+release). Enabled events are unchanged."""
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.DEBUG):
+            return None
+        return super().debug(event, *args, **kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return None
+        return super().info(event, *args, **kw)
+
+
 def get_logger(name: str, **initial: Any) -> Any:
     """A structlog logger writing to the stdlib logger ``name`` with the acting run ids."""
     return structlog.wrap_logger(
         logging.getLogger(name),
         processors=_PROCESSORS,
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=LevelCheckedLogger,
         **initial,
     )
