@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 from memory_resources import MemoryAPI  # noqa: E402
 from memory_resources.stores.postgres import PostgresStore  # noqa: E402
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+"""The `postgres` database: LangGraph's setup() builds an index CONCURRENTLY, which waits for
+every open transaction of its database (a test elsewhere holding one in `test` would stall it)."""
 ROUNDS = 5
 BLOCK = 10
 DATA = {"user_id": "user_123", "session_id": "session_456", "turn": 7,
