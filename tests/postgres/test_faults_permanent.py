@@ -157,3 +157,40 @@ def test_schema_dropped_under_a_running_store_says_run_migrate(server: PostgresS
             store.read_flow_runs("f")
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("values", "expected", "words"), [
+    ({"user": "mr_pw", "password": "wrong-pw"}, BackendAuthenticationError, "wrong or missing"),
+    ({"user": "mr_ghost"}, BackendAuthenticationError, 'role "mr_ghost" does not exist'),
+    ({"database": "mr_nodb"}, BackendConfigurationError, "CREATE DATABASE"),
+])
+def test_async_driver_classifies_login_failures_by_sqlstate(
+    server: PostgresServer, values: dict[str, str], expected: type[BackendError], words: str
+) -> None:
+    """asyncpg (the async store's driver) reports login failures with a SQLSTATE; the
+    shared classification turns them into the same typed, permanent errors."""
+    import asyncio
+
+    import asyncpg
+
+    from memory_resources.stores.postgres.aio_driver import (
+        CAUGHT,
+        connect_options,
+        is_transient,
+        translate,
+    )
+
+    async def attempt() -> BaseException:
+        try:
+            conn = await asyncpg.connect(**connect_options(_config(server, **values)))
+        except CAUGHT as exc:
+            return exc
+        await conn.close()
+        raise AssertionError("the login was accepted")
+
+    failure = asyncio.run(attempt())
+    error = translate(failure)
+    assert type(error) is expected
+    assert words in str(error)
+    assert "wrong-pw" not in str(error)
+    assert not is_transient(failure)

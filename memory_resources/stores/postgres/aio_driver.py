@@ -18,21 +18,17 @@ import asyncpg
 import psycopg2.extensions
 
 from ...config import PostgresConfig
-from ...errors import (
-    BackendAuthenticationError,
-    BackendError,
-    BackendTimeoutError,
-    BackendUnavailableError,
-    SchemaError,
-)
+from ...errors import BackendError, BackendUnavailableError
 from ...validation import require_identifier
-from .errors import BACKEND
+from .errors import (
+    BACKEND,
+    PERMANENT_SQLSTATES,
+    RETRYABLE_SQLSTATES,
+    SHUTDOWN_SQLSTATES,
+    sqlstate_error,
+)
 
 _CONNECTION_CLASSES = ("08",)
-_SHUTDOWN = {"57P01", "57P02", "57P03"}
-_RETRYABLE = {"40001", "40P01"}
-_AUTH = {"28000", "28P01"}
-_SCHEMA = {"3F000", "42P01", "42883"}
 
 
 def quote_ident(name: str) -> str:
@@ -97,14 +93,14 @@ def is_connection_failure(exc: BaseException) -> bool:
                         asyncpg.exceptions.ConnectionDoesNotExistError)):
         return not isinstance(exc, asyncpg.exceptions.InterfaceWarning)
     code = sqlstate(exc)
-    return code is not None and (code.startswith(_CONNECTION_CLASSES) or code in _SHUTDOWN)
+    return code is not None and (code.startswith(_CONNECTION_CLASSES) or code in SHUTDOWN_SQLSTATES)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True when retrying ``exc`` on a fresh connection may succeed."""
-    if sqlstate(exc) in _AUTH:
+    if sqlstate(exc) in PERMANENT_SQLSTATES:
         return False
-    return is_connection_failure(exc) or sqlstate(exc) in _RETRYABLE
+    return is_connection_failure(exc) or sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
 def translate(exc: BaseException, secrets: tuple[str, ...] = ()) -> BackendError:
@@ -116,16 +112,12 @@ def translate(exc: BaseException, secrets: tuple[str, ...] = ()) -> BackendError
             message = message.replace(secret, "***")
     if code:
         message += f" (SQLSTATE {code})"
-    if code in _AUTH:
-        return BackendAuthenticationError(BACKEND, "authentication failed "
-                                          "(check user and password)")
-    if code == "57014":
-        return BackendTimeoutError(BACKEND, message)
+    if code == "57014" or not is_connection_failure(exc):
+        typed = sqlstate_error(code, message)  # one classification, shared with psycopg2
+        if typed is not None:
+            return typed
     if is_connection_failure(exc):
         return BackendUnavailableError(BACKEND, f"{type(exc).__name__}: {message}")
-    if code in _SCHEMA:
-        return SchemaError(BACKEND, message + "; the memory tables are missing or too old: "
-                           "run `memory-resources migrate` (or set auto_migrate=True)")
     return BackendError(BACKEND, message)
 
 

@@ -28,8 +28,8 @@ from ...errors import (
 
 BACKEND = "postgres"
 
-_SHUTDOWN_SQLSTATES = {"57P01", "57P02", "57P03"}  # admin shutdown, crash, cannot connect now
-_RETRYABLE_SQLSTATES = {
+SHUTDOWN_SQLSTATES = {"57P01", "57P02", "57P03"}  # admin shutdown, crash, cannot connect now
+RETRYABLE_SQLSTATES = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
     "25006",  # read_only_sql_transaction: a replica, or a primary demoted by a failover
@@ -38,6 +38,8 @@ _RETRYABLE_SQLSTATES = {
 }
 _AUTH_SQLSTATES = {"28000", "28P01"}
 _SCHEMA_SQLSTATES = {"3F000", "42P01", "42883"}  # schema / table / function missing
+PERMANENT_SQLSTATES = frozenset({*_AUTH_SQLSTATES, *_SCHEMA_SQLSTATES, "3D000", "42501"})
+"""Never retried, whatever the driver."""
 
 
 class _Login:
@@ -94,6 +96,34 @@ def login_problem(exc: BaseException) -> BackendError | None:
     return None
 
 
+def sqlstate_error(code: str | None, message: str) -> BackendError | None:
+    """The typed error a SQLSTATE alone decides (both drivers use it: psycopg2 here,
+    asyncpg in ``aio_driver``), with how to fix it; None for codes it leaves to the caller
+    (connection failures, generic errors). ``message`` is the server's, already masked."""
+    if code == "28P01":
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: wrong or missing password ({message}); fix "
+            "postgres_config['password'] or the password in the DSN")
+    if code in _AUTH_SQLSTATES:
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: {message}; check that the role exists and may log in "
+            "(CREATE ROLE ... LOGIN) and that pg_hba.conf allows it")
+    if code == "3D000":
+        return BackendConfigurationError(
+            BACKEND, f"{message}; create the database (CREATE DATABASE) or fix the database "
+            "in postgres_config / the DSN")
+    if code == "42501":
+        return BackendPermissionError(
+            BACKEND, f"{message}; the role lacks a privilege: GRANT it (docs/postgres.md "
+            "lists the grants) or connect as a role that has it")
+    if code in _SCHEMA_SQLSTATES:
+        return SchemaError(BACKEND, f"{message}; the memory tables are missing or too old: "
+                           "run `memory-resources migrate` (or set auto_migrate=True)")
+    if code == "57014":
+        return BackendTimeoutError(BACKEND, message)
+    return None
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """True when ``exc`` means the connection (not the statement) failed."""
     if isinstance(exc, psycopg2.InterfaceError):
@@ -105,7 +135,7 @@ def is_connection_failure(exc: BaseException) -> bool:
     code = exc.pgcode
     if code is None:
         return True
-    return code.startswith("08") or code in _SHUTDOWN_SQLSTATES
+    return code.startswith("08") or code in SHUTDOWN_SQLSTATES
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -114,7 +144,7 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if is_connection_failure(exc):
         return login_problem(exc) is None
-    return exc.pgcode in _RETRYABLE_SQLSTATES
+    return exc.pgcode in RETRYABLE_SQLSTATES
 
 
 def is_auth_failure(exc: BaseException) -> bool:
@@ -154,15 +184,4 @@ def translate(
         return BackendTimeoutError(BACKEND, message)
     if is_connection_failure(exc):
         return BackendUnavailableError(BACKEND, message)
-    if code in _AUTH_SQLSTATES:
-        return BackendAuthenticationError(BACKEND, message)
-    if code == "42501":
-        return BackendPermissionError(
-            BACKEND, message + "; the role lacks a privilege: GRANT it (docs/postgres.md "
-            "lists the grants) or connect as a role that has it")
-    if code == "3D000":
-        return BackendConfigurationError(BACKEND, message)
-    if code in _SCHEMA_SQLSTATES:
-        return SchemaError(BACKEND, message + "; the memory tables are missing or too old: "
-                           "run `memory-resources migrate` (or set auto_migrate=True)")
-    return BackendError(BACKEND, message)
+    return sqlstate_error(code, message) or BackendError(BACKEND, message)
