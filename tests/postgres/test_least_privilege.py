@@ -256,3 +256,48 @@ def test_pgvector_namespace_created_by_the_owner_serves_the_app_role(
         postgres_config(pgvector_app_roles.app_dsn, pgvector_app_roles.schema))
     with pytest.raises(BackendError, match="42501"):
         stranger.connect()
+
+
+def test_a_write_racing_the_move_of_its_month_waits_and_succeeds(roles: PgRoles) -> None:
+    """While the owner moves a month's rows out of the default partition (transaction held
+    open), the app role's write of that month waits on the parent table, then succeeds into
+    the new partition: maintenance never fails a concurrent insert."""
+    clock = ManualClock(start=FEB_2040)
+    app = make_postgres_store(roles.app_dsn, roles.schema, clock=clock)
+    mover = psycopg2.connect(roles.owner_dsn, connect_timeout=5)
+    outcome: dict[str, object] = {}
+    try:
+        app.write_flow_run(FlowRunWrite("flow", "first"))
+        with mover.cursor() as cur:
+            cur.execute(sql.SQL("SELECT rows_moved FROM {}.memory_attach_month("
+                                "'flow_run_history', 'created_at', %s)").format(
+                sql.Identifier(roles.schema)), (dt.datetime(2040, 2, 1, tzinfo=dt.timezone.utc),))
+            assert cur.fetchone() == (1,)
+
+        def write() -> None:
+            try:
+                outcome["row"] = app.write_flow_run(FlowRunWrite("flow", "racing"))
+            except BaseException as exc:  # asserted below
+                outcome["error"] = exc
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        waiting = False
+        for _ in range(300):
+            rows = _admin(roles, "SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
+                          " AND wait_event_type = 'Lock'", roles.app)
+            if rows[0][0]:
+                waiting = True
+                break
+            writer.join(0.1)
+        assert waiting, f"the write did not wait for the move: {outcome}"
+        mover.commit()
+        writer.join(30)
+        assert "error" not in outcome, outcome
+        where = _admin(roles, "SELECT run_id, tableoid::regclass::text FROM {s}.flow_run_history"
+                       " ORDER BY run_id")
+        assert where == [("first", f"{roles.schema}.flow_run_history_p2040_02"),
+                         ("racing", f"{roles.schema}.flow_run_history_p2040_02")]
+    finally:
+        mover.close()
+        app.close()
