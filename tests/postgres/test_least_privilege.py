@@ -7,6 +7,7 @@ The whole contract suite also runs as that role (backends ``postgres_app`` and
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -301,3 +302,29 @@ def test_a_write_racing_the_move_of_its_month_waits_and_succeeds(roles: PgRoles)
     finally:
         mover.close()
         app.close()
+
+
+def test_the_async_store_works_as_the_app_role(roles: PgRoles) -> None:
+    """AsyncPostgresStore (asyncpg) as the application role with auto_migrate on: connects
+    without DDL, writes and reads every kind of record, and in a month without partitions
+    writes into the default partition. (The whole async contract suite passed as this role
+    too; it is not run on every `make test` to keep the suite's time down.)"""
+    from memory_resources.stores.postgres.aio import AsyncPostgresStore
+
+    async def scenario() -> None:
+        store = AsyncPostgresStore({"dsn": roles.app_dsn, "schema": roles.schema},
+                                   clock=ManualClock(start=FEB_2040))
+        try:
+            await store.connect()
+            await store.write_flow_run(FlowRunWrite("flow", "async-run", status="running"))
+            assert (await store.read_flow_runs("flow"))[0]["run_id"] == "async-run"
+            await store.write_task_output("task", {"answer": 42})
+            assert (await store.set_context("ctx", {"k": 1}))["version"] == 1
+            token = await store.try_acquire("lock", "me", 5000)
+            assert token is not None and await store.release("lock", "me")
+            assert len(await store.read_audit(operation="history.write")) == 1
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert _count(roles, "flow_run_history_default") == 1
