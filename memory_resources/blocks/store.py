@@ -30,7 +30,6 @@ from pydantic import (
 )
 
 from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
-from ..errors import ConfigurationError
 from .base import DeploySafeLoad
 from .postgres import PostgresMemory
 from .redis import RedisMemory
@@ -432,42 +431,4 @@ class MemoryStore(DeploySafeLoad, AsyncHandles, Block):
         return declarers().remembered_task(self, fn, **task_options)
 
 
-def memory_store_from_target_config(config: dict[str, Any]) -> MemoryStore:
-    """Rebuild a secret-free MemoryStore from the config an outbox target recorded."""
-    backends = config.get("backends") or {}
-    kwargs = {k: v for k, v in config.items() if k != "backends"}
-    try:
-        if backends.get("redis"):
-            kwargs["redis"] = RedisMemory.model_validate(backends["redis"])
-        if backends.get("postgres"):
-            kwargs["postgres"] = PostgresMemory.model_validate(backends["postgres"])
-        if backends.get("vector"):
-            kwargs["vector"] = VectorMemory.model_validate(backends["vector"])
-        if backends.get("embedded") and backends["embedded"].get("path"):
-            kwargs["embedded_path"] = backends["embedded"]["path"]
-        return MemoryStore(**kwargs)
-    except Exception as exc:
-        raise ConfigurationError(f"outbox target config cannot be rebuilt: {exc}") from exc
-
-
-def memory_store_for_target(target: OutboxTarget) -> MemoryStore:
-    """The store an outbox target's records go to (the resolver of ``replay_outbox``):
-    the saved block it was captured with (loaded by name from the Prefect API), else the
-    secret-free configuration recorded with the target (e.g. the embedded default)."""
-    if target.block_name:
-        loader: Any = MemoryStore.load  # async_dispatch: _sync=True forces the sync path
-        return loader(target.block_name, _sync=True)  # type: ignore[no-any-return]
-    if target.config is not None:
-        return memory_store_from_target_config(target.config)
-    raise ConfigurationError(
-        f"outbox target {target.label!r} was captured with a configuration holding secrets "
-        "and no saved block: replay it with --block NAME"
-    )
-
-
-__all__ = [
-    "MemoryStore",
-    "close_all",
-    "memory_store_for_target",
-    "memory_store_from_target_config",
-]
+__all__ = ["MemoryStore", "close_all"]

@@ -3,7 +3,7 @@
 Each target of the outbox is reached through the caller: either one store given as
 ``memory`` (``--block NAME``), or a ``resolve(target)`` function that rebuilds the store a
 target was captured with (the blocks layer provides
-:func:`memory_resources.blocks.store.memory_store_for_target`: the saved block by name, else
+:func:`memory_resources.blocks.targets.memory_store_for_target`: the saved block by name, else
 the secret-free configuration recorded with the target). A store is anything with
 ``capture_writer(outbox=..., target=...)`` and ``outbox_target()``. Replays are idempotent:
 history rows are upserts, an output already stored is skipped.

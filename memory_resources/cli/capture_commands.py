@@ -126,7 +126,8 @@ def outbox_replay(
     from rich.console import Console
     from rich.table import Table
 
-    from ..blocks.store import MemoryStore, memory_store_for_target
+    from ..blocks.store import MemoryStore
+    from ..blocks.targets import memory_store_for_target
     from ..capture.replay import replay_outbox
 
     memory = None

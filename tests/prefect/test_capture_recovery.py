@@ -18,7 +18,7 @@ import pytest
 from prefect import flow, task
 
 from memory_resources.blocks import MemoryStore
-from memory_resources.blocks.store import memory_store_for_target
+from memory_resources.blocks.targets import memory_store_for_target
 from memory_resources.capture.outbox import Outbox
 from memory_resources.capture.replay import replay_outbox
 from memory_resources.prefect import remember
