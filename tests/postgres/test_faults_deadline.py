@@ -151,3 +151,22 @@ def test_slow_but_answering_server_is_not_cut(
     finally:
         proxy.pass_through()
         store.close()
+
+
+def test_pgvector_health_check_of_a_hung_server_is_bounded(postgres_dsn: str) -> None:
+    """The pgvector index's health_check() against a server that never answers reports
+    unhealthy within HEALTH_TIMEOUT (connecting included), not operation_timeout."""
+    from memory_resources.stores.pgvector.index import PgVectorIndex
+    from tests.fixtures.pgvector import vector_config
+
+    port = urlsplit(postgres_dsn).port or 5432
+    with TcpProxy("127.0.0.1", port) as hung:
+        hung.blackhole()
+        config = PostgresConfig(dsn=via(hung, postgres_dsn), schema="pgv_hung",
+                                auto_migrate=False)
+        index = PgVectorIndex.from_config(vector_config(4, "cosine", "hung"), config)
+        started = time.monotonic()
+        report = index.health_check()
+        assert report["status"] == "unhealthy"
+        assert time.monotonic() - started < HEALTH_TIMEOUT + SLACK
+        index.close()

@@ -33,7 +33,7 @@ from ...protocols import VectorFilter
 from ...records import HealthReport, JSONDict, Metric, VectorMatch
 from ...validation import require_id
 from ...vector_filter import Condition, parse_filter
-from ..postgres.pool import NO_DEADLINE, Cursor, PostgresPool
+from ..postgres.pool import HEALTH_TIMEOUT, NO_DEADLINE, Cursor, PostgresPool, call_budget
 from .filters import compile_filter, filter_keys
 from .monitoring import namespace_counts, table_sizes
 from .naming import hnsw_index_name, table_name
@@ -356,9 +356,11 @@ class PgVectorIndex:
         """Round trip to the namespace table; reports faults instead of raising them."""
         started = time.perf_counter()
         try:
-            pool, statements = self._ready()
-            pool.run(lambda cur: cur.execute(
-                sql.SQL("SELECT 1 FROM {} LIMIT 1").format(statements.table)), read_only=True)
+            with call_budget(HEALTH_TIMEOUT):  # connecting included, as the store's check
+                pool, statements = self._ready()
+                pool.run(lambda cur: cur.execute(
+                    sql.SQL("SELECT 1 FROM {} LIMIT 1").format(statements.table)),
+                    read_only=True)
         except Exception as exc:
             return HealthReport(status="unhealthy", backend=self.backend_name, error=str(exc),
                                 latency_ms=(time.perf_counter() - started) * 1000)

@@ -47,11 +47,14 @@ _SCOPE = threading.local()
 NO_DEADLINE = math.inf
 """``timeout=NO_DEADLINE``: no client-side deadline for this call (maintenance work such as
 an index build); connecting stays bounded by ``connection_timeout``."""
+HEALTH_TIMEOUT = 2.5
+"""Seconds a store-level health check may take, connecting included (capped by
+``operation_timeout`` in the PostgreSQL store)."""
 _MIN_ATTEMPT = 0.05
 """No retry is started with less than this left before the deadline."""
 
-__all__ = ["NO_DEADLINE", "Backoff", "Connection", "Cursor", "PostgresPool", "call_budget",
-           "connect_kwargs", "execute_prepared"]
+__all__ = ["HEALTH_TIMEOUT", "NO_DEADLINE", "Backoff", "Connection", "Cursor", "PostgresPool",
+           "call_budget", "connect_kwargs", "execute_prepared"]
 
 
 @contextlib.contextmanager

@@ -37,16 +37,13 @@ from .errors import BACKEND
 from .local import start_local_server
 from .migrate import AppliedMigration, migrate
 from .partitions import MaintenanceReport, check_months_ahead, keep_partitions, maintain
-from .pool import Cursor, PostgresPool, call_budget
+from .pool import HEALTH_TIMEOUT, Cursor, PostgresPool, call_budget
 from .support import one, render
 
 _log = get_logger(__name__)
 
 PARTITIONS_AHEAD = 6
 """Month partitions kept ahead of the current month (``partition_months_ahead``'s default)."""
-
-HEALTH_TIMEOUT = 2.5
-"""Seconds a store-level health check may take (capped by ``operation_timeout``)."""
 
 PURGE_INTERVAL = 300.0
 """Seconds between sweeps of expired contexts, run after a context write (no cron)."""
