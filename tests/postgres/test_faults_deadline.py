@@ -170,3 +170,46 @@ def test_pgvector_health_check_of_a_hung_server_is_bounded(postgres_dsn: str) ->
         assert report["status"] == "unhealthy"
         assert time.monotonic() - started < HEALTH_TIMEOUT + SLACK
         index.close()
+
+
+def test_deadline_holds_in_a_forked_child(proxy: TcpProxy, postgres_dsn: str) -> None:
+    """A process forked after the watchdog started (threads do not survive fork) still
+    gets its calls on a black-holed connection cut at the deadline."""
+    import os
+
+    warm = PostgresPool(PostgresConfig(dsn=postgres_dsn, operation_timeout=BUDGET))
+    warm.run(lambda cur: cur.execute("SELECT 1"))  # the parent's watchdog is running
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            pool = PostgresPool(PostgresConfig(dsn=via(proxy, postgres_dsn),
+                                               operation_timeout=BUDGET))
+            os.write(ready_w, b"r")
+            os.read(go_r, 1)  # the parent (where the proxy's threads run) black-holes it
+            error, took = timed(lambda: pool.run(lambda cur: cur.execute("SELECT 1")))
+            code = 0 if isinstance(error, BackendTimeoutError) and took < BUDGET + SLACK else 3
+        finally:
+            os._exit(code)
+    os.read(ready_r, 1)
+    proxy.blackhole()
+    os.write(go_w, b"g")
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child's call never ended")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        proxy.pass_through()
+        warm.close()
+        for fd in (ready_r, ready_w, go_r, go_w):
+            os.close(fd)

@@ -181,6 +181,13 @@ class Watchdog:
         self._lock = threading.Lock()
         self._running = False
 
+    def after_fork(self) -> None:
+        """In a forked child: no watchdog thread runs there (threads do not survive fork)
+        and the parent's connections are not the child's to cut; start afresh."""
+        self._conns = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._running = False
+
     def register(self, conn: PooledConnection) -> None:
         """Watch ``conn`` for as long as it lives (or until :meth:`forget`)."""
         with self._lock:
@@ -211,3 +218,5 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCHDOG.after_fork)
