@@ -10,38 +10,32 @@ from typer.testing import CliRunner
 from memory_resources.blocks import MemoryStore
 from memory_resources.capture.outbox import Outbox
 from memory_resources.cli import app
-from memory_resources.errors import BackendUnavailableError
 from memory_resources.records import FlowRunWrite
 
 
 def _memory(tmp_path: Path) -> MemoryStore:
-    """An embedded MemoryStore with its own file and outbox."""
-    return MemoryStore(embedded_path=str(tmp_path / "memory.db"),
+    """An embedded MemoryStore with its own file (under ``store/``) and outbox."""
+    return MemoryStore(embedded_path=str(tmp_path / "store" / "memory.db"),
                        outbox_path=str(tmp_path / "outbox.db"))
 
 
-def _keep_records(memory: MemoryStore) -> None:
-    """Write one history row and one output through the writer while its store is down."""
+def _keep_records(memory: MemoryStore, tmp_path: Path) -> None:
+    """Write one history row and one output through the writer while the store cannot be
+    opened (a plain file stands where its directory should be), then end the outage."""
+    blocker = tmp_path / "store"
+    blocker.write_text("in the way")
     writer = memory.capture_writer()
-    real = writer._stores
-
-    def down() -> object:
-        raise BackendUnavailableError("sqlite", "simulated outage")
-
-    writer._stores = down  # type: ignore[assignment]  # simulate the outage
-    try:
-        writer.write_history(FlowRunWrite(flow_id="f1", run_id="r1", flow_name="cli-flow",
-                                          status="completed"))
-        writer.write_output("tr-1", {"v": 1}, {"task_name": "t"}, "r1")
-    finally:
-        writer._stores = real
+    assert not writer.write_history(FlowRunWrite(flow_id="f1", run_id="r1",
+                                                 flow_name="cli-flow", status="completed"))
+    assert not writer.write_output("tr-1", {"v": 1}, {"task_name": "t"}, "r1")
+    blocker.unlink()
 
 
 def test_status_lists_pending_and_replay_writes_them_once(tmp_path: Path) -> None:
     """status shows what waits (exit 1), replay rebuilds the secret-free embedded target
     from the outbox, writes each record once, and a second replay has nothing to do."""
     memory = _memory(tmp_path)
-    _keep_records(memory)
+    _keep_records(memory, tmp_path)
     memory.close()
     outbox_path = str(tmp_path / "outbox.db")
     runner = CliRunner()
@@ -61,7 +55,7 @@ def test_status_lists_pending_and_replay_writes_them_once(tmp_path: Path) -> Non
     empty = runner.invoke(app, ["outbox", "status", "--outbox", outbox_path])
     assert empty.exit_code == 0 and "empty" in empty.output
 
-    fresh = MemoryStore(embedded_path=str(tmp_path / "memory.db"))
+    fresh = MemoryStore(embedded_path=str(tmp_path / "store" / "memory.db"))
     try:
         rows = fresh.api.read_flow_run_history("f1")
         assert [(r["run_id"], r["status"]) for r in rows] == [("r1", "completed")]
