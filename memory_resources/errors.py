@@ -109,7 +109,7 @@ class SchemaError(BackendError):
     """The backend's schema is missing, too old, or was changed (e.g. a migration checksum)."""
 
 
-class SchemaPermissionError(SchemaError, PermissionError):
+class SchemaPermissionError(SchemaError, BackendPermissionError):
     """Migrations are pending but the connected role may not apply them; ``pending`` names
     them. Retrying does not help: run ``memory-resources migrate`` as the schema owner."""
 

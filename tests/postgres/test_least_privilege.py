@@ -23,7 +23,11 @@ from typer.testing import CliRunner
 
 from memory_resources.cli import app as cli
 from memory_resources.clock import ManualClock
-from memory_resources.errors import BackendError, SchemaError, SchemaPermissionError
+from memory_resources.errors import (
+    BackendPermissionError,
+    SchemaError,
+    SchemaPermissionError,
+)
 from memory_resources.records import FlowRunWrite
 from memory_resources.stores.pgvector import PgVectorIndex
 from memory_resources.stores.postgres import PostgresStore
@@ -81,7 +85,7 @@ def test_the_contract_store_is_the_app_role_without_create(
         return tuple(row)
 
     assert postgres_app_store.pool.run(probe) == (postgres_app_roles.app, False, False)
-    with pytest.raises(BackendError, match="42501"):
+    with pytest.raises(BackendPermissionError, match="42501"):
         postgres_app_store.pool.run(lambda cur: cur.execute(
             f'CREATE TABLE "{postgres_app_roles.schema}".intruder (x int)'))
 
@@ -123,7 +127,7 @@ def test_app_role_with_pending_migration_fails_typed_until_the_owner_migrates(
     with pytest.raises(SchemaPermissionError) as info:
         make_postgres_store(roles.app_dsn, roles.schema)
     error = info.value
-    assert isinstance(error, SchemaError) and isinstance(error, PermissionError)
+    assert isinstance(error, SchemaError) and isinstance(error, BackendPermissionError)
     assert error.pending == ["007_partition_maintenance"]
     assert "memory-resources migrate" in str(error) and roles.schema in str(error)
     assert _admin(roles, "SELECT version FROM {s}.schema_migrations WHERE version = 7") == []
@@ -250,12 +254,12 @@ def test_pgvector_namespace_created_by_the_owner_serves_the_app_role(
                   " WHERE schemaname = %s AND tablename = %s",
                   pgvector_app_roles.schema, index.table)
     assert rows == [(pgvector_app_roles.owner,)]
-    with pytest.raises(BackendError, match="42501"), index.bulk_load():
+    with pytest.raises(BackendPermissionError, match="42501"), index.bulk_load():
         pass
     stranger = PgVectorIndex.from_config(
         vector_config(4, "cosine", "never_created"),
         postgres_config(pgvector_app_roles.app_dsn, pgvector_app_roles.schema))
-    with pytest.raises(BackendError, match="42501"):
+    with pytest.raises(BackendPermissionError, match="42501"):
         stranger.connect()
 
 
