@@ -10,15 +10,17 @@ from pydantic import HttpUrl
 from ..config import PostgresConfig
 from ..stores.postgres import AppliedMigration, PostgresPool, PostgresStore, migrate
 from ..stores.postgres.local import start_local_server
+from . import form
 from .base import DeploySafeLoad, StoreFactoryMixin
+from .form import FormLayout
 from .results import ResultStorageMixin
 
 
 # read_path/write_path are sync here (Prefect calls them with _sync=True; the a* forms
 # are async), where WritableFileSystem declares them async: hence the ignore.
 class PostgresMemory(  # type: ignore[misc]
-    DeploySafeLoad, StoreFactoryMixin[PostgresStore], ResultStorageMixin, WritableFileSystem,
-    PostgresConfig,
+    FormLayout, DeploySafeLoad, StoreFactoryMixin[PostgresStore], ResultStorageMixin,
+    WritableFileSystem, PostgresConfig,
 ):
     """Flow-run history, task outputs, the audit trail, context, events and locks on
     PostgreSQL.
@@ -52,6 +54,7 @@ class PostgresMemory(  # type: ignore[misc]
         "Durable agent memory on PostgreSQL: partitioned flow-run history, versioned task "
         "outputs, an audit trail, context, events and lease locks, with versioned migrations."
     )
+    _form = form.POSTGRES
 
     def to_config(self) -> PostgresConfig:
         """The plain :class:`PostgresConfig` this block carries (same fields, same values)."""

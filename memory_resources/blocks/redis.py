@@ -9,15 +9,17 @@ from pydantic import HttpUrl
 
 from ..config import RedisConfig
 from ..stores.redis import RedisStore
+from . import form
 from .base import DeploySafeLoad, StoreFactoryMixin
+from .form import FormLayout
 from .results import ResultStorageMixin
 
 
 # read_path/write_path are sync here (Prefect calls them with _sync=True; the a* forms
 # are async), where WritableFileSystem declares them async: hence the ignore.
 class RedisMemory(  # type: ignore[misc]
-    DeploySafeLoad, StoreFactoryMixin[RedisStore], ResultStorageMixin, WritableFileSystem,
-    RedisConfig,
+    FormLayout, DeploySafeLoad, StoreFactoryMixin[RedisStore], ResultStorageMixin,
+    WritableFileSystem, RedisConfig,
 ):
     """Agent context, event streams and Redlock locks on Redis or Redis Cluster.
 
@@ -52,6 +54,7 @@ class RedisMemory(  # type: ignore[misc]
         "Durable agent memory on Redis: context with TTL, event streams and "
         "Redlock locks with fencing tokens."
     )
+    _form = form.REDIS
 
     def to_config(self) -> RedisConfig:
         """The plain :class:`RedisConfig` this block carries (same fields, same values)."""

@@ -30,7 +30,9 @@ from pydantic import (
 )
 
 from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
+from . import form
 from .base import DeploySafeLoad
+from .form import FormLayout
 from .postgres import PostgresMemory
 from .redis import RedisMemory
 from .store_async import AsyncHandles
@@ -148,7 +150,7 @@ def _strip_nested_slugs(value: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-class MemoryStore(DeploySafeLoad, AsyncHandles, Block):
+class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ignore[misc]
     """Durable memory for agent flows: Redis, PostgreSQL and vector blocks in one place.
 
     Each nested block is optional; a part left empty runs on the embedded default (one
@@ -189,6 +191,7 @@ class MemoryStore(DeploySafeLoad, AsyncHandles, Block):
         "history, task outputs and embeddings, on Redis, PostgreSQL and a vector index "
         "(each optional; embedded SQLite by default). Captures flow runs automatically."
     )
+    _form = form.MEMORY_STORE
 
     redis: RedisMemory | None = Field(
         default=None,

@@ -10,11 +10,15 @@ from pydantic import Field, HttpUrl
 from ..config import EmbeddedConfig, VectorConfig
 from ..protocols import VectorIndex
 from ..vector_backends import create_vector_index
+from . import form
 from .base import DeploySafeLoad, StoreFactoryMixin
+from .form import FormLayout
 from .postgres import PostgresMemory
 
 
-class VectorMemory(DeploySafeLoad, StoreFactoryMixin[VectorIndex], Block, VectorConfig):
+class VectorMemory(  # type: ignore[misc]  # model_json_schema overridden as Block does
+    FormLayout, DeploySafeLoad, StoreFactoryMixin[VectorIndex], Block, VectorConfig
+):
     """Embeddings with metadata, queried by cosine, euclidean or dot-product similarity.
 
     The fields are the spec's ``vector_config`` keys (backend, dimension, metric, namespace)
@@ -50,6 +54,7 @@ class VectorMemory(DeploySafeLoad, StoreFactoryMixin[VectorIndex], Block, Vector
         "Agent memory embeddings: an exact in-process numpy index or pgvector (HNSW) in "
         "PostgreSQL, with metadata filters and identical scores on both."
     )
+    _form = form.VECTOR
 
     postgres: PostgresMemory | None = Field(
         None,
