@@ -177,12 +177,19 @@ def test_maintain_command_as_migration_role_and_refused_for_the_app_role(
 ) -> None:
     """`memory-resources maintain` as the migration role moves a backfilled run out of the
     default partition and reports it (text and --json); as the app role it exits 2 naming
-    the fix."""
+    the fix, and the app role's prune is refused typed, dropping nothing."""
     app = make_postgres_store(roles.app_dsn, roles.schema)
     try:
         app.write_flow_run(FlowRunWrite("flow", "old", created_at="2020-03-04T05:06:07+00:00"))
     finally:
         app.close()
+    later = make_postgres_store(roles.app_dsn, roles.schema, clock=ManualClock(start=FEB_2040))
+    try:  # in 2040 every month partition is due: dropping them is the owner's job
+        with pytest.raises(BackendPermissionError, match="42501"):
+            later.prune(dt.timedelta(days=90))
+    finally:
+        later.close()
+    assert _count(roles, partition_name("flow_run_history", 0)) == 0  # still there
     refused = runner.invoke(cli, ["maintain", "--dsn", roles.app_dsn, "--schema", roles.schema])
     assert refused.exit_code == 2
     assert "as the schema owner" in refused.output
