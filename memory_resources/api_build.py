@@ -64,8 +64,9 @@ def _import_backend(module: str, what: str, config_arg: str) -> Any:
                 f"{config_arg}: the {what} backend is not available in this installation "
                 f"(module {module} not found)"
             ) from None
+        package = missing.partition(".")[0]  # `redis.client` missing means `redis` is
         raise ConfigurationError(
-            f"{config_arg}: the {what} backend needs the Python package {missing!r}, "
+            f"{config_arg}: the {what} backend needs the Python package {package!r}, "
             f"which is not installed"
         ) from None
 
