@@ -1,7 +1,7 @@
 """The ``memory-resources`` command line.
 
 Commands live in one module per area, each adding to :data:`app`:
-``core`` (health, stats), ``postgres_commands`` (migrate, prune), ``capture_commands``
+``core`` (health, stats), ``postgres_commands`` (migrate, maintain, prune), ``capture_commands``
 (history, outputs, outbox).
 """
 
