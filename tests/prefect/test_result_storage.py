@@ -97,3 +97,33 @@ def _stored_paths(block: Any) -> list[str]:
     rows = store.pool.run(lambda cur: (cur.execute(
         store.render("SELECT path FROM {s}.memory_results ORDER BY path")), cur.fetchall())[1])
     return [row[0] for row in rows]
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")
+def test_serializable_cache_on_one_backend(storage: Any) -> None:
+    """The block's backend serves both the results and, through MemoryLockManager, the
+    cache policy's SERIALIZABLE lock: the second run is a cache hit and no lease is left."""
+    from prefect.transactions import IsolationLevel
+
+    from memory_resources.prefect import MemoryLockManager
+
+    calls: list[int] = []
+    storage.save(f"locked-{uuid.uuid4().hex[:12]}")
+    locks = MemoryLockManager(storage)
+    policy = INPUTS.configure(lock_manager=locks, isolation_level=IsolationLevel.SERIALIZABLE)
+
+    @task(result_storage=storage, cache_policy=policy, persist_result=True)
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    @flow
+    def pipeline(x: int) -> tuple[int, str]:
+        state = double(x, return_state=True)
+        return state.result(), state.name
+
+    assert pipeline(21) == (42, "Completed")
+    assert pipeline(21) == (42, "Cached") and calls == [21]
+    (path,) = _stored_paths(storage)
+    assert locks.is_locked(path) is False
