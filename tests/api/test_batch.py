@@ -149,3 +149,35 @@ def test_postgres_batch_is_atomic_when_the_database_fails(
         _assert_atomic(memory)
     finally:
         memory.disconnect()
+
+
+def test_batch_over_its_deadline_writes_nothing(pgvector_dsn: str, pgvector_schema: str,
+                                                tmp_path: Any) -> None:
+    """A pgvector batch that cannot finish within operation_timeout (its table is locked
+    by another session) raises BackendTimeoutError and leaves no vector behind."""
+    from memory_resources.errors import BackendTimeoutError
+
+    vector_config = {"backend": "pgvector", "dimension": DIMENSION, "namespace": "batch"}
+    postgres_config = {"dsn": pgvector_dsn, "schema": pgvector_schema}
+    embedded_config = {"path": str(tmp_path / "memory.db")}
+    with MemoryAPI(postgres_config=postgres_config, vector_config=vector_config,
+                   embedded_config=embedded_config):
+        pass  # migrations and the table, under the default deadline
+    memory = MemoryAPI(
+        postgres_config={**postgres_config, "auto_migrate": False, "operation_timeout": 1.0},
+        vector_config=vector_config, embedded_config=embedded_config)
+    blocker = psycopg2.connect(pgvector_dsn)
+    try:
+        memory.connect()
+        with blocker.cursor() as cur:
+            cur.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+                sql.Identifier(pgvector_schema, "pgvector_batch")))
+        ids = [f"v{i}" for i in range(100)]
+        with pytest.raises(BackendTimeoutError):
+            memory.index_embeddings(ids, np.ones((100, DIMENSION)))
+        blocker.rollback()
+        assert memory.store("vectors").count() == 0
+        assert memory.index_embeddings(ids, np.ones((100, DIMENSION))) == 100
+    finally:
+        blocker.close()
+        memory.disconnect()
