@@ -40,6 +40,17 @@ def test_set_contexts_stores_each_like_set_context(context_store: ContextStore) 
     assert context_store.get_context(a) == again[0]
 
 
+def test_set_contexts_same_id_twice_applies_in_order(context_store: ContextStore) -> None:
+    """A batch naming one context twice stores both writes in order (versions 1 and 2);
+    the second one's data is what reads back."""
+    cid, other = _uid("twice"), _uid("other")
+    written = context_store.set_contexts([(cid, {"n": 1}), (other, {"n": 0}), (cid, {"n": 2})])
+    assert [(r["context_id"], r["version"]) for r in written] == [(cid, 1), (other, 1),
+                                                                   (cid, 2)]
+    stored = context_store.get_context(cid)
+    assert stored is not None and stored["data"] == {"n": 2} and stored["version"] == 2
+
+
 def test_set_contexts_bad_item_writes_nothing(context_store: ContextStore) -> None:
     """One item that is not a dict, or holds a value the codec cannot encode, fails the
     whole batch naming the item, and none of the batch's contexts is stored."""

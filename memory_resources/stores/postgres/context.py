@@ -77,6 +77,46 @@ APPEND = (
     " jsonb_build_object('event_id', ev.seq::text) FROM ev)"
     " SELECT seq, data FROM ev"
 )
+APPEND_MANY = (
+    "WITH " + _DROP_EXPIRED + ","
+    " h AS (INSERT INTO {s}.memory_event_heads AS h (context_id, last_seq)"
+    " VALUES (%(id)s, %(n)s::int) ON CONFLICT (context_id)"
+    " DO UPDATE SET last_seq = h.last_seq + %(n)s::int RETURNING last_seq),"
+    " ev AS (INSERT INTO {s}.memory_events (context_id, seq, occurred_at, data)"
+    " SELECT %(id)s::text, h.last_seq - %(n)s::int + d.ord, %(now)s::timestamptz,"
+    " d.data::jsonb FROM h, unnest(%(data)s::text[]) WITH ORDINALITY AS d(data, ord)"
+    " RETURNING seq, data),"
+    " audit AS (INSERT INTO {s}.audit_log"
+    " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
+    " SELECT %(now)s::timestamptz, 'event.append', %(id)s::text, %(a_flow)s::text,"
+    " %(a_task)s::text,"
+    " jsonb_build_object('event_id', ev.seq::text) FROM ev)"
+    " SELECT seq, data FROM ev ORDER BY seq"
+)
+"""Several events of one context in ONE statement: the head moves by ``n`` once (its row
+lock serialises appenders), each event takes its place in the array as its offset."""
+SET_MANY = (
+    "WITH v AS (SELECT v.id, v.data FROM unnest(%(ids)s::text[], %(data)s::text[])"
+    " AS v(id, data)),"
+    " old_events AS (DELETE FROM {s}.memory_events e USING {s}.memory_context x, v"
+    " WHERE e.context_id = v.id AND x.context_id = v.id AND x.expires_at <= %(now)s),"
+    " c AS (INSERT INTO {s}.memory_context AS c"
+    " (context_id, data, version, ttl, created_at, updated_at, expires_at)"
+    " SELECT v.id, v.data::jsonb, 1, %(ttl)s::int, %(now)s::timestamptz,"
+    " %(now)s::timestamptz, %(expires_at)s::timestamptz FROM v"
+    " ON CONFLICT (context_id) DO UPDATE SET data = EXCLUDED.data,"
+    " version = CASE WHEN c.expires_at <= %(now)s THEN 1 ELSE c.version + 1 END,"
+    " created_at = CASE WHEN c.expires_at <= %(now)s THEN EXCLUDED.created_at"
+    " ELSE c.created_at END,"
+    " ttl = EXCLUDED.ttl, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at"
+    " RETURNING context_id, version, created_at, data),"
+    " audit AS (INSERT INTO {s}.audit_log"
+    " (occurred_at, operation, target, flow_run_id, task_run_id, details)"
+    " SELECT %(now)s::timestamptz, 'context.set', c.context_id, %(a_flow)s::text,"
+    " %(a_task)s::text, jsonb_build_object('ttl', %(ttl)s::int) FROM c)"
+    " SELECT context_id, version, created_at, data FROM c"
+)
+"""Several distinct contexts in ONE statement (the same rules as :data:`SET` per row)."""
 GET_MANY = (
     "SELECT context_id, data, created_at, updated_at, version, ttl, expires_at"
     " FROM {s}.memory_context WHERE context_id = ANY(%(ids)s::text[])"
@@ -89,7 +129,8 @@ EVENTS = (
 )
 PURGE = "SELECT {s}.memory_purge_expired_context(%(now)s)"
 TEMPLATES = {"context.set": SET, "context.get": GET, "context.clear": CLEAR,
-             "context.get_many": GET_MANY,
+             "context.get_many": GET_MANY, "context.set_many": SET_MANY,
+             "event.append_many": APPEND_MANY,
              "event.append": APPEND, "event.list": EVENTS, "context.purge": PURGE}
 
 
@@ -133,6 +174,8 @@ class ContextRepo:
         if not prepared:
             return None
         now = now_utc(self.store.clock)
+        if len(prepared) > 1 and len({cid for cid, _, _ in prepared}) == len(prepared):
+            return self._plan_set_distinct(prepared, ttl, now)
 
         def steps() -> Steps[list[ContextRecord]]:
             records = []
@@ -151,6 +194,28 @@ class ContextRepo:
 
         return Op(steps, idempotent=False, autocommit=len(prepared) == 1, partitions_at=now,
                   purge_after=True)
+
+    def _plan_set_distinct(self, prepared: list[tuple[str, str, int | None]],
+                           ttl: int | None, now: dt.datetime) -> Op[list[ContextRecord]]:
+        """Distinct contexts in one statement (:data:`SET_MANY`), records in input order."""
+        ttl = prepared[0][2]  # the checked TTL, the same for every item
+        expires_at = now + dt.timedelta(seconds=ttl) if ttl is not None else None
+        audit = audit_params("context.set", prepared[0][0], {})
+        params = {"ids": [cid for cid, _, _ in prepared],
+                  "data": [payload for _, payload, _ in prepared], "ttl": ttl, "now": now,
+                  "expires_at": expires_at, "a_flow": audit["a_flow"],
+                  "a_task": audit["a_task"]}
+
+        def steps() -> Steps[list[ContextRecord]]:
+            rows = yield Stmt("context.set_many", params, "all")
+            stored = {row[0]: row[1:] for row in rows}
+            return [ContextRecord(context_id=cid, data=stored[cid][2],
+                                  created_at=iso(stored[cid][1]), updated_at=iso(now),
+                                  version=stored[cid][0], ttl=ttl,
+                                  expires_at=opt_iso(expires_at))
+                    for cid, _, _ in prepared]
+
+        return Op(steps, idempotent=False, partitions_at=now, purge_after=True)
 
     def plan_get(self, context_id: str) -> Op[ContextRecord | None]:
         """The stored context, or None when absent or expired."""
@@ -197,6 +262,16 @@ class ContextRepo:
         now = now_utc(self.store.clock)
         audit = audit_params("event.append", context_id, {})
         stamp = iso(now)
+        if len(payloads) > 1:
+            params = {"id": context_id, "data": payloads, "n": len(payloads), "now": now,
+                      "a_flow": audit["a_flow"], "a_task": audit["a_task"]}
+
+            def many() -> Steps[list[EventRecord]]:
+                rows = yield Stmt("event.append_many", params, "all")
+                return [EventRecord(id=str(seq), context_id=context_id, timestamp=stamp,
+                                    data=stored) for seq, stored in rows]
+
+            return Op(many, idempotent=False, partitions_at=now)
 
         def steps() -> Steps[list[EventRecord]]:
             records = []
