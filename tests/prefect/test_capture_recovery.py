@@ -21,7 +21,7 @@ from memory_resources.blocks import MemoryStore
 from memory_resources.blocks.targets import memory_store_for_target
 from memory_resources.capture.outbox import Outbox
 from memory_resources.capture.replay import replay_outbox
-from memory_resources.prefect import remember
+from memory_resources.prefect import remember, summarize
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -73,6 +73,47 @@ def test_replayed_outputs_keep_their_flow_run_in_the_audit_log(tmp_path: Path) -
     assert all(a["task_run_id"] for a in audit)
     history = memory.api.read_audit_log(operation="history.write", flow_run_id=run_id)
     assert history and all(a["flow_run_id"] == run_id for a in history)
+    memory.close()
+
+
+def test_capture_failure_is_on_the_run_page_and_in_its_artifact(tmp_path: Path) -> None:
+    """A run captured during an outage has WARNING logs on the Prefect API naming the outbox
+    and the replay command (history and task output), and its summary artifact says how
+    many records it left in the outbox."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+    from prefect.logging.handlers import APILogWorker
+
+    memory, _ = _outage(tmp_path)
+
+    @summarize()
+    @remember(memory)
+    @flow
+    def visible() -> str:
+        step(1)
+        return "ok"
+
+    state = visible(return_state=True)
+    assert state.is_completed()
+    run_id = state.state_details.flow_run_id
+    APILogWorker.drain_all(timeout=30)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200)
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    command = f"memory-resources outbox replay --outbox {tmp_path / 'outbox.db'}"
+    warnings = [log for log in logs if log.message.startswith("memory capture:")]
+    assert {log.level for log in warnings} == {30}
+    assert all(command in log.message for log in warnings)
+    assert any("history" in log.message for log in warnings)
+    assert any("task output" in log.message and log.task_run_id for log in warnings)
+    assert any("left 2 record(s) in the outbox" in str(a.data) for a in artifacts)
     memory.close()
 
 
