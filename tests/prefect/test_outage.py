@@ -17,7 +17,6 @@ from memory_resources.capture.outbox import Outbox, OutboxTarget
 from memory_resources.capture.writer import CaptureStores, CaptureWriter
 from memory_resources.cli import app
 from memory_resources.config import EmbeddedConfig
-from memory_resources.errors import BackendUnavailableError
 from memory_resources.prefect import remember
 from memory_resources.stores.sqlite import SQLiteStore
 
@@ -30,23 +29,40 @@ def produce(x: int) -> dict[str, int]:
 
 
 class DownTarget:
-    """A capture target whose store raises BackendUnavailableError while ``down``."""
+    """A capture target whose SQLite store cannot be opened while ``down``: a plain file
+    stands where the store's directory should be (a real BackendUnavailableError)."""
 
     max_param_bytes: int | None = 10_000
     max_output_bytes: int | None = 10_000
     capture_task_outputs: bool = True
 
     def __init__(self, folder: Path) -> None:
-        self.store = SQLiteStore(EmbeddedConfig(path=str(folder / "memory.db")))
-        self.down = True
+        self.folder = folder / "store"
+        self.folder.write_text("in the way")
+        self._store: SQLiteStore | None = None
         self.outbox = Outbox(folder / "outbox.db")
         self.writer = CaptureWriter(self._stores, self.outbox,
                                     OutboxTarget("down-" + uuid.uuid4().hex[:8], "down", None,
                                                  None), retry_after=0)
 
+    @property
+    def down(self) -> bool:
+        return self.folder.is_file()
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        if not value and self.folder.is_file():
+            self.folder.unlink()
+
+    @property
+    def store(self) -> SQLiteStore:
+        if self._store is None:
+            store = SQLiteStore(EmbeddedConfig(path=str(self.folder / "memory.db")))
+            store.connect()
+            self._store = store
+        return self._store
+
     def _stores(self) -> CaptureStores:
-        if self.down:
-            raise BackendUnavailableError("sqlite", "simulated outage")
         return CaptureStores(history=self.store, outputs=self.store)
 
     def capture_writer(self) -> CaptureWriter:
@@ -59,7 +75,7 @@ def test_hook_whose_store_raises_keeps_records_and_replay_writes_once(tmp_path: 
     target = DownTarget(tmp_path)
 
     @remember(target)
-    @flow(name="outage-simulated")
+    @flow(name="outage-unreachable-store")
     def during_outage() -> int:
         return sum(produce(i)["x"] for i in range(3))
 
