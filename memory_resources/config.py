@@ -2,8 +2,11 @@
 
 ``MemoryAPI(redis_config={...})`` validates its dict with these models, and the Prefect
 blocks carry the same fields, so a dict and a block configure a backend identically.
-Unknown keys are refused (a typo must not be silently ignored). Passwords are
-``SecretStr``: masked in repr, logs and the Prefect UI.
+Unknown keys are refused (a typo must not be silently ignored). Passwords, and every
+URL or DSN that can carry one (``url``, ``lock_nodes``, ``dsn``, ``read_replica_dsn``), are
+``SecretStr``: masked in repr, ``model_dump``, logs, errors and the Prefect UI; plain
+strings are still accepted. A URL or DSN that does not parse is refused when the config is
+built (:class:`~memory_resources.errors.ConfigurationError` naming the key).
 """
 
 from __future__ import annotations
@@ -12,13 +15,78 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .errors import ConfigurationError
-from .validation import require_identifier, require_key_prefix
+from .validation import MAX_TTL_SECONDS, require_identifier, require_key_prefix, require_schema
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_redis_url(url: str, field: str) -> str:
+    """``url`` if redis-py can parse it, else ``ValueError`` naming ``field`` (never the
+    URL itself: it may hold a password)."""
+    problem = None
+    if not url.startswith(_REDIS_SCHEMES):
+        problem = "must start with redis://, rediss:// or unix://"
+    else:
+        from redis.connection import parse_url
+
+        try:
+            parse_url(url)  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError) as exc:
+            problem = _scrub(str(exc), url)
+    if problem:
+        raise ValueError(f"{field} is not a valid Redis URL: {problem} (use "
+                         "redis://[[user]:password@]host:port/db, rediss://... for TLS or "
+                         "unix:///path/to/redis.sock)")
+    return url
+
+
+def check_dsn(dsn: str, field: str) -> str:
+    """``dsn`` if libpq (psycopg2's ``parse_dsn``) can parse it, else ``ValueError`` naming
+    ``field`` (never the DSN or libpq's message, which quotes parts of it)."""
+    import psycopg2.extensions
+
+    try:
+        psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.Error:
+        raise ValueError(
+            f"{field} is not a valid libpq connection string (use "
+            "postgresql://user:password@host:5432/dbname or "
+            "'host=... port=5432 dbname=... user=...')") from None
+    return dsn
+
+
+URL_FIELDS = frozenset({"url", "lock_nodes", "dsn", "read_replica_dsn"})
+"""The config fields holding a URL or DSN, kept as ``SecretStr`` because they may carry a
+password."""
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the password of ``url`` (and without ``url`` itself)."""
+    text = text.replace(url, "<url>")
+    at = url.rfind("@")
+    if at > 0:
+        userinfo = url[url.find("//") + 2:at]
+        password = userinfo.split(":", 1)[1] if ":" in userinfo else userinfo
+        if password:
+            text = text.replace(password, "***")
+    return text[:200]
+
+
+def _secret_text(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 class RedisConfig(BaseModel):
@@ -31,8 +99,9 @@ class RedisConfig(BaseModel):
     db: int = Field(0, ge=0, description="Redis database number (not used with cluster).")
     password: SecretStr | None = Field(None, description="Redis password (AUTH).")
     username: str | None = Field(None, description="Redis ACL user name (Redis 6+).")
-    url: str | None = Field(
-        None, description="redis:// or rediss:// URL; when set it overrides host/port/db."
+    url: SecretStr | None = Field(
+        None, description="redis:// or rediss:// URL (may hold the password; kept secret); "
+        "when set it overrides host/port/db."
     )
     connection_timeout: float = Field(5, gt=0, description="Connect timeout in seconds.")
     socket_timeout: float = Field(5, gt=0, description="Read/write timeout in seconds.")
@@ -48,12 +117,14 @@ class RedisConfig(BaseModel):
     ssl_certfile: str | None = Field(None, description="Client certificate path (mutual TLS).")
     ssl_keyfile: str | None = Field(None, description="Client private key path (mutual TLS).")
     default_ttl: int | None = Field(
-        None, gt=0, description="TTL in seconds applied when set_context is given none."
+        None, gt=0, le=MAX_TTL_SECONDS,
+        description="TTL in seconds applied when set_context is given none."
     )
     cluster: bool = Field(False, description="Connect to a Redis Cluster.")
-    lock_nodes: list[str] = Field(
+    lock_nodes: list[SecretStr] = Field(
         default_factory=list,
-        description="URLs of extra independent Redis masters for Redlock (quorum N//2+1).",
+        description="URLs of extra independent Redis masters for Redlock (quorum N//2+1); "
+        "kept secret like url.",
     )
     health_check_interval: int = Field(
         30, ge=0, description="Seconds of idleness after which a pooled connection is PINGed."
@@ -85,6 +156,39 @@ class RedisConfig(BaseModel):
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         return require_key_prefix(value)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_redis_url(value.get_secret_value(), "url")
+        return value
+
+    @field_validator("lock_nodes")
+    @classmethod
+    def _check_lock_nodes(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for index, url in enumerate(value):
+            check_redis_url(url.get_secret_value(), f"lock_nodes[{index}]")
+        return value
+
+    def url_value(self) -> str | None:
+        """The revealed ``url`` (for the client only: never log or store it)."""
+        return _secret_text(self.url)
+
+    def lock_node_urls(self) -> list[str]:
+        """The revealed ``lock_nodes`` URLs (for the clients only)."""
+        return [url.get_secret_value() for url in self.lock_nodes]
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret this config holds (password, and URL passwords), so that error
+        messages can be scrubbed of them."""
+        found = [self.password.get_secret_value()] if self.password else []
+        for url in filter(None, [self.url_value(), *self.lock_node_urls()]):
+            found.append(url)
+            userinfo = url.split("//", 1)[-1].rpartition("@")[0]
+            if userinfo:
+                found.append(userinfo.split(":", 1)[-1])
+        return tuple(secret for secret in found if secret)
 
 
 class PostgresConfig(BaseModel):
@@ -161,12 +265,20 @@ class PostgresConfig(BaseModel):
         "behind PgBouncer in transaction-pooling mode.",
     )
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True,
+                              hide_input_in_errors=True)
 
     @field_validator("schema_")
     @classmethod
     def _check_schema(cls, value: str) -> str:
-        return require_identifier(value, "schema")
+        return require_schema(value, "schema")
+
+    @field_validator("dsn", "read_replica_dsn")
+    @classmethod
+    def _check_dsn(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None:
+            check_dsn(value.get_secret_value(), str(info.field_name))
+        return value
 
 
 class VectorConfig(BaseModel):

@@ -8,6 +8,8 @@ context as attributes (``field``, ``lock_name``, ``backend``); never branch on m
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MemoryResourcesError(Exception):
     """Base class of every error raised by memory_resources."""
@@ -36,6 +38,15 @@ class SerializationError(MemoryValidationError):
         if hint:
             message += f" ({hint})"
         self.args = (message,)
+
+
+class DepthLimitError(SerializationError):
+    """A value is nested deeper than the codec's limit (``limit`` levels of dicts/lists)."""
+
+    def __init__(self, field: str, path: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(field, path, f"nested deeper than {limit} levels",
+                         hint=f"flatten the value to at most {limit} levels of dicts and lists")
 
 
 class PayloadTooLargeError(MemoryValidationError):
@@ -105,6 +116,41 @@ class BackendConfigurationError(BackendError, ConfigurationError):
     (e.g. a database) or that it does not support (permanent: not retried)."""
 
 
+class CorruptRecordError(BackendError, ValueError):
+    """A stored row cannot be decoded (written by hand, or damaged).
+
+    ``table`` and ``key`` name the row (e.g. ``history`` and ``flow_id/run_id``), ``field``
+    the column, ``problem`` what is wrong. A listing that meets corrupt rows still reads
+    every other row: it raises one ``CorruptRecordError`` whose ``records`` holds the rows
+    that decoded (in order) and whose ``corrupt`` lists the error of each bad row.
+    """
+
+    def __init__(self, backend: str, table: str, key: str, field: str, problem: str, *,
+                 records: list[Any] | None = None,
+                 corrupt: list[CorruptRecordError] | None = None) -> None:
+        self.table = table
+        self.key = key
+        self.field = field
+        self.problem = problem
+        self.records: list[Any] = records if records is not None else []
+        self.corrupt: list[CorruptRecordError] = corrupt if corrupt is not None else [self]
+        super().__init__(backend, f"corrupt row in {table} {key!r}: {field}: {problem}")
+
+    @classmethod
+    def listing(cls, errors: list[CorruptRecordError], records: list[Any]
+                ) -> CorruptRecordError:
+        """One error for a listing: the first bad row named, the good ``records`` kept."""
+        first = errors[0]
+        error = cls(first.backend, first.table, first.key, first.field, first.problem,
+                    records=records, corrupt=errors)
+        if len(errors) > 1:
+            error.args = (f"{error.args[0]} (and {len(errors) - 1} more corrupt rows; "
+                          f"{len(records)} rows read: see .records)",)
+        else:
+            error.args = (f"{error.args[0]} ({len(records)} other rows read: see .records)",)
+        return error
+
+
 class SchemaError(BackendError):
     """The backend's schema is missing, too old, or was changed (e.g. a migration checksum)."""
 
@@ -146,6 +192,8 @@ __all__ = [
     "BackendTimeoutError",
     "BackendUnavailableError",
     "ConfigurationError",
+    "CorruptRecordError",
+    "DepthLimitError",
     "EmbeddingValidationError",
     "LockError",
     "LockLostError",

@@ -11,8 +11,13 @@ from typing import Any
 from .errors import MemoryValidationError, UnsafeIdentifierError
 
 MAX_ID_LENGTH = 512
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:\-/]{0,128}$")
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
+"""Longest context TTL: 100 years (longer ones overflow timestamps on some backends)."""
+MAX_LOCK_SECONDS = 365 * 24 * 3600
+"""Longest lock lease and blocking timeout: one year."""
+MAX_LOCK_TTL_MS = MAX_LOCK_SECONDS * 1000
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:\-/]{0,128}")
 
 
 def require_id(value: Any, field: str) -> str:
@@ -83,7 +88,7 @@ def optional_dict(value: Any, field: str) -> dict[str, Any]:
 
 
 def require_ttl(value: Any, field: str = "ttl") -> int | None:
-    """None (no expiry) or a positive whole number of seconds."""
+    """None (no expiry) or a whole number of seconds from 1 to :data:`MAX_TTL_SECONDS`."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -96,6 +101,9 @@ def require_ttl(value: Any, field: str = "ttl") -> int | None:
     if value <= 0:
         raise MemoryValidationError(field, f"must be > 0 seconds, got {value}",
                                     hint="use None for no expiry")
+    if value > MAX_TTL_SECONDS:
+        raise MemoryValidationError(field, f"must be <= {MAX_TTL_SECONDS} seconds (100 years), "
+                                    f"got {value}", hint="use None for no expiry")
     return int(value)
 
 
@@ -119,19 +127,23 @@ def require_bytes(value: Any, field: str) -> bytes:
     raise MemoryValidationError(field, f"must be bytes, got {type(value).__name__}")
 
 
-def require_positive_seconds(value: Any, field: str, *, allow_zero: bool = False) -> float:
-    """A finite number of seconds > 0 (or >= 0 with ``allow_zero``)."""
+def require_positive_seconds(value: Any, field: str, *, allow_zero: bool = False,
+                             maximum: float = MAX_LOCK_SECONDS) -> float:
+    """A finite number of seconds > 0 (or >= 0 with ``allow_zero``), at most ``maximum``
+    (default one year)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise MemoryValidationError(field, f"must be a finite number of seconds, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise MemoryValidationError(field, f"must be {'>=' if allow_zero else '>'} 0, got {value}")
+    if value > maximum:
+        raise MemoryValidationError(field, f"must be <= {maximum:g} seconds, got {value}")
     return float(value)
 
 
 def require_identifier(value: Any, field: str) -> str:
     """A SQL identifier (schema, table prefix, namespace): letters, digits and ``_``,
     starting with a letter or ``_``, at most 63 characters."""
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
         raise UnsafeIdentifierError(
             field,
             f"{value!r} is not a safe identifier",
@@ -142,10 +154,22 @@ def require_identifier(value: Any, field: str) -> str:
 
 def require_key_prefix(value: Any, field: str = "key_prefix") -> str:
     """A Redis key prefix: letters, digits and ``_ . : - /``, at most 128 characters."""
-    if not isinstance(value, str) or not _KEY_PREFIX.match(value):
+    if not isinstance(value, str) or not _KEY_PREFIX.fullmatch(value):
         raise UnsafeIdentifierError(
             field,
             f"{value!r} is not a safe key prefix",
             hint="use letters, digits and _ . : - / only, at most 128 characters",
         )
     return value
+
+
+def require_schema(value: Any, field: str = "schema") -> str:
+    """A PostgreSQL schema name: a safe identifier that is not a system schema
+    (``information_schema``, ``pg_catalog``, ``pg_toast`` or any other ``pg_*``)."""
+    name = require_identifier(value, field)
+    lowered = name.lower()
+    if lowered == "information_schema" or lowered.startswith("pg_"):
+        raise UnsafeIdentifierError(
+            field, f"{name!r} is a PostgreSQL system schema",
+            hint="use a schema of your own, e.g. public or memory_resources")
+    return name

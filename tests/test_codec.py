@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 from pydantic import BaseModel
 
 from memory_resources import codec
-from memory_resources.errors import PayloadTooLargeError, SerializationError
+from memory_resources.errors import DepthLimitError, PayloadTooLargeError, SerializationError
+from tests.json_strategies import json_values, same
 
 ROUND_TRIPS: list[Any] = [
     {"plain": [1, 2.5, "x", True, None]},
@@ -135,3 +137,92 @@ def test_lone_surrogate_is_a_serialization_error_naming_its_path() -> None:
     assert codec.encode({"ü": "€"}, field="data", max_bytes=16) == '{"ü":"€"}'
     with pytest.raises(PayloadTooLargeError):
         codec.encode({"ü": "€" * 5}, field="data", max_bytes=16)
+
+
+TAG_SHAPED: list[Any] = [
+    {"__type__": "datetime", "value": "zzz"},
+    {"__type__": "set", "value": [1, 2]},
+    {"__type__": "ndarray", "value": {"dtype": "<f8", "shape": [2], "data": "AAAA"}},
+    {"__type__": "uuid", "value": "12345678-1234-5678-1234-567812345678"},
+    {"__type__": "nope"},
+    {"~__type__": "set", "value": [1]},
+    {"__type__": 1, "~__type__": 2, "~~__type__": 3, "value": 4},
+    {"outer": [{"__type__": "bytes", "value": "AA=="}, {"x": {1, 2}}]},
+]
+
+
+@pytest.mark.parametrize("value", TAG_SHAPED, ids=range(len(TAG_SHAPED)))
+def test_tag_shaped_user_dicts_read_back_as_written(value: Any) -> None:
+    """A user dict shaped like a codec tag (any tag name, well- or malformed, escaped-looking
+    keys) decodes to exactly the dict written, never to the tagged type."""
+    decoded = codec.decode(codec.encode(value))
+    assert decoded == value
+    assert codec.from_jsonable(json.loads(codec.encode(value))) == value
+
+
+def test_escaping_is_visible_only_in_the_stored_text() -> None:
+    """The stored text escapes the user's key with one ``~`` and leaves real tags alone."""
+    text = codec.encode({"u": {"__type__": "set", "value": [1]}, "t": {1}})
+    assert json.loads(text) == {"u": {"~__type__": "set", "value": [1]},
+                                "t": {"__type__": "set", "value": [1]}}
+
+
+def test_malformed_tag_written_by_hand_decodes_as_the_plain_dict() -> None:
+    """A tag whose value cannot be decoded (an older version's user dict, or a hand edit)
+    reads back as the dict it is instead of raising."""
+    for text in ('{"__type__":"datetime","value":"zzz"}',
+                 '{"a":{"__type__":"decimal","value":"x"}}',
+                 '{"__type__":"ndarray","value":{"dtype":"<f8","shape":[5],"data":"AA=="}}'):
+        assert codec.decode(text) == json.loads(text)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for index in range(depth):
+        value = [value] if index % 2 else {"k": value}
+    return value
+
+
+def test_depth_limit_is_a_typed_error_naming_the_field() -> None:
+    """Values deeper than MAX_DEPTH (including ~1,000 and 100,000 levels, which overflow the
+    C encoder) raise DepthLimitError, a SerializationError; MAX_DEPTH itself passes."""
+    assert codec.decode(codec.encode(_nested(codec.MAX_DEPTH))) == _nested(codec.MAX_DEPTH)
+    for depth in (codec.MAX_DEPTH + 1, 1_000, 100_000):
+        with pytest.raises(DepthLimitError) as info:
+            codec.encode({"deep": _nested(depth)}, field="data")
+        assert info.value.field == "data" and info.value.limit == codec.MAX_DEPTH
+        assert isinstance(info.value, SerializationError)
+
+
+def test_wide_values_are_not_mistaken_for_deep_ones() -> None:
+    """Thousands of sibling containers (more openers than MAX_DEPTH) are fine."""
+    wide = {"items": [{"i": i, "tags": [str(i)]} for i in range(2_000)]}
+    assert codec.decode(codec.encode(wide, max_bytes=None)) == wide
+
+
+def test_text_too_deep_to_parse_raises_value_error_not_recursion_error() -> None:
+    """Hand-written JSON nested beyond Python's recursion raises ValueError (stores turn it
+    into CorruptRecordError), never RecursionError."""
+    for text in ("[" * 100_000 + "]" * 100_000,
+                 '{"__type__":' + "[" * 100_000 + "]" * 100_000 + "}"):
+        with pytest.raises(ValueError, match="nested too deeply"):
+            codec.decode(text)
+
+
+@pytest.mark.parametrize("number", [1e16, 1.5e16, -2.5e20, 1e308, 5e-324, 1e-300, 0.1])
+def test_jsonb_text_keeps_big_floats_floats(number: float) -> None:
+    """With jsonb=True, floats >= 1e16 are written positionally (JSONB's numeric would turn
+    ``1e+16`` into the integer 10000000000000000); every float decodes back exactly."""
+    text = codec.encode({"x": number, "s": "1e+16"}, jsonb=True)
+    assert "e+" not in text.replace('"1e+16"', "")
+    decoded = codec.decode(text)
+    assert decoded == {"x": number, "s": "1e+16"} and type(decoded["x"]) is float
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_any_json_value_round_trips_exactly(value: Any) -> None:
+    """Property: any JSON value (tag-shaped dicts, escaped-looking keys, big ints, every
+    float) decodes to the same value with the same types, also from JSONB-ready text."""
+    assert same(codec.decode(codec.encode(value, max_bytes=None)), value)
+    assert same(codec.decode(codec.encode(value, max_bytes=None, jsonb=True)), value)

@@ -29,7 +29,14 @@ from pydantic import (
     model_validator,
 )
 
-from ..config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
+from ..config import (
+    URL_FIELDS,
+    EmbeddedConfig,
+    PostgresConfig,
+    RedisConfig,
+    VectorConfig,
+)
+from ..validation import MAX_TTL_SECONDS
 from . import form
 from .base import DeploySafeLoad
 from .form import FormLayout
@@ -107,6 +114,8 @@ def _has_secret(value: Any, key: str = "") -> bool:
     (other than a ``dsn``/``url`` without credentials)."""
     from ..capture.masking import mask_text, secret_name
 
+    if isinstance(value, SecretStr) and key in URL_FIELDS:  # a URL/DSN: secret if it has one
+        return _has_secret(value.get_secret_value(), key)
     if isinstance(value, (SecretStr, SecretBytes)):
         return True
     if isinstance(value, str):
@@ -212,7 +221,7 @@ class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ign
         "(empty: $MEMORY_RESOURCES_HOME/memory.db).",
     )
     context_ttl: int | None = Field(
-        default=None, gt=0,
+        default=None, gt=0, le=MAX_TTL_SECONDS,
         description="Seconds to live of contexts written through .context() "
         "(empty: no expiry).",
     )

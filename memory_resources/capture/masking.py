@@ -27,7 +27,6 @@ This module does not import Prefect.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import types
 import typing
@@ -36,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from ..codec import encode
+from ..codec import decode, encode
 from ..errors import SerializationError
 
 MASK = "**********"
@@ -227,7 +226,7 @@ def safe_value(value: Any, *, field: str, max_bytes: int | None) -> Any:
         preview_chars = max(0, min(_PREVIEW_CHARS, max_bytes // 2))
         return {"__truncated__": True, "size": size, "limit": max_bytes,
                 "preview": text[:preview_chars]}
-    return json.loads(text)
+    return decode(text)  # the value as the store will read it back (tags restored)
 
 
 def _safe_repr(value: Any) -> str:

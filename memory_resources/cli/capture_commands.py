@@ -202,7 +202,7 @@ def runs_of_flow(api: Any, flow: str, limit: int) -> list[dict[str, Any]]:
     flow = require_id(flow, "flow")
     limit = require_positive_int(limit, "limit", maximum=100_000)
     by_id = _newest(api, limit, flow_id=flow)
-    if by_id and _UUID.match(flow):
+    if by_id and _UUID.fullmatch(flow):
         return by_id
     merged = {(r["flow_id"], r["run_id"]): r
               for r in by_id + _newest(api, limit, flow_name=flow)}

@@ -29,7 +29,7 @@ SCHEMA_OPTION = typer.Option("public", "--schema", help="Schema holding the memo
 
 def parse_duration(text: str) -> dt.timedelta:
     """``90d``, ``12h``, ``30m``, ``45s`` or ``2w`` as a timedelta (> 0)."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match or int(match.group(1)) <= 0:
         raise typer.BadParameter(f"{text!r}: use a positive number with s, m, h, d or w, "
                                  "e.g. 90d")

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from psycopg2 import sql
 
 from ...config import PostgresConfig, VectorConfig
+from ...decoding import build_records
 from ...embedding import Float32Vector, as_matrix, as_vector, require_ids, require_top_k
 from ...errors import BackendError, ConfigurationError, MemoryValidationError
 from ...log import get_logger
@@ -303,7 +304,9 @@ class PgVectorIndex:
         row = pool.run(fetch, read_only=True)
         if row is None:
             return None
-        return np.asarray(row[0], dtype=np.float32), dict(row[1])
+        return build_records([row], lambda r: (np.asarray(r[0], dtype=np.float32), dict(r[1])),
+                             backend="pgvector", table="embeddings", key=lambda r: key,
+                             columns={"metadata": 1})[0]
 
     def query(
         self, vector: npt.ArrayLike, top_k: int = 10, filter: VectorFilter | None = None

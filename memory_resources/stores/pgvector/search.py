@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from ...decoding import build_records
 from ...errors import MemoryValidationError
 from ...records import VectorMatch
 from ..postgres.pool import Cursor
@@ -77,8 +78,9 @@ def nearest(cur: Cursor, statements: Statements, *, metric: str, where: sql.Comp
         if len(rows) < top_k and indexed:
             cur.execute(exact, params)
             rows = cur.fetchall()
-        results.append([
-            VectorMatch(id=row[0], score=score(float(row[2])), metadata=dict(row[1]))
-            for row in rows
-        ])
+        results.append(build_records(
+            rows, lambda row: VectorMatch(id=row[0], score=score(float(row[2])),
+                                          metadata=dict(row[1])),
+            backend="pgvector", table="embeddings", key=lambda row: str(row[0]),
+            columns={"metadata": 1}))
     return results

@@ -39,7 +39,7 @@ def encode_metadata(metadata: Sequence[JSONDict | None] | None, count: int, *,
     for index, item in enumerate(metadata):
         field = f"metadata[{index}]"
         encoded.append(codec.encode(optional_dict(item, field), field=field,
-                                    max_bytes=max_bytes, reject_nul=True))
+                                    max_bytes=max_bytes, jsonb=True))
     return encoded
 
 

@@ -32,9 +32,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from ... import codec
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
+from ...decoding import decode_or_mark
 from ...errors import BackendError, BackendUnavailableError
 from ...records import (
     AuditRecord,
@@ -83,7 +83,7 @@ class _Raw:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=str, decoder=codec.decode,
+        await conn.set_type_codec(kind, encoder=str, decoder=decode_or_mark,
                                   schema="pg_catalog", format="text")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ...decoding import build_records
 from ...records import AuditRecord
 from ...validation import require_id, require_positive_int
 from ..where import Where
@@ -50,5 +51,8 @@ class AuditReader:
 
 
 def _records(rows: Any) -> list[AuditRecord]:
-    return [AuditRecord(id=r[0], occurred_at=iso(r[1]), operation=r[2], target=r[3],
-                        flow_run_id=r[4], task_run_id=r[5], details=r[6]) for r in rows]
+    return build_records(
+        rows, lambda r: AuditRecord(id=r[0], occurred_at=iso(r[1]), operation=r[2],
+                                    target=r[3], flow_run_id=r[4], task_run_id=r[5],
+                                    details=r[6]),
+        backend="postgres", table="audit_log", key=lambda r: str(r[0]), columns={"details": 6})

@@ -25,9 +25,9 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
-from ... import codec
 from ...config import PostgresConfig
-from ...validation import require_identifier
+from ...decoding import decode_or_mark
+from ...validation import require_schema
 
 KEEPALIVES_INTERVAL = 10
 """Seconds between TCP keepalive probes once ``keepalives_idle`` passed."""
@@ -49,8 +49,8 @@ class PooledConnection(psycopg2.extensions.connection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        psycopg2.extras.register_default_jsonb(self, loads=codec.decode)
-        psycopg2.extras.register_default_json(self, loads=codec.decode)
+        psycopg2.extras.register_default_jsonb(self, loads=decode_or_mark)
+        psycopg2.extras.register_default_json(self, loads=decode_or_mark)
         self.prepared: set[str] = set()
         self.opened_at = time.monotonic()
         self.returned_at = self.opened_at
@@ -108,7 +108,7 @@ def connect_kwargs(config: PostgresConfig, *, replica: bool = False) -> tuple[st
                   "user": config.user}
         if config.password is not None:
             kwargs["password"] = config.password.get_secret_value()
-    schema = require_identifier(config.schema_, "schema")
+    schema = require_schema(config.schema_, "schema")
     search_path = _quote_ident(schema) + ("" if schema == "public" else ",public")
     options = [f"-c search_path={search_path}", "-c TimeZone=UTC"]
     if config.statement_timeout is not None:

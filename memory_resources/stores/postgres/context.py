@@ -15,6 +15,7 @@ import datetime as dt
 from typing import Any
 
 from ...batching import batch_list, context_pairs, id_list, prepare_each
+from ...decoding import build_records
 from ...errors import MemoryValidationError
 from ...records import ContextRecord, EventRecord, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
@@ -221,7 +222,10 @@ class ContextRepo:
         """The stored context, or None when absent or expired."""
         context_id = require_id(context_id, "context_id")
         return single(Stmt("context.get", {"id": context_id, "now": now_utc(self.store.clock)}),
-                      lambda row: None if row is None else _record(context_id, row),
+                      lambda row: None if row is None else build_records(
+                          [row], lambda r: _record(context_id, r), backend="postgres",
+                          table="memory_context", key=lambda r: context_id,
+                          columns={"data": 0})[0],
                       read_only=True)
 
     def plan_get_many(self, context_ids: Any) -> Op[list[ContextRecord | None]] | None:
@@ -231,7 +235,10 @@ class ContextRepo:
             return None
 
         def decode(rows: Any) -> list[ContextRecord | None]:
-            found = {row[0]: _record(row[0], row[1:]) for row in rows}
+            records = build_records(
+                rows, lambda row: _record(row[0], row[1:]), backend="postgres",
+                table="memory_context", key=lambda row: str(row[0]), columns={"data": 1})
+            found = {record["context_id"]: record for record in records}
             return [found.get(cid) for cid in ids]
 
         return single(Stmt("context.get_many", {"ids": ids, "now": now_utc(self.store.clock)},
@@ -294,8 +301,11 @@ class ContextRepo:
             limit, "limit", maximum=MAX_EVENTS_LIMIT)
 
         def decode(rows: Any) -> list[EventRecord]:
-            return [EventRecord(id=str(r[0]), context_id=context_id, timestamp=iso(r[1]),
-                                data=r[2]) for r in rows]
+            return build_records(
+                rows, lambda r: EventRecord(id=str(r[0]), context_id=context_id,
+                                            timestamp=iso(r[1]), data=r[2]),
+                backend="postgres", table="memory_events",
+                key=lambda r: f"{context_id}/{r[0]}", columns={"data": 2})
 
         return single(Stmt("event.list", {"id": context_id, "since": cursor, "limit": count,
                                           "now": now_utc(self.store.clock)}, "all"),

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
+from ... import codec
 from ...batching import prepare_each
+from ...decoding import build_records
 from ...errors import MemoryValidationError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...runinfo import current_run_ids
@@ -196,8 +198,16 @@ def _merge(first: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
         if key not in ("data", "created_at") and value is not None:
             merged[key] = value
     data = {**json.loads(first["data"]), **json.loads(later["data"])}
-    merged["data"] = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    merged["data"] = codec.raw_text(data, jsonb=True)
     return merged
+
+
+JSON_COLUMNS = {"parameters": 8, "data": 15}
+
+
+def row_key(row: Sequence[Any]) -> str:
+    """A history row's name in errors: ``flow_id/run_id``."""
+    return f"{row[0]}/{row[1]}"
 
 
 def to_record(row: Sequence[Any]) -> FlowRunRecord:
@@ -228,7 +238,7 @@ class HistoryRepo:
         ids = current_run_ids()
         params.update(now=now, a_flow=ids.flow_run_id, a_task=ids.task_run_id)
         return single(Stmt("history.write_one", params),
-                      lambda row: to_record(need_row(row)), partitions_at=now)
+                      lambda row: _records([need_row(row)])[0], partitions_at=now)
 
     def plan_write_many(self, records: Sequence[FlowRunWrite]) -> Op[int] | None:
         """Bulk upsert, all validated first, in one transaction: the rows travel as JSON
@@ -305,4 +315,5 @@ class HistoryRepo:
 
 
 def _records(rows: Any) -> list[FlowRunRecord]:
-    return [to_record(row) for row in rows]
+    return build_records(rows, to_record, backend="postgres", table="flow_run_history",
+                         key=row_key, columns=JSON_COLUMNS)

@@ -14,11 +14,11 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from ...validation import require_id, require_positive_int
+from ...validation import MAX_LOCK_TTL_MS, require_id, require_positive_int
 from .plan import Op, Stmt, need_row, run_sync, single
 from .support import audit_params, now_utc
 
-MAX_TTL_MS = 365 * 24 * 3600 * 1000
+MAX_TTL_MS = MAX_LOCK_TTL_MS
 
 ACQUIRE = (
     "WITH l AS (INSERT INTO {s}.memory_locks AS l (name, owner, fencing_token, expires_at)"

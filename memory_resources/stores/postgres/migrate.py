@@ -81,7 +81,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         raise SchemaError(BACKEND, f"migrations directory {folder} not found")
     found: list[Migration] = []
     for path in sorted(folder.iterdir()):
-        match = _FILE.match(path.name)
+        match = _FILE.fullmatch(path.name)
         if not match:
             continue
         text = path.read_text(encoding="utf-8")

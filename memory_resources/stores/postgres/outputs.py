@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...batching import output_writes, prepare_each
+from ...decoding import build_records
 from ...records import JSONDict, TaskOutputRecord, TaskOutputWrite
 from ...validation import optional_dict, optional_id, require_id, require_positive_int
 from .plan import Op, Steps, Stmt, need_row, run_sync, single
@@ -140,9 +141,12 @@ class OutputRepo:
         limit = require_positive_int(limit, "limit", maximum=MAX_READ_LIMIT)
 
         def decode(rows: Any) -> list[TaskOutputRecord]:
-            return [TaskOutputRecord(task_id=task_id, version=r[0], output=r[1], metadata=r[2],
-                                     task_run_id=r[3], flow_run_id=r[4], created_at=iso(r[5]))
-                    for r in rows]
+            return build_records(
+                rows, lambda r: TaskOutputRecord(
+                    task_id=task_id, version=r[0], output=r[1], metadata=r[2],
+                    task_run_id=r[3], flow_run_id=r[4], created_at=iso(r[5])),
+                backend="postgres", table="task_outputs", key=lambda r: f"{task_id}/v{r[0]}",
+                columns={"output": 1, "metadata": 2})
 
         return single(Stmt("output.select", {"task_id": task_id, "limit": limit}, "all"),
                       decode, read_only=True)
@@ -173,7 +177,12 @@ class OutputRepo:
         return run_sync(self.store, self.plan_select(task_id, limit))
 
 
-def _stored_record(r: tuple[Any, ...]) -> TaskOutputRecord:
-    """A TaskOutputRecord from a :data:`BY_TASK_RUN` row."""
-    return TaskOutputRecord(task_id=r[0], version=r[1], output=r[2], metadata=r[3],
-                            task_run_id=r[4], flow_run_id=r[5], created_at=iso(r[6]))
+def _stored_record(row: tuple[Any, ...]) -> TaskOutputRecord:
+    """A TaskOutputRecord from a :data:`BY_TASK_RUN` row (CorruptRecordError if its JSON
+    could not be decoded)."""
+    return build_records(
+        [row], lambda r: TaskOutputRecord(task_id=r[0], version=r[1], output=r[2],
+                                          metadata=r[3], task_run_id=r[4], flow_run_id=r[5],
+                                          created_at=iso(r[6])),
+        backend="postgres", table="task_outputs", key=lambda r: f"{r[0]}/v{r[1]}",
+        columns={"output": 2, "metadata": 3})[0]

@@ -27,7 +27,7 @@ from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig
 from ...errors import BackendError, BackendTimeoutError, BackendUnavailableError
 from ...log import get_logger
-from ...validation import require_identifier
+from ...validation import require_schema
 from .connection import (
     WATCHDOG,
     ConnectTimeout,
@@ -136,7 +136,7 @@ class PostgresPool:
     def __init__(self, config: PostgresConfig, *, clock: Clock = SYSTEM_CLOCK,
                  backoff: Backoff | None = None) -> None:
         self.config = config
-        self.schema = require_identifier(config.schema_, "schema")
+        self.schema = require_schema(config.schema_, "schema")
         self.clock = clock
         self.backoff = backoff or Backoff()
         self._secrets = _secrets_of(config)

@@ -62,7 +62,7 @@ def parse_time(value: Any, field: str) -> dt.datetime:
 
 def to_json(value: Any, field: str, max_bytes: int | None) -> str:
     """Encode for a JSONB column: NUL characters are refused (JSONB cannot store them)."""
-    return codec.encode(value, field=field, max_bytes=max_bytes, reject_nul=True)
+    return codec.encode(value, field=field, max_bytes=max_bytes, jsonb=True)
 
 
 def audit_params(operation: str, target: str, details: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def audit_params(operation: str, target: str, details: dict[str, Any]) -> dict[s
         "a_target": target,
         "a_flow": ids.flow_run_id,
         "a_task": ids.task_run_id,
-        "a_details": codec.encode(details, field="details", max_bytes=None, reject_nul=True),
+        "a_details": codec.encode(details, field="details", max_bytes=None, jsonb=True),
     }
 
 

@@ -44,10 +44,11 @@ from .store import (
     _event_args,
     _event_record,
     _parse_envelope,
-    _parse_event,
     _scrub_url,
     _set_args,
     event_range,
+    parse_envelopes,
+    parse_events,
     prepare_context,
     prepare_event,
 )
@@ -67,7 +68,8 @@ def _async_kwargs(config: RedisConfig) -> dict[str, Any]:
 def build_async_client(config: RedisConfig) -> Any:
     """A pooled ``redis.asyncio.Redis`` (or ``RedisCluster`` when ``cluster=True``)."""
     kwargs = _async_kwargs(config)
-    url = config.url or f"{'rediss' if config.ssl else 'redis'}://{config.host}:{config.port}"
+    url = config.url_value() or (
+        f"{'rediss' if config.ssl else 'redis'}://{config.host}:{config.port}")
     if config.ssl and url.startswith("redis://"):
         url = "rediss://" + url[len("redis://"):]
     if not url.startswith("rediss://"):
@@ -96,8 +98,7 @@ class AsyncRedisStore:
         self.clock = clock
         self.keys = KeySpace(self.config.key_prefix)
         self.auto_pipeline = auto_pipeline and not self.config.cluster
-        password = self.config.password.get_secret_value() if self.config.password else ""
-        self._secrets = (password,) if password else ()
+        self._secrets = self.config.secret_values()
         self._policy = clients.make_policy(self.config, self._secrets)
         self._client: Any = None
         self._pipe: AutoPipeline | None = None
@@ -224,7 +225,7 @@ class AsyncRedisStore:
         """See :meth:`RedisStore.get_context`."""
         key = self.keys.checked_pair(context_id, "context_id")[0]
         raw = await self._command("get_context", "GET", key)
-        return None if raw is None else _parse_envelope(raw)
+        return None if raw is None else _parse_envelope(context_id, raw)
 
     async def clear_context(self, context_id: str) -> bool:
         """See :meth:`RedisStore.clear_context`."""
@@ -252,10 +253,11 @@ class AsyncRedisStore:
 
     async def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """See :meth:`RedisStore.get_contexts`."""
-        keys = [self.keys.context(cid) for cid in id_list(context_ids, "context_ids")]
+        ids = id_list(context_ids, "context_ids")
+        keys = [self.keys.context(cid) for cid in ids]
         raws = await asyncio.gather(*(self._command("get_contexts", "GET", key)
                                       for key in keys))
-        return [None if raw is None else _parse_envelope(raw) for raw in raws]
+        return parse_envelopes(ids, raws)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -293,7 +295,7 @@ class AsyncRedisStore:
         if count is not None:
             args += ("COUNT", count)
         entries = await self._command("get_events", *args)
-        return [_parse_event(cid, entry_id, _fields(flat)) for entry_id, flat in entries]
+        return parse_events(cid, [(entry_id, _fields(flat)) for entry_id, flat in entries])
 
     # -- lock primitives -------------------------------------------------------------------
 

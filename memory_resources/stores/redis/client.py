@@ -100,7 +100,7 @@ def connection_kwargs(config: RedisConfig) -> dict[str, Any]:
         kwargs["username"] = config.username
     if config.password is not None:
         kwargs["password"] = config.password.get_secret_value()
-    if config.ssl or (config.url or "").startswith("rediss://"):
+    if config.ssl or (config.url_value() or "").startswith("rediss://"):
         kwargs.update(tls_kwargs(config))
     return kwargs
 
@@ -149,7 +149,8 @@ def build_primary(config: RedisConfig) -> Client:
     """The primary client: a pooled ``Redis``, or ``RedisCluster`` when ``cluster=True``."""
     if config.cluster:
         kwargs = connection_kwargs(config)
-        url = config.url or f"{'rediss' if config.ssl else 'redis'}://{config.host}:{config.port}"
+        url = config.url_value() or (
+            f"{'rediss' if config.ssl else 'redis'}://{config.host}:{config.port}")
         if config.ssl and url.startswith("redis://"):
             url = "rediss://" + url[len("redis://"):]
         if not url.startswith("rediss://"):
@@ -164,7 +165,7 @@ def build_primary(config: RedisConfig) -> Client:
             require_full_coverage=True,
             **kwargs,
         )
-    return redis.Redis(connection_pool=build_pool(config, config.url))
+    return redis.Redis(connection_pool=build_pool(config, config.url_value()))
 
 
 def build_lock_node(config: RedisConfig, url: str | None) -> redis.Redis:

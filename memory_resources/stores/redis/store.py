@@ -12,10 +12,16 @@ from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...clock import SYSTEM_CLOCK, Clock
 from ...codec import decode, encode
 from ...config import RedisConfig, parse_config
-from ...errors import BackendError, ConfigurationError, MemoryValidationError
+from ...decoding import build_records
+from ...errors import (
+    ConfigurationError,
+    CorruptRecordError,
+    MemoryValidationError,
+)
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
 from ...validation import (
+    MAX_LOCK_TTL_MS,
     require_bytes,
     require_dict,
     require_id,
@@ -38,7 +44,8 @@ _log = get_logger(__name__)
 
 
 _BUILD_ERRORS: tuple[type[BaseException], ...] = (*CAUGHT, ValueError)
-_STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+MAX_EVENTS_LIMIT = 1_000_000
 
 
 class RedisStore:
@@ -58,8 +65,7 @@ class RedisStore:
             config, RedisConfig) else dict(config), "redis_config")
         self.clock = clock
         self.keys = KeySpace(self.config.key_prefix)
-        password = self.config.password.get_secret_value() if self.config.password else ""
-        self._secrets = (password,) if password else ()
+        self._secrets = self.config.secret_values()
         self._client: Any = None
         self._scripts: Scripts | None = None
         self._redlock: Redlock | None = None
@@ -93,9 +99,10 @@ class RedisStore:
             nodes.append(LockNode(primary, "primary"))
             if self.config.lock_nodes and not self.config.cluster:
                 # Redlock asks the primary through a pool of its own, with short timeouts
-                nodes[0] = LockNode(clients.build_lock_node(self.config, self.config.url),
+                url = self.config.url_value()
+                nodes[0] = LockNode(clients.build_lock_node(self.config, url),
                                     "primary", main=primary)
-            for i, url in enumerate(self.config.lock_nodes):
+            for i, url in enumerate(self.config.lock_node_urls()):
                 field = f"lock_nodes[{i}]"
                 nodes.append(LockNode(clients.build_lock_node(self.config, url), f"#{i + 1}"))
         except _BUILD_ERRORS as exc:
@@ -177,7 +184,7 @@ class RedisStore:
         key = self.keys.checked_pair(context_id, "context_id")[0]
         client = self._open()[0]
         raw = execute(client, self._policy, "get_context", "GET", key)
-        return None if raw is None else _parse_envelope(raw)
+        return None if raw is None else _parse_envelope(context_id, raw)
 
     def clear_context(self, context_id: str) -> bool:
         """Delete the context and its event stream in one atomic script."""
@@ -213,7 +220,8 @@ class RedisStore:
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
         """:meth:`get_context` for many ids in one pipelined round trip, in order."""
-        keys = [self.keys.context(cid) for cid in id_list(context_ids, "context_ids")]
+        ids = id_list(context_ids, "context_ids")
+        keys = [self.keys.context(cid) for cid in ids]
         if not keys:
             return []
         client, _ = self._open()
@@ -225,7 +233,7 @@ class RedisStore:
                 return list(pipe.execute())
 
         raws = self._policy.call(read_all, what="get_contexts")
-        return [None if raw is None else _parse_envelope(raw) for raw in raws]
+        return parse_envelopes(ids, raws)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -264,7 +272,7 @@ class RedisStore:
         entries = self._policy.call(
             lambda: client.xrange(self.keys.events(cid), min=start, count=count),
             what="get_events")
-        return [_parse_event(cid, entry_id, fields) for entry_id, fields in entries]
+        return parse_events(cid, entries)
 
     # -- lock primitives (driven by memory_resources.locking.Lock) ---------------------------
 
@@ -277,7 +285,7 @@ class RedisStore:
         """Redlock acquire on the quorum; the fencing token, or None if held elsewhere."""
         require_id(name, "lock_name")
         require_id(owner, "owner")
-        require_positive_int(ttl_ms, "ttl_ms")
+        require_positive_int(ttl_ms, "ttl_ms", maximum=MAX_LOCK_TTL_MS)
         return self._lock_manager().try_acquire(name, owner, ttl_ms)
 
     def release(self, name: str, owner: str) -> bool:
@@ -290,7 +298,7 @@ class RedisStore:
         """Compare-and-pexpire on every lock node; True when a quorum still held it."""
         require_id(name, "lock_name")
         require_id(owner, "owner")
-        require_positive_int(ttl_ms, "ttl_ms")
+        require_positive_int(ttl_ms, "ttl_ms", maximum=MAX_LOCK_TTL_MS)
         return self._lock_manager().extend(name, owner, ttl_ms)
 
     def is_held(self, name: str) -> bool:
@@ -321,7 +329,7 @@ class RedisStore:
 
     def __repr__(self) -> str:
         target = "cluster" if self.config.cluster else "server"
-        where = self.config.url or f"{self.config.host}:{self.config.port}"
+        where = self.config.url_value() or f"{self.config.host}:{self.config.port}"
         if "@" in where:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return (f"RedisStore({target}={where!r}, key_prefix={self.config.key_prefix!r}, "
@@ -361,11 +369,12 @@ def _event_record(cid: str, event_id: Any, timestamp: str, payload: str) -> Even
 def event_range(context_id: Any, since: Any, limit: Any) -> tuple[str, str, int | None]:
     """The context id, ``XRANGE`` start (exclusive ``since``) and count of a read."""
     cid = require_id(context_id, "context_id")
-    if since is not None and (not isinstance(since, str) or not _STREAM_ID.match(since)):
+    if since is not None and (not isinstance(since, str) or not _STREAM_ID.fullmatch(since)):
         raise MemoryValidationError(
             "since", f"must be an event id returned by this store, got {since!r}",
             hint="Redis event ids look like 1700000000000-0")
-    count = None if limit is None else require_positive_int(limit, "limit")
+    count = None if limit is None else require_positive_int(
+        limit, "limit", maximum=MAX_EVENTS_LIMIT)
     return cid, "-" if since is None else f"({since}", count
 
 
@@ -396,7 +405,7 @@ def _context_record(cid: str, payload: str, ttl: int | None, updated_at: str,
     }
 
 
-def _parse_envelope(raw: str) -> ContextRecord:
+def _parse_envelope(cid: str, raw: str) -> ContextRecord:
     try:
         env = decode(raw)
         return {
@@ -409,8 +418,27 @@ def _parse_envelope(raw: str) -> ContextRecord:
             "expires_at": env["expires_at"],
         }
     except (ValueError, KeyError, TypeError) as exc:
-        raise BackendError("redis", f"stored context is not a valid envelope ({exc!r:.200})"
-                           ) from None
+        raise CorruptRecordError("redis", "context", cid, "envelope",
+                                 f"not a valid context envelope ({exc!r:.200})") from None
+
+
+def parse_envelopes(context_ids: Sequence[str], raws: Sequence[str | None]
+                    ) -> list[ContextRecord | None]:
+    """The records of GET replies in order (None where absent); corrupt ones are named by
+    one CorruptRecordError that keeps the others."""
+    return build_records(
+        list(zip(context_ids, raws, strict=True)),
+        lambda row: None if row[1] is None else _parse_envelope(row[0], row[1]),
+        backend="redis", table="context", key=lambda row: str(row[0]), columns={})
+
+
+def parse_events(cid: str, entries: Sequence[tuple[Any, Mapping[str, str]]]
+                 ) -> list[EventRecord]:
+    """The records of XRANGE entries; corrupt ones are named by one CorruptRecordError that
+    keeps the others."""
+    return build_records(entries, lambda entry: _parse_event(cid, entry[0], entry[1]),
+                         backend="redis", table="events", key=lambda entry: f"{cid}/{entry[0]}",
+                         columns={})
 
 
 def _parse_event(cid: str, entry_id: Any, fields: Mapping[str, str]) -> EventRecord:
@@ -418,5 +446,5 @@ def _parse_event(cid: str, entry_id: Any, fields: Mapping[str, str]) -> EventRec
         return {"id": str(entry_id), "context_id": cid, "timestamp": fields["t"],
                 "data": decode(fields["d"])}
     except (ValueError, KeyError, TypeError) as exc:
-        raise BackendError("redis", f"stored event {entry_id} is malformed ({exc!r:.200})"
-                           ) from None
+        raise CorruptRecordError("redis", "events", f"{cid}/{entry_id}", "data",
+                                 f"malformed event ({exc!r:.200})") from None

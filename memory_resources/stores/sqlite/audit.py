@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from ...clock import to_datetime
+from ...codec import decode
+from ...decoding import build_records
 from ...errors import MemoryValidationError
 from ...records import AuditRecord
 from ...runinfo import current_run_ids
@@ -86,10 +89,11 @@ class AuditReader:
         )
         with self._db.read("reading the audit log") as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [
-            AuditRecord(
-                id=row[0], occurred_at=row[1], operation=row[2], target=row[3],
-                flow_run_id=row[4], task_run_id=row[5], details=json.loads(row[6]),
-            )
-            for row in rows
-        ]
+        return build_records(
+            rows, _record, backend="sqlite", table="audit_log", key=lambda row: str(row[0]),
+            columns={"details": 6})
+
+
+def _record(row: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(id=row[0], occurred_at=row[1], operation=row[2], target=row[3],
+                       flow_run_id=row[4], task_run_id=row[5], details=decode(row[6]))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from ...batching import context_pairs, id_list, prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
+from ...decoding import build_records
 from ...errors import BackendError
 from ...log import get_logger
 from ...records import ContextRecord, JSONDict
@@ -161,7 +163,9 @@ class ContextRepo:
             raise_backend_error(exc, "get_context")
         if row is None:
             return None
-        return _record(context_id, row)
+        return build_records([row], lambda r: _record(context_id, r), backend="sqlite",
+                             table="memory_context", key=lambda r: context_id,
+                             columns=_JSON_COLUMNS)[0]
 
     def get_contexts(self, context_ids: Any) -> list[ContextRecord | None]:
         """:meth:`get_context` for many ids, in order, from one read snapshot."""
@@ -187,7 +191,10 @@ class ContextRepo:
         return removed
 
 
-def _record(context_id: str, row: tuple[Any, ...]) -> ContextRecord:
+_JSON_COLUMNS = {"data": 0}
+
+
+def _record(context_id: str, row: Sequence[Any]) -> ContextRecord:
     data, created_at, updated_at, version, ttl, expires_at = row
     return ContextRecord(
         context_id=context_id, data=decode(data), created_at=created_at,

@@ -13,6 +13,7 @@ from typing import Any
 from ...batching import batch_list, prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
+from ...decoding import build_records
 from ...errors import MemoryValidationError
 from ...records import EventRecord, JSONDict
 from ...validation import require_dict, require_id, require_positive_int
@@ -35,7 +36,8 @@ def parse_cursor(since: str | None) -> int:
     """An exclusive event-id cursor (a decimal id string from this backend) as an int."""
     if since is None:
         return 0
-    if not isinstance(since, str) or not since.isascii() or not since.isdigit():
+    if not isinstance(since, str) or not since.isascii() or not since.isdigit() \
+            or len(since) > 18:  # a SQLite INTEGER is 64-bit
         raise MemoryValidationError(
             "since", f"must be an event id returned by append_event/get_events, got {since!r}"
         )
@@ -96,8 +98,8 @@ class EventRepo:
             rows = conn.execute(
                 SELECT_EVENTS, (context_id, cursor, self._clock.time(), count)
             ).fetchall()
-        return [
-            EventRecord(id=str(row[0]), context_id=context_id, timestamp=row[1],
-                        data=decode(row[2]))
-            for row in rows
-        ]
+        return build_records(
+            rows, lambda row: EventRecord(id=str(row[0]), context_id=context_id,
+                                          timestamp=row[1], data=decode(row[2])),
+            backend="sqlite", table="memory_events", key=lambda row: f"{context_id}/{row[0]}",
+            columns={"data": 2})

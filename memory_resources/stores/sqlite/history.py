@@ -18,7 +18,8 @@ from typing import Any
 from ...batching import prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
-from ...errors import MemoryValidationError, PayloadTooLargeError
+from ...decoding import build_records
+from ...errors import CorruptRecordError, MemoryValidationError, PayloadTooLargeError
 from ...records import FlowRunRecord, FlowRunWrite
 from ...validation import (
     optional_dict,
@@ -120,13 +121,26 @@ def _merge(stored: str | None, prepared: _Prepared, max_bytes: int) -> str:
         return str(prepared.values[15])
     if not prepared.data:
         return stored
-    merged: dict[str, Any] = json.loads(stored)
+    try:
+        merged: dict[str, Any] = json.loads(stored)
+        merged.update(())
+    except (ValueError, AttributeError) as exc:  # not JSON, or not an object
+        raise CorruptRecordError(
+            "sqlite", "flow_run_history", f"{prepared.values[0]}/{prepared.values[1]}",
+            "data", f"stored data cannot be merged ({str(exc)[:200]})") from None
     merged.update(prepared.data)
     text = json.dumps(merged, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLargeError("data", size, max_bytes)
     return text
+
+
+_JSON_COLUMNS = {"parameters": 8, "tags": 9, "data": 15}
+
+
+def _row_key(row: Sequence[Any]) -> str:
+    return f"{row[0]}/{row[1]}"
 
 
 def to_record(row: Sequence[Any]) -> FlowRunRecord:
@@ -211,4 +225,5 @@ class HistoryRepo:
         )
         with self._db.read("read_flow_runs") as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [to_record(row) for row in rows]
+        return build_records(rows, to_record, backend="sqlite", table="flow_run_history",
+                             key=_row_key, columns=_JSON_COLUMNS)

@@ -11,11 +11,11 @@ lease row).
 from __future__ import annotations
 
 from ...clock import Clock, utc_iso
-from ...validation import require_id, require_positive_int
+from ...validation import MAX_LOCK_TTL_MS, require_id, require_positive_int
 from .audit import write_audit
 from .connection import Database
 
-MAX_TTL_MS = 365 * 24 * 3600 * 1000
+MAX_TTL_MS = MAX_LOCK_TTL_MS
 
 SELECT_LEASE = "SELECT expires_at FROM memory_locks WHERE name = ?"
 NEXT_TOKEN = (

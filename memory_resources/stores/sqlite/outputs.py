@@ -14,6 +14,7 @@ from typing import Any
 from ...batching import output_writes, prepare_each
 from ...clock import Clock, utc_iso
 from ...codec import decode, encode
+from ...decoding import build_records
 from ...records import JSONDict, TaskOutputRecord, TaskOutputWrite
 from ...validation import optional_dict, optional_id, require_id, require_positive_int
 from .audit import write_audit
@@ -138,11 +139,10 @@ class OutputRepo:
     def _select(self, task_id: str, limit: int) -> list[TaskOutputRecord]:
         with self._db.read("read_task_output") as conn:
             rows = conn.execute(_SELECT, (task_id, limit)).fetchall()
-        return [
-            TaskOutputRecord(
+        return build_records(
+            rows, lambda row: TaskOutputRecord(
                 task_id=task_id, version=row[0], output=decode(row[1]),
                 metadata=decode(row[2]), task_run_id=row[3], flow_run_id=row[4],
-                created_at=row[5],
-            )
-            for row in rows
-        ]
+                created_at=row[5]),
+            backend="sqlite", table="task_outputs", key=lambda row: f"{task_id}/v{row[0]}",
+            columns={"output": 1, "metadata": 2})
