@@ -31,6 +31,10 @@ from .validation import MAX_TTL_SECONDS, require_identifier, require_key_prefix,
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+DAY = 24 * 3600
+"""Upper bound of every timeout in seconds (larger ones overflow socket timeouts)."""
+MAX_PAYLOAD_LIMIT = 512 * 1024 * 1024
+"""Largest ``max_payload_bytes`` (Redis strings stop at 512 MiB)."""
 
 
 def check_redis_url(url: str, field: str) -> str:
@@ -103,9 +107,12 @@ class RedisConfig(BaseModel):
         None, description="redis:// or rediss:// URL (may hold the password; kept secret); "
         "when set it overrides host/port/db."
     )
-    connection_timeout: float = Field(5, gt=0, description="Connect timeout in seconds.")
-    socket_timeout: float = Field(5, gt=0, description="Read/write timeout in seconds.")
-    max_connections: int = Field(50, ge=1, description="Maximum connections in the pool.")
+    connection_timeout: float = Field(5, gt=0, le=DAY, description="Connect timeout in seconds.")
+    socket_timeout: float = Field(5, gt=0, le=DAY, description="Read/write timeout in seconds.")
+    max_connections: int = Field(
+        50, ge=1, le=100_000,
+        description="Maximum connections in the pool."
+    )
     key_prefix: str = Field(
         "agent_framework:", description="Prefix of every key this store writes."
     )
@@ -127,29 +134,32 @@ class RedisConfig(BaseModel):
         "kept secret like url.",
     )
     health_check_interval: int = Field(
-        30, ge=0, description="Seconds of idleness after which a pooled connection is PINGed."
+        30, ge=0, le=DAY,
+        description="Seconds of idleness after which a pooled connection is PINGed."
     )
     operation_timeout: float = Field(
-        10, gt=0,
+        10, gt=0, le=DAY,
         description="Overall time budget of one call in seconds: connecting, every retry "
         "with its backoff and the command itself end within it.",
     )
     retry_attempts: int = Field(
-        10, ge=0,
+        10, ge=0, le=100,
         description="Most retries of a call after a transient error (refused, reset, timed "
         "out, READONLY, LOADING, TRYAGAIN, CLUSTERDOWN), with exponential backoff and jitter, "
         "all within operation_timeout.",
     )
     lock_node_timeout: float = Field(
-        0.5, gt=0,
+        0.5, gt=0, le=DAY,
         description="Redlock with lock_nodes: how long one request waits for each master; "
         "a slower master counts as failed for that request (the quorum decides).",
     )
     events_maxlen: int | None = Field(
-        None, gt=0, description="Approximate cap of each context's event stream (XADD MAXLEN ~)."
+        None, gt=0, le=10**12,
+        description="Approximate cap of each context's event stream (XADD MAXLEN ~)."
     )
     max_payload_bytes: int = Field(
-        DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="Largest encoded value accepted."
+        DEFAULT_MAX_PAYLOAD_BYTES, gt=0, le=MAX_PAYLOAD_LIMIT,
+        description="Largest encoded value accepted."
     )
 
     @field_validator("key_prefix")
@@ -203,11 +213,12 @@ class PostgresConfig(BaseModel):
         None, description="libpq connection string or URL; overrides host/port/database/user."
     )
     connection_timeout: float = Field(
-        30, gt=0, description="Seconds one connect attempt, or a wait for a free pooled "
+        30, gt=0, le=DAY, description="Seconds one connect attempt, or a wait for a free pooled "
         "connection, may take (operation_timeout caps it).",
     )
-    max_connections: int = Field(10, ge=1, description="Maximum connections in the pool.")
-    min_connections: int = Field(1, ge=0, description="Connections opened up front.")
+    max_connections: int = Field(
+        10, ge=1, le=100_000, description="Maximum connections in the pool.")
+    min_connections: int = Field(1, ge=0, le=100_000, description="Connections opened up front.")
     schema_: str = Field("public", alias="schema", description="Schema holding the tables.")
     sslmode: str | None = Field(None, description="libpq sslmode (disable … verify-full).")
     sslrootcert: str | None = Field(None, description="CA certificate path for verify-ca/-full.")
@@ -215,7 +226,7 @@ class PostgresConfig(BaseModel):
         "memory_resources", description="Shown in pg_stat_activity."
     )
     statement_timeout: int | None = Field(
-        None, gt=0, description="Per-statement timeout in milliseconds."
+        None, gt=0, le=2**31 - 1, description="Per-statement timeout in milliseconds."
     )
     read_replica_dsn: SecretStr | None = Field(
         None, description="DSN of a read replica; reads go there when set."
@@ -227,28 +238,30 @@ class PostgresConfig(BaseModel):
         "maintain (and by the store when it may migrate).",
     )
     max_payload_bytes: int = Field(
-        DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="Largest encoded value accepted."
+        DEFAULT_MAX_PAYLOAD_BYTES, gt=0, le=MAX_PAYLOAD_LIMIT,
+        description="Largest encoded value accepted."
     )
     retry_attempts: int = Field(
-        6, ge=0, description="Retries (backoff with jitter, within operation_timeout) of a "
+        6, ge=0, le=100, description="Retries (backoff with jitter, within operation_timeout) of a "
         "failed connect, and of an idempotent statement that failed transiently after it was "
         "sent (connection lost, serialization failure, deadlock, read-only after failover).",
     )
     operation_timeout: float = Field(
-        10, gt=0, description="Time budget in seconds of one call: waiting for a pooled "
+        10, gt=0, le=DAY, description="Time budget in seconds of one call: waiting for a pooled "
         "connection, connecting, retries and the statement together. Past it the call raises "
         "BackendTimeoutError (BackendUnavailableError when every attempt was refused).",
     )
     keepalives_idle: int = Field(
-        30, ge=1, description="Seconds a connection is idle before TCP keepalive probes "
+        30, ge=1, le=DAY, description="Seconds a connection is idle before TCP keepalive probes "
         "start (10 s apart, 3 unanswered = dead): keeps NAT/firewall state, detects dead peers.",
     )
     max_idle: float = Field(
-        300, gt=0, description="A pooled connection unused for this many seconds is closed "
+        300, gt=0, le=DAY, description="A pooled connection unused for this many seconds is closed "
         "and replaced instead of reused (server, proxy and cloud idle timeouts).",
     )
     max_lifetime: float = Field(
-        3600, gt=0, description="A pooled connection older than this many seconds is closed "
+        3600, gt=0, le=DAY,
+        description="A pooled connection older than this many seconds is closed "
         "and replaced when next borrowed.",
     )
     local_server: bool = Field(
@@ -303,9 +316,15 @@ class VectorConfig(BaseModel):
         description="numpy backend: float16 halves memory; int8 scans int8 codes (faster "
         "single queries with simsimd), re-ranked exactly on float32.",
     )
-    hnsw_m: int = Field(16, ge=2, description="pgvector: HNSW m.")
-    hnsw_ef_construction: int = Field(64, ge=4, description="pgvector: HNSW ef_construction.")
-    ef_search: int = Field(100, ge=1, description="pgvector: hnsw.ef_search at query time.")
+    hnsw_m: int = Field(16, ge=2, le=100, description="pgvector: HNSW m.")
+    hnsw_ef_construction: int = Field(
+        64, ge=4, le=1000,
+        description="pgvector: HNSW ef_construction."
+    )
+    ef_search: int = Field(
+        100, ge=1, le=1000,
+        description="pgvector: hnsw.ef_search at query time."
+    )
     postgres: PostgresConfig | None = Field(
         None, description="pgvector: the PostgreSQL connection (default: postgres_config)."
     )
@@ -326,9 +345,10 @@ class EmbeddedConfig(BaseModel):
         description="SQLite file; default $MEMORY_RESOURCES_HOME/memory.db, "
         "else $PREFECT_HOME/memory_resources/memory.db (~/.prefect).",
     )
-    busy_timeout: float = Field(30, gt=0, description="Seconds to wait for a write lock.")
+    busy_timeout: float = Field(30, gt=0, le=DAY, description="Seconds to wait for a write lock.")
     max_payload_bytes: int = Field(
-        DEFAULT_MAX_PAYLOAD_BYTES, gt=0, description="Largest encoded value accepted."
+        DEFAULT_MAX_PAYLOAD_BYTES, gt=0, le=MAX_PAYLOAD_LIMIT,
+        description="Largest encoded value accepted."
     )
 
     def resolved_path(self) -> Path:

@@ -284,3 +284,84 @@ def test_sqlite_store_is_a_real_sqlite_store(sqlite_raw: Raw) -> None:
     conn = sqlite3.connect(sqlite_raw.target)
     assert conn.execute("SELECT count(*) FROM memory_context").fetchone() == (1,)
     conn.close()
+
+
+def test_write_merging_into_a_corrupt_history_row_writes_nothing(sqlite_raw: Raw) -> None:
+    """On SQLite a history write that must merge into a corrupt row raises
+    CorruptRecordError and leaves the row (and the audit log) as they were."""
+    store = sqlite_raw.store
+    store.write_flow_run(FlowRunWrite(flow_id="f", run_id="r", data={"a": 1}))
+    sqlite_raw.sql("UPDATE {t} SET data = ? WHERE run_id = ?", ("flow_run_history", BAD_TEXT, "r"))
+    audit_rows = len(store.read_audit())
+    with pytest.raises(CorruptRecordError) as info:
+        store.write_flow_run(FlowRunWrite(flow_id="f", run_id="r", status="completed",
+                                          data={"b": 2}))
+    assert (info.value.key, info.value.field) == ("f/r", "data")
+    conn = sqlite3.connect(sqlite_raw.target)
+    assert conn.execute("SELECT data, status FROM flow_run_history").fetchone() == (
+        BAD_TEXT, None)
+    conn.close()
+    assert len(store.read_audit()) == audit_rows
+
+
+def test_redis_batch_get_keeps_the_good_contexts(redis_raw: Raw) -> None:
+    """get_contexts over a corrupt context names it and keeps the others (None for absent)."""
+    store = redis_raw.store
+    store.set_context("a", {"n": 1})
+    store.set_context("b", {"n": 2})
+    redis_raw.corrupt_context("b")
+    with pytest.raises(CorruptRecordError) as info:
+        store.get_contexts(["a", "b", "missing"])
+    assert info.value.key == "b"
+    assert [None if r is None else r["data"] for r in info.value.records] == [{"n": 1}, None]
+
+
+def test_pgvector_corrupt_metadata_is_named_and_other_matches_kept(
+        make_pgvector_index: Callable[..., Any], pgvector_dsn: str) -> None:
+    """A pgvector row whose metadata Python cannot decode raises CorruptRecordError from
+    get() and from query(), whose records keep the other matches."""
+    index = make_pgvector_index(4)
+    index.upsert(["a", "b", "c"], [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0.8, 0.2, 0, 0]],
+                 [{"n": 1}, {"n": 2}, {"n": 3}])
+    conn = psycopg2.connect(pgvector_dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("UPDATE {} SET metadata = %s::jsonb WHERE id = 'b'").format(
+            sql.Identifier(index.schema, index.table)), (DEEP_JSON,))
+    conn.close()
+    with pytest.raises(CorruptRecordError) as info:
+        index.get("b")
+    assert (info.value.backend, info.value.key, info.value.field) == ("pgvector", "b", "metadata")
+    with pytest.raises(CorruptRecordError) as info:
+        index.query([1, 0, 0, 0], top_k=3)
+    assert [match["id"] for match in info.value.records] == ["a", "c"]
+
+
+def test_async_redis_store_names_corrupt_rows_too(redis_raw: Raw, redis_url: str) -> None:
+    """AsyncMemoryAPI's Redis transport shares the decoding: a corrupt context or event is a
+    CorruptRecordError there as well, with the good events kept."""
+    import asyncio
+
+    from memory_resources.stores.redis.aio import AsyncRedisStore
+
+    sync = redis_raw.store
+    ids = [sync.append_event("c", {"n": n})["id"] for n in range(3)]
+    redis_raw.corrupt_event("c", ids[0])
+    sync.set_context("bad", {"a": 1})
+    redis_raw.corrupt_context("bad")
+
+    async def main() -> tuple[CorruptRecordError, CorruptRecordError]:
+        store = AsyncRedisStore({"url": redis_url, "key_prefix": sync.config.key_prefix})
+        try:
+            errors = []
+            for call in (store.get_events("c"), store.get_context("bad")):
+                try:
+                    await call
+                except CorruptRecordError as exc:
+                    errors.append(exc)
+            return errors[0], errors[1]
+        finally:
+            await store.close()
+
+    events_error, context_error = asyncio.run(main())
+    assert [event["data"] for event in events_error.records] == [{"n": 1}, {"n": 2}]
+    assert context_error.key == "bad"

@@ -14,8 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "memory_resources"
 
-CORE = {"codec", "errors", "config", "validation", "log", "clock", "records", "protocols",
-        "runinfo", "embedding", "vector_filter", "batching"}
+CORE = {"codec", "decoding", "errors", "config", "validation", "log", "clock", "records",
+        "protocols", "runinfo", "embedding", "vector_filter", "batching", "py"}
 """Top-level modules of the bottom layer (every other top-level module is the API layer)."""
 
 RANK = {"core": 0, "stores": 1, "api": 2, "capture": 3, "blocks": 4, "prefect": 5, "cli": 6,

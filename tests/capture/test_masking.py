@@ -73,10 +73,12 @@ def test_unserializable_value_is_described_not_raised() -> None:
 
 
 def test_codec_types_are_kept() -> None:
-    """Datetimes and other codec types are stored in their tagged JSON form."""
+    """Datetimes and other codec types keep their type (the store writes them tagged and
+    reads them back as datetimes); a user dict shaped like a tag stays a dict."""
     when = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
-    out = capture_parameters({"when": when}, max_bytes=None)
-    assert out["when"] == {"__type__": "datetime", "value": when.isoformat()}
+    tag_shaped = {"__type__": "datetime", "value": "zzz"}
+    out = capture_parameters({"when": when, "shaped": tag_shaped}, max_bytes=None)
+    assert out["when"] == when and out["shaped"] == tag_shaped
 
 
 def test_large_parameter_is_truncated_and_total_bounded() -> None:
