@@ -174,6 +174,12 @@ def _unescaping_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def stored_key(key: str) -> str:
+    """How a user dict key is spelled in stored JSON (``__type__`` -> ``~__type__``), for
+    queries that look inside stored objects (e.g. JSONB containment filters)."""
+    return ESCAPE + key if _is_tag_key(key) else key
+
+
 def _escape(value: Any) -> Any:
     """A copy of ``value`` with the tag-like keys of user dicts escaped (see the module doc);
     objects the codec converts are converted here, so the tags it makes stay tags."""
@@ -294,7 +300,7 @@ def encode(
         reject_nul = True
         if "e+" in text and _BIG_FLOAT.search(text):
             text = _positional_text(value)
-    if reject_nul and "\\u0000" in text:
+    if reject_nul and "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise SerializationError(
             field, _find_text_path(value, field, _has_nul) or field,
             "contains a NUL character (\\u0000), which PostgreSQL JSONB cannot store",
@@ -317,6 +323,9 @@ def encode(
 
 
 _BIG_FLOAT = re.compile(r"[0-9]e\+[0-9]")
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""A JSON ``\\u0000`` escape (an even run of backslashes before it: ``\\\\u0000`` is the
+text backslash-u0000, not a NUL)."""
 _CONTAINERS = frozenset((dict, list, tuple))
 
 
@@ -478,5 +487,6 @@ __all__ = [
     "encode",
     "from_jsonable",
     "raw_text",
+    "stored_key",
     "to_jsonable",
 ]

@@ -316,15 +316,9 @@ class VectorConfig(BaseModel):
         description="numpy backend: float16 halves memory; int8 scans int8 codes (faster "
         "single queries with simsimd), re-ranked exactly on float32.",
     )
-    hnsw_m: int = Field(16, ge=2, le=100, description="pgvector: HNSW m.")
-    hnsw_ef_construction: int = Field(
-        64, ge=4, le=1000,
-        description="pgvector: HNSW ef_construction."
-    )
-    ef_search: int = Field(
-        100, ge=1, le=1000,
-        description="pgvector: hnsw.ef_search at query time."
-    )
+    hnsw_m: int = Field(16, ge=2, description="pgvector: HNSW m.")
+    hnsw_ef_construction: int = Field(64, ge=4, description="pgvector: HNSW ef_construction.")
+    ef_search: int = Field(100, ge=1, description="pgvector: hnsw.ef_search at query time.")
     postgres: PostgresConfig | None = Field(
         None, description="pgvector: the PostgreSQL connection (default: postgres_config)."
     )

@@ -365,3 +365,22 @@ def test_async_redis_store_names_corrupt_rows_too(redis_raw: Raw, redis_url: str
     events_error, context_error = asyncio.run(main())
     assert [event["data"] for event in events_error.records] == [{"n": 1}, {"n": 2}]
     assert context_error.key == "bad"
+
+
+def test_vector_filters_match_tag_like_metadata_keys_on_both_backends(
+        make_pgvector_index: Callable[..., Any], tmp_path: Path) -> None:
+    """A metadata key spelled like the codec's tag is filtered the same on pgvector (where
+    it is stored escaped) as on the numpy index."""
+    from memory_resources.config import VectorConfig
+    from memory_resources.stores.numpy_index import NumpyVectorIndex
+
+    numpy_index = NumpyVectorIndex.from_config(
+        VectorConfig(dimension=4, path=str(tmp_path / "vectors")))
+    for index in (make_pgvector_index(4), numpy_index):
+        index.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]],
+                     [{"__type__": "set", "value": 1}, {"__type__": "other", "value": 2}])
+        assert index.get("a")[1] == {"__type__": "set", "value": 1}
+        found = index.query([1, 0, 0, 0], top_k=2, filter={"__type__": "set"})
+        assert [match["id"] for match in found] == ["a"]
+        found = index.query([1, 0, 0, 0], top_k=2, filter={"value": {"$gt": 1}})
+        assert [match["id"] for match in found] == ["b"]

@@ -227,3 +227,18 @@ def test_payload_over_limit_is_refused_and_nothing_written(context_store: Contex
     with pytest.raises(PayloadTooLargeError):
         context_store.set_context(fresh, {"big": "é" * (600 * 1024)})
     assert context_store.get_context(fresh) is None
+
+
+TAG_SHAPED: dict[str, Any] = {
+    "__type__": "datetime", "value": "zzz",
+    "nested": [{"__type__": "set", "value": [1, 2]}, {"~__type__": "uuid", "value": "x"}],
+    "real": {1, 2}, "big": 2**80, "float": 1e20,
+}
+
+
+def test_tag_shaped_data_reads_back_as_written(context_store: ContextStore) -> None:
+    """Dicts shaped like the codec's tags (even malformed ones), escaped-looking keys, big
+    ints and big floats read back exactly; a real set stays a set."""
+    context_store.set_context("tags", TAG_SHAPED)
+    data = context_store.get_context("tags")["data"]  # type: ignore[index]
+    assert data == TAG_SHAPED and type(data["float"]) is float

@@ -202,3 +202,11 @@ def test_concurrent_writers_of_one_task_run_store_it_once(task_outputs: Any) -> 
     assert len(stored) == 1 and stored[0]["version"] == 1
     assert all(record == stored[0] for record, _ in results)
     assert sum(created for _, created in results) == 1
+
+
+def test_tag_shaped_output_reads_back_as_written(task_outputs: TaskOutputs) -> None:
+    """An output shaped like a codec tag, malformed or not, reads back as the same dict."""
+    for output in ({"__type__": "datetime", "value": "zzz"}, {"__type__": "set", "value": [1]},
+                   [{"~__type__": "bytes", "value": "AA=="}]):
+        task_outputs.write_task_output("shaped", output)
+        assert task_outputs.read_task_output("shaped")["output"] == output  # type: ignore[index]

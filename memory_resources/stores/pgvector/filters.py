@@ -21,6 +21,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from ...codec import stored_key
 from ...errors import MemoryValidationError
 from ...vector_filter import Condition
 
@@ -50,6 +51,7 @@ def compile_filter(conditions: Sequence[Condition]) -> tuple[sql.Composable | No
                 f"filter[{key!r}]", "no stored vector in this namespace has this metadata key",
                 hint="metadata keys cannot contain NUL characters",
             )
+        key = stored_key(key)  # a tag-like key is stored escaped (see codec)
         if op in ("$eq", "$ne") and not _storable(operand):
             parts.append(sql.SQL("FALSE" if op == "$eq" else "TRUE"))
             continue
@@ -79,4 +81,4 @@ def compile_filter(conditions: Sequence[Condition]) -> tuple[sql.Composable | No
 
 def filter_keys(conditions: Sequence[Condition]) -> list[str]:
     """The distinct metadata keys a filter uses, in first-use order."""
-    return list(dict.fromkeys(condition.key for condition in conditions))
+    return list(dict.fromkeys(stored_key(condition.key) for condition in conditions))

@@ -173,8 +173,11 @@ class ContextRepo:
         now = self._clock.time()
         with self._db.snapshot("get_contexts") as conn:
             rows = [conn.execute(SELECT_CONTEXT, (cid, now)).fetchone() for cid in ids]
-        return [None if row is None else _record(cid, row)
-                for cid, row in zip(ids, rows, strict=True)]
+        return build_records(
+            list(zip(ids, rows, strict=True)),
+            lambda pair: None if pair[1] is None else _record(pair[0], pair[1]),
+            backend="sqlite", table="memory_context", key=lambda pair: str(pair[0]),
+            columns={})
 
     def clear_context(self, context_id: str) -> bool:
         """Remove the context and its events in one transaction; True if any was visible."""

@@ -106,11 +106,14 @@ class OutputRepo:
                     CLAIM_KEY, (task_run_id, task_id, stamp)
                 ).fetchone() is None:
                     row = conn.execute(_BY_TASK_RUN, (task_run_id,)).fetchone()
-                    results.append((TaskOutputRecord(
-                        task_id=row[0], version=row[1], output=decode(row[2]),
-                        metadata=decode(row[3]), task_run_id=row[4], flow_run_id=row[5],
-                        created_at=row[6],
-                    ), False))
+                    results.append((build_records(
+                        [row], lambda r: TaskOutputRecord(
+                            task_id=r[0], version=r[1], output=decode(r[2]),
+                            metadata=decode(r[3]), task_run_id=r[4], flow_run_id=r[5],
+                            created_at=r[6]),
+                        backend="sqlite", table="task_outputs",
+                        key=lambda r: f"{r[0]}/v{r[1]}", columns={"output": 2, "metadata": 3},
+                    )[0], False))
                     continue
                 version: int = conn.execute(
                     INSERT_OUTPUT,
