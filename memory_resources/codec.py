@@ -191,9 +191,14 @@ def _escape(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_escape(item) for item in value]
     converted = _default(value)
-    if isinstance(converted, dict) and TAG in converted:
-        return converted  # set/frozenset members are hashable: no dict inside
-    return _escape(converted)
+    if isinstance(value, _TAGGED_TYPES):
+        return converted  # a codec tag (set/frozenset members are hashable: no dict inside)
+    return _escape(converted)  # a model, dataclass, enum...: user data, escaped too
+
+
+_TAGGED_TYPES = (dt.date, dt.time, uuid.UUID, Decimal, bytes, bytearray, memoryview, set,
+                 frozenset, np.ndarray)
+"""Types :func:`_default` stores as a tag (``datetime`` is a ``date``)."""
 
 
 def _find_bad_path(value: Any, path: str, seen: set[int]) -> tuple[str, str] | None:

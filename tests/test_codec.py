@@ -226,3 +226,17 @@ def test_any_json_value_round_trips_exactly(value: Any) -> None:
     float) decodes to the same value with the same types, also from JSONB-ready text."""
     assert same(codec.decode(codec.encode(value, max_bytes=None)), value)
     assert same(codec.decode(codec.encode(value, max_bytes=None, jsonb=True)), value)
+
+
+def test_models_and_dataclasses_with_tag_like_fields_stay_plain_dicts() -> None:
+    """A dataclass whose fields spell a tag is user data: it decodes as the plain dict of its
+    fields, not as the tagged type; a set holding the string "__type__" stays a set."""
+
+    @dataclasses.dataclass
+    class Shaped:
+        __type__: str
+        value: Any
+
+    value = {"d": Shaped("set", [1]), "s": {"__type__", "x"}}
+    assert codec.decode(codec.encode(value)) == {"d": {"__type__": "set", "value": [1]},
+                                                 "s": {"__type__", "x"}}

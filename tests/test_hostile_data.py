@@ -384,3 +384,38 @@ def test_vector_filters_match_tag_like_metadata_keys_on_both_backends(
         assert [match["id"] for match in found] == ["a"]
         found = index.query([1, 0, 0, 0], top_k=2, filter={"value": {"$gt": 1}})
         assert [match["id"] for match in found] == ["b"]
+
+
+def test_async_postgres_store_names_corrupt_rows_under_concurrency(
+        postgres_raw: Raw) -> None:
+    """AsyncPostgresStore (asyncpg) marks undecodable JSONB instead of failing the fetch:
+    a corrupt event is a CorruptRecordError with the other events kept, even while other
+    coroutines read good rows on the same event loop."""
+    import asyncio
+
+    from memory_resources.stores.postgres.aio import AsyncPostgresStore
+
+    sync = postgres_raw.store
+    dsn, schema = postgres_raw.target
+    ids = [sync.append_event("bad", {"n": n})["id"] for n in range(3)]
+    for n in range(3):
+        sync.append_event("good", {"n": n})
+    postgres_raw.corrupt_event("bad", ids[1])
+
+    async def main() -> tuple[list[Any], CorruptRecordError | None]:
+        store = AsyncPostgresStore({"dsn": dsn, "schema": schema, "auto_migrate": False})
+        await store.connect()
+        try:
+            results = await asyncio.gather(
+                *[store.get_events("good") for _ in range(5)], store.get_events("bad"),
+                *[store.get_events("good") for _ in range(5)], return_exceptions=True)
+        finally:
+            await store.close()
+        errors = [r for r in results if isinstance(r, CorruptRecordError)]
+        return [r for r in results if isinstance(r, list)], errors[0] if errors else None
+
+    good, error = asyncio.run(main())
+    assert len(good) == 10 and all(len(events) == 3 for events in good)
+    assert error is not None and error.key == f"bad/{ids[1]}"
+    assert [event["data"]["n"] for event in error.records] == [0, 2]
+    assert sync.get_events("good")[0]["data"] == {"n": 0}  # later reads unaffected
