@@ -92,12 +92,6 @@ def classify(exc: BaseException) -> str:
     return PERMANENT
 
 
-def retryable(exc: BaseException) -> bool:
-    """True unless :func:`classify` calls ``exc`` permanent (for redis-py's own ``Retry``
-    where a store still uses it, e.g. the asyncio transport)."""
-    return classify(exc) != PERMANENT
-
-
 class RetryPolicy:
     """Runs calls under one deadline, retrying what :func:`classify` allows."""
 
