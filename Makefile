@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.memory-resources-installed
+DEMO_STAMP := $(VENV)/.memory-resources-demo-installed
 BENCH_STAMP := $(VENV)/.memory-resources-bench-installed
 PYTEST_ARGS ?= -q -ra --timeout 300
 TESTS ?= tests
@@ -28,13 +29,20 @@ $(STAMP): pyproject.toml | $(VPY)
 	$(VPY) -m pip install --progress-bar off -e '.[dev]'
 	@touch $@
 
+# The demo needs the package and its runtime dependencies only (no pytest, mypy, embedded
+# PostgreSQL): a venv that already has the dev extra installed is reused as is.
+$(DEMO_STAMP): pyproject.toml | $(VPY)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; \
+	else $(VPY) -m pip install --progress-bar off -e .; fi
+	@touch $@
+
 $(BENCH_STAMP): pyproject.toml | $(VPY)
 	$(VPY) -m pip install --progress-bar off -e '.[dev,bench]'
 	@touch $@
 
 venv: $(STAMP) ## create .venv and install the project with the dev extra
 
-demo: venv ## run the example agent flow on the embedded default (no servers needed)
+demo: $(DEMO_STAMP) ## run the example agent flow on the embedded default (no servers needed)
 	$(VPY) -m flows.demo_agent
 
 lint: venv ## ruff + mypy (strict, config in pyproject.toml)

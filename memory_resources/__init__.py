@@ -6,10 +6,13 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .capture.declare import register_declarers as _register_declarers
 from .errors import (  # every typed error, importable from the package
     BackendAuthenticationError,
+    BackendConfigurationError,
     BackendError,
+    BackendPermissionError,
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigurationError,
@@ -22,14 +25,14 @@ from .errors import (  # every typed error, importable from the package
     LockNotHeldError,
     MemoryResourcesError,
     MemoryValidationError,
+    NotAMemoryStoreError,
     NotFoundError,
     PayloadTooLargeError,
     SchemaError,
+    SchemaPermissionError,
     SerializationError,
     UnsafeIdentifierError,
 )
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .api import MemoryAPI
@@ -102,7 +105,9 @@ __all__ = [
     "AsyncLock",
     "AsyncMemoryAPI",
     "BackendAuthenticationError",
+    "BackendConfigurationError",
     "BackendError",
+    "BackendPermissionError",
     "BackendTimeoutError",
     "BackendUnavailableError",
     "ConfigurationError",
@@ -119,11 +124,13 @@ __all__ = [
     "MemoryResourcesError",
     "MemoryStore",
     "MemoryValidationError",
+    "NotAMemoryStoreError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PostgresMemory",
     "RedisMemory",
     "SchemaError",
+    "SchemaPermissionError",
     "SerializationError",
     "UnsafeIdentifierError",
     "VectorMemory",

@@ -15,7 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "memory_resources"
 
 CORE = {"codec", "decoding", "errors", "config", "validation", "log", "clock", "records",
-        "protocols", "runinfo", "embedding", "vector_filter", "batching", "py"}
+        "protocols", "runinfo", "embedding", "vector_filter", "batching", "py",
+        "_version"}
 """Top-level modules of the bottom layer (every other top-level module is the API layer)."""
 
 RANK = {"core": 0, "stores": 1, "api": 2, "capture": 3, "blocks": 4, "prefect": 5, "cli": 6,
@@ -29,7 +30,7 @@ context only when Prefect is already loaded: its one allowed exception)."""
 
 def _layer(module: str) -> str:
     parts = module.split(".")
-    if parts == ["memory_resources"]:
+    if parts in (["memory_resources"], ["memory_resources", "__main__"]):
         return "root"
     head = parts[1]
     if head in ("stores", "capture", "blocks", "prefect", "cli"):

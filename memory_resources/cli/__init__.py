@@ -16,6 +16,23 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"memory-resources {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the version and exit."),
+) -> None:
+    """Inspect and manage memory_resources stores."""
+
 from . import capture_commands, core, postgres_commands  # noqa: E402,F401  (register commands)
 
 
