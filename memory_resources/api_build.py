@@ -59,8 +59,6 @@ def _import_backend(module: str, what: str, config_arg: str) -> Any:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         missing = exc.name or module
-        if not missing.startswith("memory_resources"):
-            missing = missing.partition(".")[0]  # the package: 'redis', not 'redis.client'
         if missing == module or module.startswith(missing + "."):
             raise ConfigurationError(
                 f"{config_arg}: the {what} backend is not available in this installation "
