@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import pytest
 
 from memory_resources.clock import ManualClock
@@ -52,15 +54,24 @@ def test_server_down_gives_typed_errors_without_leaking_the_pool(
 def test_killed_server_is_reported_and_recovered_from(
     postgres_server_factory: Callable[..., Any],
 ) -> None:
-    """After the postmaster is SIGKILLed and restarted, pooled (now dead) connections are
-    detected and replaced on the next call."""
+    """After the postmaster is SIGKILLed (and its orphaned backend gone: until then it may
+    still answer) a call fails with BackendUnavailableError; once it is restarted, pooled
+    (now dead) connections are detected and replaced on the next call."""
     server = postgres_server_factory()
     store = PostgresStore({"dsn": server.dsn, "schema": "kill_test",
                            "max_connections": POOL_SIZE, "connection_timeout": 2},
                           clock=ManualClock())
     try:
         store.set_context("c", {"v": 1})
+        def backend_pid(cur: Any) -> int:
+            cur.execute("SELECT pg_backend_pid()")
+            return int(cur.fetchone()[0])
+
+        backend = store.pool.run(backend_pid)
         server.kill()
+        deadline = time.monotonic() + 10  # an orphaned backend exits once it notices
+        while psutil.pid_exists(backend) and time.monotonic() < deadline:
+            time.sleep(0.01)
         with pytest.raises(BackendUnavailableError):
             store.get_context("c")
         server.start()
