@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -34,6 +34,22 @@ T = TypeVar("T")
 
 DEFAULT_WORKERS = 4
 """Worker threads per wrapped store (SQLite keeps one connection per thread)."""
+
+
+async def within(work: Awaitable[T], seconds: float | None) -> T:
+    """Await ``work``, cancelled with :class:`TimeoutError` after ``seconds`` (None: no
+    limit). ``asyncio.timeout`` where available: unlike ``wait_for`` it does not wrap
+    ``work`` in a task, which is most of the cost of a deadline on a fast call."""
+    if seconds is None:
+        return await work
+    seconds = max(0.001, seconds)
+    if _timeout is None:  # Python 3.10
+        return await asyncio.wait_for(work, seconds)
+    async with _timeout(seconds):
+        return await work
+
+
+_timeout: Any = getattr(asyncio, "timeout", None)
 
 
 class ThreadOffload:
@@ -192,4 +208,4 @@ class ThreadOffload:
         return f"ThreadOffload({self.store!r})"
 
 
-__all__ = ["DEFAULT_WORKERS", "ThreadOffload"]
+__all__ = ["DEFAULT_WORKERS", "ThreadOffload", "within"]

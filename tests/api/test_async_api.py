@@ -23,6 +23,7 @@ from memory_resources.errors import (
     LockNotAcquiredError,
     MemoryValidationError,
 )
+from memory_resources.stores.redis.aio import AsyncRedisStore
 from tests.servers.proxy import TcpProxy
 
 from .conftest import DIMENSION, unit
@@ -218,9 +219,11 @@ def test_concurrent_calls_are_pipelined_with_their_own_replies(
     config = {"url": redis_url, "key_prefix": redis_prefix}
 
     async def scenario() -> None:
-        async with AsyncMemoryAPI(redis_config=config, embedded_config=embedded_config) as api:
+        store = AsyncRedisStore(config, auto_pipeline=True)
+        async with AsyncMemoryAPI.from_stores(context=store, events=store, locks=store,
+                                              embedded_config=embedded_config) as api:
             await asyncio.gather(*(api.set_context(f"c{i}", {"i": i}) for i in range(64)))
-            store = await api.store("context")
+            assert store.auto_pipeline and store._pipe is not None
             client = redis.Redis.from_url(redis_url)
             client.xadd(store.keys.context("broken"), {"x": "1"})
             client.close()
@@ -271,8 +274,8 @@ def test_black_holed_postgres_never_blocks_the_loop(
         proxy.pass_through()
         dsn = (f"postgresql://{target.get('user', 'postgres')}@127.0.0.1:{proxy.port}/"
                f"{target.get('dbname', 'test')}")
-        config = {"dsn": dsn, "schema": pg_schema, "connection_timeout": 0.5,
-                  "retry_attempts": 1, "statement_timeout": 500}
+        config = {"dsn": dsn, "schema": pg_schema, "connection_timeout": 1.0,
+                  "retry_attempts": 1, "operation_timeout": 1.5}
         async with AsyncMemoryAPI(postgres_config=config,
                                   embedded_config=embedded_config) as api:
             await api.write_flow_run_history("f", "r0", {"status": "running"})

@@ -15,7 +15,7 @@ caches each statement per connection, JSON/JSONB decode with the library codec. 
 is not autocommit runs in one transaction. Idempotent operations are retried on connection
 failures, serialization failures and deadlocks (``retry_attempts``, the sync store's
 backoff); each attempt waits at most ``connection_timeout`` for a connection and
-:meth:`AsyncPostgresStore.attempt_timeout` for its statements (a connection that timed out
+:meth:`AsyncPostgresStore.call_budget` for the whole call (a connection that timed out
 is dropped, not reused). Migrations, the monthly partition check and ``stats()`` run the
 sync store's code on a worker thread.
 """
@@ -35,7 +35,7 @@ import asyncpg
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
 from ...decoding import decode_or_mark
-from ...errors import BackendError, BackendUnavailableError
+from ...errors import BackendError, BackendTimeoutError, BackendUnavailableError
 from ...records import (
     AuditRecord,
     ContextRecord,
@@ -47,7 +47,7 @@ from ...records import (
     TaskOutputRecord,
     TaskOutputWrite,
 )
-from ..offload import ThreadOffload
+from ..offload import ThreadOffload, within
 from . import audit, context, history, locks, outputs
 from .aio_driver import CAUGHT, connect_options, is_transient, quote_ident, translate
 from .errors import BACKEND
@@ -79,6 +79,13 @@ class _Raw:
 
     text: str
     args: tuple[Any, ...]
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond asyncpg's own rollback of an open
+    transaction. The store never changes session state (no SET, LISTEN, advisory lock or
+    cursor), so asyncpg's default ``RESET ALL; UNLISTEN *; ...`` would be a second round
+    trip per call for nothing."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -150,7 +157,7 @@ class AsyncPostgresStore:
         try:
             return await asyncpg.create_pool(
                 min_size=min(config.min_connections, config.max_connections),
-                max_size=config.max_connections, init=_init_connection,
+                max_size=config.max_connections, init=_init_connection, reset=_keep_session,
                 **connect_options(config, replica=replica))
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from None
@@ -226,12 +233,21 @@ class AsyncPostgresStore:
             return value
 
     async def _attempts(self, op: Op[T] | _Raw, idempotent: bool, read_only: bool) -> Any:
+        """Attempts of one call within ``operation_timeout`` (waiting for a connection,
+        retries and statements together, as on the sync store)."""
+        budget = self.call_budget()
+        limit = None if budget is None else time.monotonic() + budget
         failures = 0
         while True:
             try:
-                return await self._once(op, read_only)
+                return await self._once(op, read_only, limit)
             except CAUGHT as exc:
                 failures += 1
+                out_of_time = limit is not None and time.monotonic() >= limit - 0.001
+                if out_of_time:
+                    raise BackendTimeoutError(
+                        BACKEND, f"no answer within operation_timeout={budget:g} s after "
+                        f"{failures} attempt(s): {translate(exc, self._secrets)}") from None
                 if not (idempotent and is_transient(exc)) or \
                         failures > self.config.retry_attempts:
                     error = translate(exc, self._secrets)
@@ -239,12 +255,15 @@ class AsyncPostgresStore:
                         error = BackendUnavailableError(
                             BACKEND, f"unreachable after {failures} attempts: {error}")
                     raise error from None
-            await asyncio.sleep(self.backoff.compute(failures))
+            delay = self.backoff.compute(failures)
+            if limit is not None:
+                delay = min(delay, max(0.0, limit - time.monotonic()))
+            await asyncio.sleep(delay)
 
-    def attempt_timeout(self) -> float | None:
-        """Seconds one attempt may take once it has a connection: ``operation_timeout``
-        when the config has one, else ``statement_timeout`` plus ``connection_timeout``
-        (None when neither bounds it)."""
+    def call_budget(self) -> float | None:
+        """Seconds one call may take: ``operation_timeout`` (the sync store's budget for
+        waiting, connecting, retries and statements), else ``statement_timeout`` plus
+        ``connection_timeout``, else None."""
         budget = getattr(self.config, "operation_timeout", None)
         if budget is not None:
             return float(budget)
@@ -253,13 +272,19 @@ class AsyncPostgresStore:
             return None
         return statement / 1000 + self.config.connection_timeout
 
-    async def _once(self, op: Op[Any] | _Raw, read_only: bool) -> Any:
+    async def _once(self, op: Op[Any] | _Raw, read_only: bool, limit: float | None) -> Any:
+        """One attempt: a pooled connection (at most ``connection_timeout``), then the
+        statements, all before ``limit`` (monotonic; None: no limit)."""
         pool = self._replica if read_only and self._replica is not None else self._pool
         if pool is None:
             raise BackendUnavailableError(BACKEND, "the store is closed")
-        conn = await pool.acquire(timeout=self.config.connection_timeout)
+        wait = self.config.connection_timeout
+        if limit is not None:
+            wait = max(0.001, min(wait, limit - time.monotonic()))
+        conn = await pool.acquire(timeout=wait)
         try:
-            return await asyncio.wait_for(self._on(conn, op), self.attempt_timeout())
+            return await within(self._on(conn, op),
+                                None if limit is None else limit - time.monotonic())
         except BaseException as exc:
             if not isinstance(exc, asyncpg.PostgresError) or is_transient(exc):
                 conn.terminate()  # a silent or broken connection is not given back as is

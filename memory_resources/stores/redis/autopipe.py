@@ -25,32 +25,50 @@ _Item = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
 MAX_BATCH = 512
 """Commands per packed write; a larger burst is split into several round trips."""
+MAX_IN_FLIGHT = 2
+"""Batches awaiting their replies at once; commands issued meanwhile wait for the next."""
 
 
 class AutoPipeline:
     """Batches the commands of one loop iteration onto one connection of ``client``."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.client = client
         self.pool = client.connection_pool
+        self.max_in_flight = max_in_flight
         self._pending: list[_Item] = []
+        self._scheduled = False
+        self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def execute(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command; the future resolves with its raw reply."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
         self._pending.append((args, future))
+        self._schedule(loop)
         return future
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush in the next loop iteration, unless one is due or enough batches are out
+        (then the next batch is sent when one of them is answered, with all that queued)."""
+        if self._pending and not self._scheduled and self._in_flight < self.max_in_flight:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+
     def _flush(self) -> None:
+        self._scheduled = False
         batch, self._pending = self._pending, []
         for start in range(0, len(batch), MAX_BATCH):
+            self._in_flight += 1
             task = asyncio.ensure_future(self._send(batch[start:start + MAX_BATCH]))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        self._schedule(task.get_loop())
 
     async def _send(self, batch: list[_Item]) -> None:
         conn = None
