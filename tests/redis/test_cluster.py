@@ -159,3 +159,33 @@ def test_batch_follows_a_slot_moved_after_connecting(
     host, port = new_owner.split(":")
     with redis.Redis(host=host, port=int(port)) as direct:
         assert direct.exists(cluster_store.keys.context(moving)) == 1
+
+
+def test_async_store_on_the_cluster(cluster_store: RedisStore) -> None:
+    """AsyncRedisStore with cluster=True: contexts, events, batch and a lock over ids spread
+    across the cluster's slots read back like the sync store's."""
+    import asyncio
+
+    from memory_resources.stores.redis.aio import AsyncRedisStore
+
+    ids = [f"async {i} {{odd}}" for i in range(12)]
+
+    async def scenario() -> None:
+        store = AsyncRedisStore(cluster_store.config)
+        try:
+            await store.connect()
+            await asyncio.gather(*(store.set_context(cid, {"cid": cid}, ttl=120)
+                                   for cid in ids))
+            await asyncio.gather(*(store.append_event(cid, {"n": 1}) for cid in ids))
+            records = await store.get_contexts(ids)
+            assert [r["data"]["cid"] for r in records] == ids  # type: ignore[index]
+            assert [len(await store.get_events(cid)) for cid in ids] == [1] * len(ids)
+            token = await store.try_acquire("async-lock", "owner-a", 5000)
+            assert token is not None and await store.try_acquire("async-lock", "b", 5000) is None
+            assert await store.release("async-lock", "owner-a") is True
+            assert all([await store.clear_context(cid) for cid in ids])
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert cluster_store.get_context(ids[0]) is None
