@@ -172,3 +172,77 @@ def test_loop_keeps_ticking_while_redis_is_black_holed(
     # a blocked loop would be late by the whole operation_timeout (600 ms) every time; one
     # window in three may meet an OS scheduling hiccup on a loaded 2-core machine
     assert sum(lag > 0.05 for lag in lags) <= 1, f"the flow's event loop stalled {lags} s"
+
+
+def test_capture_hooks_never_block_the_loop_while_postgres_is_black_holed(
+        tmp_path: Path, postgres_dsn: str, pg_schema: str) -> None:
+    """With the history store (PostgreSQL) black-holed, the capture hook of an async flow
+    waits on a worker thread (operation_timeout) and keeps the record in the outbox, while
+    a 10 ms ticker on the flow's loop is never more than 50 ms late during the hooks."""
+    import psycopg2.extensions
+
+    target = psycopg2.extensions.parse_dsn(postgres_dsn)
+    ticks: list[tuple[float, float]] = []
+    windows: list[tuple[float, float]] = []
+
+    with TcpProxy("127.0.0.1", int(target.get("port", 5432))) as proxy:
+        memory = MemoryStore(
+            embedded_path=str(tmp_path / "memory.db"), outbox_path=str(tmp_path / "ob.db"),
+            postgres=PostgresMemory(
+                dsn=f"postgresql://{target.get('user', 'postgres')}@127.0.0.1:{proxy.port}/"
+                    f"{target.get('dbname', 'test')}",
+                schema=pg_schema, operation_timeout=1.0, connection_timeout=1.0,
+                retry_attempts=0))
+        memory.api.connect()  # schema migrated while the proxy still passes traffic
+
+        @remember(memory)
+        @flow(name="async-pg-blackhole")
+        async def agent() -> int:
+            return 42
+
+        def timed(hook: Any) -> Any:
+            def call(*args: Any) -> Any:
+                pending = hook(*args)
+
+                async def measured() -> None:
+                    started = time.perf_counter()
+                    try:
+                        await pending
+                    finally:
+                        windows.append((started, time.perf_counter()))
+                return measured()
+            return call
+
+        for hooks in (agent.on_running_hooks, agent.on_completion_hooks):
+            hooks[:] = [timed(h) if isinstance(h, FlowCaptureHook) else h for h in hooks]
+
+        async def main() -> int:
+            done = asyncio.Event()
+
+            async def ticker() -> None:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    await asyncio.sleep(0.01)
+                    ticks.append((started, time.perf_counter() - started - 0.01))
+
+            ticking = asyncio.create_task(ticker())
+            try:
+                proxy.blackhole()
+                return await agent()
+            finally:
+                done.set()
+                await ticking
+
+        try:
+            assert asyncio.run(main()) == 42
+        finally:
+            memory.close()
+    # the running-state hook waits for the black-holed write (operation_timeout); the
+    # completed-state one goes straight to the outbox (the writer's retry_after)
+    assert len(windows) == 2 and windows[0][1] - windows[0][0] >= 0.9, windows
+    during = [lag for start, lag in ticks
+              if any(w0 <= start <= w1 - 0.06 for w0, w1 in windows)]
+    assert len(during) >= 50, "the ticker ran while the hooks waited"
+    late = [lag for lag in during if lag > 0.05]
+    assert len(late) <= 1, f"the loop stalled during capture: {sorted(during)[-3:]} s"
+    assert memory.capture_writer().outbox.pending(), "the history writes wait in the outbox"
