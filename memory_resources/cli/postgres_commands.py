@@ -1,7 +1,10 @@
-"""``memory-resources migrate``, ``maintain`` and ``prune`` for the PostgreSQL backend.
+"""``memory-resources migrate``, ``maintain`` and ``prune`` for the PostgreSQL backend
+(``prune --sqlite PATH``: retention of the embedded SQLite file).
 
 The database comes from ``--dsn`` or ``MEMORY_RESOURCES_POSTGRES_DSN``; the schema from
 ``--schema`` (default ``public``). A library error exits with code 2 and its message.
+``migrate --status`` lists applied and pending migrations; ``prune --dry-run`` shows what
+would go and changes nothing. On a terminal, long commands show a spinner on stderr.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ import datetime as dt
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from . import app
 from .guard import exit_on_error, timeout_option
+from .progress import working
 
 _ENV_DSN = "MEMORY_RESOURCES_POSTGRES_DSN"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -25,6 +30,9 @@ DSN_OPTION = typer.Option(
     None, "--dsn", help=f"libpq DSN or URL (default: ${_ENV_DSN}).", show_default=False
 )
 SCHEMA_OPTION = typer.Option("public", "--schema", help="Schema holding the memory tables.")
+SQLITE_OPTION = typer.Option(
+    None, "--sqlite", help="Prune this embedded SQLite file instead (rows older than "
+    "--older-than, then VACUUM so the file shrinks).", show_default=False)
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -54,11 +62,17 @@ def migrate(
     dsn: str | None = DSN_OPTION,
     schema: str = SCHEMA_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print what was applied as JSON."),
+    status: bool = typer.Option(
+        False, "--status", help="List applied and pending migrations; apply nothing."),
     timeout: float = timeout_option(60.0),
 ) -> None:
     """Apply pending PostgreSQL migrations (recorded in schema_migrations)."""
     from ..stores.postgres import PostgresPool
     from ..stores.postgres import migrate as run_migrations
+
+    if status:
+        _migration_status(dsn, schema, as_json, timeout)
+        return
 
     def run() -> list[Any]:
         pool = PostgresPool(_config(dsn, schema, timeout))
@@ -69,7 +83,8 @@ def migrate(
         finally:
             pool.close()
 
-    applied = exit_on_error(run, timeout)
+    with working(f"applying migrations to schema {schema!r}"):
+        applied = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps([vars(m) for m in applied], indent=2))
         return
@@ -80,6 +95,37 @@ def migrate(
                    f"checksum {migration.checksum[:12]}) at {migration.applied_at}")
 
 
+def _migration_status(dsn: str | None, schema: str, as_json: bool, timeout: float) -> None:
+    """Print the applied migrations (with when) and the pending ones; change nothing."""
+    from ..stores.postgres import PostgresPool
+    from ..stores.postgres.migrate import applied_migrations, load_migrations
+
+    def run() -> list[Any]:
+        pool = PostgresPool(_config(dsn, schema, timeout))
+        try:
+            return applied_migrations(pool)
+        finally:
+            pool.close()
+
+    applied = exit_on_error(run, timeout)
+    files = {m.version: m for m in load_migrations()}
+    pending = [m for v, m in sorted(files.items()) if v not in {a.version for a in applied}]
+    changed = [a.name for a in applied
+               if a.version in files and files[a.version].checksum != a.checksum]
+    if as_json:
+        typer.echo(json.dumps({"applied": [vars(m) for m in applied],
+                               "pending": [{"version": m.version, "name": m.name}
+                                           for m in pending],
+                               "changed_after_applied": changed}, indent=2))
+        return
+    for m in applied:
+        mark = "  (file changed since!)" if m.name in changed else ""
+        typer.echo(f"applied  {m.version:>4} {m.name} at {m.applied_at}{mark}")
+    for m in pending:
+        typer.echo(f"pending  {m.version:>4} {m.name}")
+    typer.echo(f"schema {schema!r}: {len(applied)} applied, {len(pending)} pending")
+
+
 @app.command()
 def prune(
     older_than: str = typer.Option(
@@ -88,29 +134,48 @@ def prune(
     dsn: str | None = DSN_OPTION,
     schema: str = SCHEMA_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be dropped or deleted; change nothing."),
+    sqlite: Path | None = SQLITE_OPTION,
     timeout: float = timeout_option(60.0),
 ) -> None:
-    """Retention: drop whole month partitions older than --older-than; purge expired context."""
+    """Retention: drop whole month partitions older than --older-than; purge expired context
+    (with --sqlite: delete old history/audit rows of that file, then VACUUM it)."""
     from ..stores.postgres import PostgresStore
 
     age = parse_duration(older_than)
+    if sqlite is not None:
+        from .sqlite_retention import prune_sqlite
+
+        prune_sqlite(sqlite, age, dry_run=dry_run, as_json=as_json, timeout=timeout)
+        return
 
     def run() -> dict[str, Any]:
         config = _config(dsn, schema, timeout).model_copy(update={"auto_migrate": False})
         store = PostgresStore(config)
         try:
+            if dry_run:
+                from ..stores.postgres.retention import preview
+
+                cutoff = dt.datetime.fromtimestamp(store.clock.time(), dt.timezone.utc) - age
+                return preview(store.pool, schema, cutoff)
             return store.prune(age)
         finally:
             store.close()
 
-    result = exit_on_error(run, timeout)
+    with working(f"pruning schema {schema!r}" + (" (dry run)" if dry_run else "")):
+        result = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     dropped = result["dropped_partitions"]
-    typer.echo(f"cut-off {result['cutoff']}: dropped {len(dropped)} partition(s)"
+    verb = "would drop" if dry_run else "dropped"
+    typer.echo(f"cut-off {result['cutoff']}: {verb} {len(dropped)} partition(s)"
                + (f": {', '.join(dropped)}" if dropped else ""))
-    typer.echo(f"purged {result['expired_contexts_purged']} expired context(s)")
+    for table, rows in result.get("default_partition_rows", {}).items():
+        typer.echo(f"would delete {rows} row(s) from {table}")
+    typer.echo(f"{'would purge' if dry_run else 'purged'} "
+               f"{result['expired_contexts_purged']} expired context(s)")
 
 
 def _top_up_partitions(pool: Any) -> Any:

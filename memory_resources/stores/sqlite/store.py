@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from ...records import (
     TaskOutputWrite,
 )
 from ...validation import require_positive_seconds
+from . import retention
 from .audit import AuditReader
 from .connection import BACKEND, Database
 from .context import ContextRepo, Purger
@@ -164,6 +166,27 @@ class SQLiteStore:
         """Delete expired contexts and their events now; returns contexts removed."""
         self.connect()
         return self._purger.purge()
+
+    def prune(self, older_than: dt.timedelta | float, *, dry_run: bool = False,
+              vacuum: bool = True) -> dict[str, Any]:
+        """Retention: delete history and audit rows older than ``older_than`` (a timedelta
+        or seconds), purge expired contexts, then ``VACUUM`` so the file shrinks.
+        ``dry_run`` only counts what would go. See :mod:`.retention`."""
+        seconds = retention.age_seconds(older_than)
+        self.connect()
+        now = self.clock.time()
+        if dry_run:
+            return retention.preview(self._db, now, seconds)
+        before = retention.file_bytes(self.path)
+        cutoff, rows = retention.delete_old(self._db, now, seconds)
+        purged = self._purger.purge()
+        if vacuum:
+            retention.vacuum(self._db)
+        after = retention.file_bytes(self.path)
+        _log.info("pruned", cutoff=cutoff, deleted=rows, contexts_purged=purged,
+                  bytes_before=before, bytes_after=after)
+        return {"cutoff": cutoff, "deleted_rows": rows, "expired_contexts_purged": purged,
+                "bytes_before": before, "bytes_after": after, "dry_run": False}
 
     # -- ContextStore --------------------------------------------------------------------
     def set_context(self, context_id: str, data: JSONDict, ttl: int | None = None
