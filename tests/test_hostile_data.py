@@ -419,3 +419,24 @@ def test_async_postgres_store_names_corrupt_rows_under_concurrency(
     assert error is not None and error.key == f"bad/{ids[1]}"
     assert [event["data"]["n"] for event in error.records] == [0, 2]
     assert sync.get_events("good")[0]["data"] == {"n": 0}  # later reads unaffected
+
+
+def test_numpy_index_names_a_corrupt_metadata_row(tmp_path: Path) -> None:
+    """The numpy index persisted in SQLite names a row whose metadata text is not JSON
+    (CorruptRecordError with its id) instead of failing with a raw ValueError."""
+    from memory_resources.config import EmbeddedConfig, VectorConfig
+    from memory_resources.stores.numpy_index import NumpyVectorIndex
+
+    config, embedded = VectorConfig(dimension=4), EmbeddedConfig(path=str(tmp_path / "v.db"))
+    index = NumpyVectorIndex.from_config(config, embedded)
+    index.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]], [{"n": 1}, {"n": 2}])
+    index.close()
+    conn = sqlite3.connect(tmp_path / "v.db")
+    with conn:
+        conn.execute("UPDATE vector_embeddings SET metadata = ? WHERE id = 'b'", (BAD_TEXT,))
+    conn.close()
+    reopened = NumpyVectorIndex.from_config(config, embedded)
+    with pytest.raises(CorruptRecordError) as info:
+        reopened.query([1, 0, 0, 0], top_k=2)
+    assert (info.value.backend, info.value.key, info.value.field) == ("numpy", "b", "metadata")
+    reopened.close()

@@ -235,3 +235,18 @@ def test_block_option_reads_a_saved_memory_store(
         assert "cannot load MemoryStore block 'no-such'" in unknown.stderr
     finally:
         store.close()
+
+
+def test_history_with_a_corrupt_row_names_it_and_exits_2(home: Path) -> None:
+    """A history row that cannot be decoded makes `history` print a message naming the
+    run on stderr and exit 2 (no traceback)."""
+    import sqlite3
+
+    _seed_runs()
+    conn = sqlite3.connect(home / "memory.db")
+    with conn:
+        conn.execute("UPDATE flow_run_history SET data = '{\"bad' WHERE run_id = 'a-2'")
+    conn.close()
+    result = runner.invoke(app, ["history", "--flow", "alpha"])
+    assert result.exit_code == 2, result.output
+    assert f"{ALPHA}/a-2" in result.stderr and "Traceback" not in result.output

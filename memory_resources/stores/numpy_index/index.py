@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from ...codec import DEFAULT_MAX_PAYLOAD_BYTES, TAG, decode, encode
 from ...config import EmbeddedConfig, VectorConfig
+from ...decoding import build_records
 from ...embedding import (
     as_matrix,
     as_vector,
@@ -151,8 +152,12 @@ class NumpyVectorIndex:
             started = time.perf_counter()
             loaded = self._persistence.load(self.namespace, self.dimension)
             if loaded.ids:
-                matrix.upsert(loaded.ids, loaded.vectors, loaded.metadata,
-                              [decode(text) for text in loaded.metadata])
+                decoded = build_records(  # a corrupt row is named, never a raw ValueError
+                    list(zip(loaded.ids, loaded.metadata, strict=True)),
+                    lambda row: decode(row[1]), backend="numpy",
+                    table=f"vectors of namespace {self.namespace}", key=lambda row: row[0],
+                    columns={"metadata": 1})
+                matrix.upsert(loaded.ids, loaded.vectors, loaded.metadata, decoded)
             _log.debug("vectors loaded", namespace=self.namespace, rows=matrix.size,
                        seconds=round(time.perf_counter() - started, 3),
                        location=self._persistence.location)
