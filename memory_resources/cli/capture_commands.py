@@ -20,6 +20,7 @@ import typer
 
 from . import app
 from .guard import exit_on_error, timeout_option
+from .progress import working
 
 outbox_app = typer.Typer(
     help="Records a capture hook could not write, kept until replayed.", no_args_is_help=True
@@ -146,7 +147,8 @@ def outbox_replay(
         finally:
             outbox.close()
 
-    outbox, results = exit_on_error(replay, timeout)
+    with working("replaying the outbox"):
+        outbox, results = exit_on_error(replay, timeout)
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))
     else:

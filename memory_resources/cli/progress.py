@@ -1,6 +1,6 @@
-"""Progress on long commands (migrate, prune), shown only when stderr is a terminal: a
-spinner with the step and the elapsed time, erased when the command ends. Scripts, pipes
-and cron jobs get the plain output alone."""
+"""Progress on long commands (migrate, prune, outbox replay), shown only when stderr is a
+terminal: a spinner with the step and the elapsed time, erased when the command ends.
+Scripts, pipes and cron jobs get the plain output alone."""
 
 from __future__ import annotations
 
