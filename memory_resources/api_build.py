@@ -42,9 +42,6 @@ ADAPTER_ROLES: dict[str, tuple[str, ...]] = {
 }
 """The spec's adapter names (keys of ``health_check()["adapters"]``) and the roles of each."""
 
-NUMPY_BACKENDS = frozenset({"numpy", "placeholder"})
-
-
 @dataclasses.dataclass
 class Composition:
     """The stores filling each role, and which of them the MemoryAPI owns (closes)."""
@@ -109,8 +106,8 @@ def build_vectors(
 ) -> Any:
     """The vector index named by ``config.backend``.
 
-    Uses the backend registry (``memory_resources.vector_backends``) when installed; without
-    it only the exact numpy index (``numpy`` / ``placeholder``) is available.
+    Resolved by the backend registry (:mod:`memory_resources.vector_backends`): built-ins,
+    aliases and installed entry points.
     """
     backend = config.backend.strip().lower()
     if backend == "pgvector" and postgres is None and config.postgres is None:
@@ -118,25 +115,9 @@ def build_vectors(
             "vector_config['backend']: 'pgvector' needs a PostgreSQL connection "
             "(give postgres_config or vector_config['postgres'])"
         )
-    try:
-        registry = importlib.import_module("memory_resources.vector_backends")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("memory_resources.vector_backends", "memory_resources"):
-            raise
-        registry = None
-    create = getattr(registry, "create_vector_index", None) if registry else None
-    if create is not None:
-        return create(config, postgres=postgres, embedded=embedded)
-    if backend not in NUMPY_BACKENDS:
-        raise ConfigurationError(
-            f"vector_config['backend']: the {config.backend!r} vector backend is not available "
-            f"in this installation (available: numpy, placeholder)"
-        )
-    cls = _backend_class(
-        "memory_resources.stores.numpy_index", "NumpyVectorIndex", "numpy vector",
-        "vector_config",
-    )
-    return cls.from_config(config, embedded)
+    from .vector_backends import create_vector_index
+
+    return create_vector_index(config, postgres=postgres, embedded=embedded)
 
 
 def parse_embedded(value: Any) -> EmbeddedConfig:
