@@ -15,7 +15,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint services bench clean distclean
+.PHONY: help venv demo test lint docs services bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ demo: $(DEMO_STAMP) ## run the example agent flow on the embedded default (no se
 lint: venv ## ruff + mypy (strict, config in pyproject.toml)
 	$(VPY) -m ruff check .
 	$(VPY) -m mypy
+
+docs: venv ## regenerate the generated tables of docs/configuration.md and docs/errors.md
+	$(VPY) scripts/reference_docs.py
 
 services: venv ## make Redis / PostgreSQL+pgvector reachable (installs redis-server when missing and root)
 	$(VPY) scripts/services.py check
