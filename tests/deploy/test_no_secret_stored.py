@@ -98,6 +98,18 @@ def test_deployment_runs_store_no_secret_and_show_capture_failures(
                                  what=f"run {name}\n"
                                       f"{prefect_server.log_of('served-secrets.log')}")
                   for name, run in runs.items()}
+
+        def capture_warnings() -> tuple[list[Any], list[str]] | None:
+            logs = prefect_client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[runs["secrets-down"].id])))
+            warnings = [log.message for log in logs
+                        if log.level == 30 and log.message.startswith("memory capture:")]
+            return (logs, warnings) if warnings else None
+
+        # Run logs reach the API in batches after the run ends: wait for the capture
+        # warnings while the served process that ships them still runs.
+        logs, warnings = wait_for(capture_warnings, timeout=60,
+                                  what="the capture warnings in the run's logs")
     finally:
         terminate(served)
     for name, final in finals.items():
@@ -125,10 +137,6 @@ def test_deployment_runs_store_no_secret_and_show_capture_failures(
     outbox.close()
     assert left == {"history": 1, "output": 1}
 
-    logs = prefect_client.read_logs(log_filter=LogFilter(
-        flow_run_id=LogFilterFlowRunId(any_=[runs["secrets-down"].id])))
-    warnings = [log.message for log in logs
-                if log.level == 30 and log.message.startswith("memory capture:")]
     replay = f"memory-resources outbox replay --outbox {env['MEMORY_RESOURCES_TEST_OUTBOX']}"
     assert warnings and all(replay in message for message in warnings), [
         (log.level, log.message) for log in logs]
