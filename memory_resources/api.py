@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from .api_batch import BatchCalls
 from .api_build import (
-    ADAPTER_ROLES,
     Composition,
     compose_from_configs,
     compose_from_stores,
@@ -30,11 +29,11 @@ from .api_inputs import (
     task_output_ids,
 )
 from .api_lifecycle import StoreConnections
-from .api_monitor import HEALTH_TIMEOUT, backend_name, health, memory_stats
+from .api_monitor import HEALTH_TIMEOUT, health, memory_stats
+from .api_roles import RoleStores
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
 from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from .embedding import as_vector
-from .errors import MemoryValidationError
 from .locking import Lock
 from .log import get_logger
 from .records import (
@@ -71,7 +70,7 @@ def _optional_limit(value: Any, field: str = "limit") -> int | None:
     return None if value is None else require_positive_int(value, field, maximum=MAX_LIMIT)
 
 
-class MemoryAPI(BatchCalls):
+class MemoryAPI(RoleStores, BatchCalls):
     """The unified memory interface of the spec (``memory.api.MemoryAPI``).
 
     Config dicts are validated at construction (``ConfigurationError`` naming the dict and
@@ -126,29 +125,16 @@ class MemoryAPI(BatchCalls):
         return api
 
     def _setup(self, composition: Composition, clock: Clock) -> None:
-        self._roles = composition.roles
-        self._clock = clock
+        self._set_roles(composition, clock)
         self._connections = StoreConnections(composition)
         self._ensure = self._connections.ensure
-        r = composition.roles
-        self._context, self._events, self._locks = r["context"], r["events"], r["locks"]
-        self._history, self._outputs, self._audit = r["history"], r["outputs"], r["audit"]
-        self._vectors = r["vectors"]
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def backends(self) -> dict[str, str]:
-        """Which backend serves each role, e.g. ``{"context": "redis", "history": "sqlite"}``."""
-        return {role: backend_name(store) for role, store in self._roles.items()}
 
     def store(self, role: str) -> Any:
         """The connected store serving ``role`` (``context``, ``events``, ``locks``,
         ``history``, ``outputs``, ``audit`` or ``vectors``), for backend-specific calls."""
-        if role not in self._roles:
-            raise MemoryValidationError(
-                "role", f"must be one of {', '.join(self._roles)}, got {role!r}")
-        return self._ensure(self._roles[role])
+        return self._ensure(self._role_store(role))
 
     def connect(self) -> bool:
         """Connect every backend; ``True``, or raise the first backend's typed error."""
@@ -173,13 +159,6 @@ class MemoryAPI(BatchCalls):
         tb: TracebackType | None,
     ) -> None:
         self.disconnect()
-
-    def __repr__(self) -> str:
-        parts = ", ".join(
-            f"{adapter}={'+'.join(sorted({self.backends[r] for r in roles}))}"
-            for adapter, roles in ADAPTER_ROLES.items()
-        )
-        return f"MemoryAPI({parts})"
 
     # -- context and events ----------------------------------------------------------------
 
@@ -325,11 +304,6 @@ class MemoryAPI(BatchCalls):
             **audit_query(operation, target, flow_run_id, since, limit)))
 
     # -- vectors ---------------------------------------------------------------------------
-
-    @property
-    def vector_dimension(self) -> int:
-        """The dimension every embedding must have."""
-        return int(self._vectors.dimension)
 
     def index_embedding(self, id: str, embedding: Any, metadata: JSONDict | None = None
                         ) -> bool:

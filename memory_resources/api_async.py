@@ -28,7 +28,6 @@ from .api import (
 from .api_async_batch import AsyncBatchCalls
 from .api_async_build import AsyncStoreConnections, async_composition
 from .api_build import (
-    ADAPTER_ROLES,
     Composition,
     compose_from_configs,
     compose_from_stores,
@@ -52,10 +51,10 @@ from .api_monitor import (
     stats_stores,
     timed_out_report,
 )
+from .api_roles import RoleStores
 from .clock import SYSTEM_CLOCK, Clock, utc_iso
 from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from .embedding import as_vector
-from .errors import MemoryValidationError
 from .handles_async import AsyncContextHandle
 from .locking_async import AsyncLock
 from .records import (
@@ -79,7 +78,7 @@ from .validation import (
 )
 
 
-class AsyncMemoryAPI(AsyncBatchCalls):
+class AsyncMemoryAPI(RoleStores, AsyncBatchCalls):
     """The unified memory interface for async code.
 
     ``AsyncMemoryAPI(redis_config=..., postgres_config=..., vector_config=...)`` takes the
@@ -138,28 +137,15 @@ class AsyncMemoryAPI(AsyncBatchCalls):
         return twin
 
     def _setup(self, composition: Composition, clock: Clock) -> None:
-        self._roles = composition.roles
-        self._clock = clock
+        self._set_roles(composition, clock)
         self._connections = AsyncStoreConnections(composition)
         self._ensure = self._connections.ensure
-        r = composition.roles
-        self._context, self._events, self._locks = r["context"], r["events"], r["locks"]
-        self._history, self._outputs, self._audit = r["history"], r["outputs"], r["audit"]
-        self._vectors = r["vectors"]
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def backends(self) -> dict[str, str]:
-        """Which backend serves each role, e.g. ``{"context": "redis", ...}``."""
-        return {role: backend_name(store) for role, store in self._roles.items()}
-
     async def store(self, role: str) -> Any:
         """The connected async store serving ``role``."""
-        if role not in self._roles:
-            raise MemoryValidationError(
-                "role", f"must be one of {', '.join(self._roles)}, got {role!r}")
-        return await self._ensure(self._roles[role])
+        return await self._ensure(self._role_store(role))
 
     async def connect(self) -> bool:
         """Connect every backend; ``True``, or raise the first backend's typed error."""
@@ -181,13 +167,6 @@ class AsyncMemoryAPI(AsyncBatchCalls):
         tb: TracebackType | None,
     ) -> None:
         await self.disconnect()
-
-    def __repr__(self) -> str:
-        parts = ", ".join(
-            f"{adapter}={'+'.join(sorted({self.backends[r] for r in roles}))}"
-            for adapter, roles in ADAPTER_ROLES.items()
-        )
-        return f"AsyncMemoryAPI({parts})"
 
     # -- context and events ----------------------------------------------------------------
 
@@ -331,11 +310,6 @@ class AsyncMemoryAPI(AsyncBatchCalls):
         return list(await store.read_audit(**query))
 
     # -- vectors ---------------------------------------------------------------------------
-
-    @property
-    def vector_dimension(self) -> int:
-        """The dimension every embedding must have."""
-        return int(self._vectors.dimension)
 
     async def index_embedding(self, id: str, embedding: Any,
                               metadata: JSONDict | None = None) -> bool:
