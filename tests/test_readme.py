@@ -1,4 +1,6 @@
-"""The README's runnable Python examples run as written, and its claims about names hold."""
+"""The runnable Python examples of the README and of the reference pages moved out of it
+(docs/api.md, backends.md, configuration.md, errors.md, logging.md) run as written, and
+their claims about names hold."""
 
 from __future__ import annotations
 
@@ -14,13 +16,21 @@ import memory_resources
 from memory_resources import default
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+PAGES = [README, *(README.parent / "docs" / name for name in (
+    "api.md", "backends.md", "configuration.md", "errors.md", "logging.md"))]
+"""The README first (its first runnable block is the first-steps example), then the
+reference pages that hold what the README used to."""
 RUNNABLE = re.compile(r"<!-- runnable -->\s*```python\n(.*?)```", re.DOTALL)
 RUNNABLE_PREFECT = re.compile(r"<!-- runnable: prefect -->\s*```python\n(.*?)```", re.DOTALL)
 
 
 def runnable_blocks() -> list[str]:
-    """The ```python blocks preceded by ``<!-- runnable -->``."""
-    return RUNNABLE.findall(README.read_text(encoding="utf-8"))
+    """The ```python blocks preceded by ``<!-- runnable -->``, in PAGES order."""
+    return [block for page in PAGES for block in RUNNABLE.findall(_text(page))]
+
+
+def _text(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -73,16 +83,20 @@ def test_error_example_names_each_argument(sandbox: Path,
 
 
 def test_documented_public_names_exist() -> None:
-    """Every name the README imports from memory_resources is exported."""
-    text = README.read_text(encoding="utf-8")
+    """Every name the README and its reference pages import from memory_resources is
+    exported."""
+    text = "\n".join(_text(page) for page in PAGES)
     for line in re.findall(r"from memory_resources import ([^\n]+)", text):
         for name in re.findall(r"[A-Za-z_]\w*", line.split("`")[0]):
             assert hasattr(memory_resources, name), name
 
 
 def test_documented_environment_variables_are_the_ones_read() -> None:
-    """The README's environment table lists exactly the variables default.py reads."""
-    text = README.read_text(encoding="utf-8")
+    """The environment table (docs/configuration.md) lists exactly the variables
+    default.py reads, and the README names no other."""
+    text = _text(README.parent / "docs" / "configuration.md")
+    assert set(re.findall(r"`(MEMORY_RESOURCES_[A-Z_]+)`", _text(README))) <= set(
+        re.findall(r"`(MEMORY_RESOURCES_[A-Z_]+)`", text))
     documented = set(re.findall(r"`(MEMORY_RESOURCES_[A-Z_]+)`", text))
     read = {default.ENV_REDIS_URL, default.ENV_POSTGRES_DSN, default.ENV_VECTOR_BACKEND,
             default.ENV_VECTOR_DIMENSION, "MEMORY_RESOURCES_HOME"}
