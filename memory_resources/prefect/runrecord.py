@@ -39,7 +39,8 @@ class CaptureLimits(Protocol):
 
 
 _STARTED: dict[str, str] = {}
-_PARENTS: dict[str, str | None] = {}
+_PARENTS: dict[str, str | None] = {}  # parent task run -> its flow run, oldest first
+PARENTS_CACHED = 4096  # a long-lived worker keeps at most this many
 _LOCK = threading.Lock()
 
 
@@ -115,6 +116,8 @@ def _parent_flow_run_id(flow_run: Any) -> str | None:
         _log.warning("cannot resolve parent flow run", parent_task_run_id=key,
                      error=f"{type(exc).__name__}: {exc}")
     with _LOCK:
+        if len(_PARENTS) >= PARENTS_CACHED:
+            del _PARENTS[next(iter(_PARENTS))]
         _PARENTS[key] = parent
     return parent
 
