@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from memory_resources.errors import (
     MemoryValidationError,
 )
 from memory_resources.stores.redis.aio import AsyncRedisStore
+from tests.concurrency import lag_while
 from tests.servers.proxy import TcpProxy
 
 from .conftest import DIMENSION, unit
@@ -52,30 +52,6 @@ def configs(request: pytest.FixtureRequest, embedded_config: dict[str, object]
         configs["postgres_config"] = {"dsn": request.getfixturevalue("postgres_dsn"),
                                       "schema": request.getfixturevalue("pg_schema")}
     return configs
-
-
-async def lag_while(work: Callable[[], Awaitable[Any]], tick: float = 0.01
-                    ) -> tuple[float, Any]:
-    """The largest extra delay of a 10 ms ticker while ``work()`` runs, and its outcome."""
-    worst = 0.0
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal worst
-        while not done.is_set():
-            started = time.perf_counter()
-            await asyncio.sleep(tick)
-            worst = max(worst, time.perf_counter() - started - tick)
-
-    task = asyncio.create_task(ticker())
-    try:
-        outcome: Any = await work()
-    except Exception as exc:
-        outcome = exc
-    finally:
-        done.set()
-        await task
-    return worst, outcome
 
 
 def assert_loop_free(scenario: Callable[[], Awaitable[tuple[float, Any]]],

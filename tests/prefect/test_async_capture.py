@@ -19,6 +19,7 @@ from memory_resources.blocks import MemoryStore, PostgresMemory, RedisMemory
 from memory_resources.errors import BackendUnavailableError, ConfigurationError
 from memory_resources.prefect import remember
 from memory_resources.prefect.hooks import FlowCaptureHook, TaskCaptureHook
+from tests.concurrency import lag_while
 from tests.servers.proxy import TcpProxy
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
@@ -89,30 +90,6 @@ def test_aapi_outside_a_loop_names_the_fix(memory_store: MemoryStore) -> None:
     """memory.aapi without a running event loop raises ConfigurationError."""
     with pytest.raises(ConfigurationError, match="running event loop"):
         memory_store.aapi  # noqa: B018
-
-
-async def lag_while(work: Any, tick: float = 0.01) -> tuple[float, Any]:
-    """The largest extra delay of a 10 ms ticker while ``work()`` is awaited, and its
-    outcome (result or exception)."""
-    worst = 0.0
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal worst
-        while not done.is_set():
-            started = time.perf_counter()
-            await asyncio.sleep(tick)
-            worst = max(worst, time.perf_counter() - started - tick)
-
-    ticking = asyncio.create_task(ticker())
-    try:
-        outcome: Any = await work()
-    except Exception as exc:
-        outcome = exc
-    finally:
-        done.set()
-        await ticking
-    return worst, outcome
 
 
 def test_loop_keeps_ticking_while_redis_is_black_holed(
