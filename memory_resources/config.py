@@ -35,6 +35,9 @@ DAY = 24 * 3600
 """Upper bound of every timeout in seconds (larger ones overflow socket timeouts)."""
 MAX_PAYLOAD_LIMIT = 512 * 1024 * 1024
 """Largest ``max_payload_bytes`` (Redis strings stop at 512 MiB)."""
+DEFAULT_RERANK_FACTOR = 10
+"""pgvector binary quantization: hamming candidates per result re-ranked exactly
+(benchmarks/results/pgvector-scale.md)."""
 
 
 def check_redis_url(url: str, field: str) -> str:
@@ -319,6 +322,20 @@ class VectorConfig(BaseModel):
     hnsw_m: int = Field(16, ge=2, description="pgvector: HNSW m.")
     hnsw_ef_construction: int = Field(64, ge=4, description="pgvector: HNSW ef_construction.")
     ef_search: int = Field(100, ge=1, description="pgvector: hnsw.ef_search at query time.")
+    pgvector_storage: Literal["vector", "halfvec"] = Field(
+        "vector",
+        description="pgvector: column type; halfvec stores float16 (half the table and HNSW "
+        "index size, HNSW up to 4000 dimensions).",
+    )
+    pgvector_quantization: Literal["none", "binary"] = Field(
+        "none",
+        description="pgvector: binary = HNSW on binary_quantize(embedding) (1 bit per "
+        "dimension, hamming), candidates re-ranked by the exact distance.",
+    )
+    rerank_factor: int = Field(
+        DEFAULT_RERANK_FACTOR, ge=1, le=100,
+        description="pgvector binary: re-rank top_k x rerank_factor hamming candidates.",
+    )
     postgres: PostgresConfig | None = Field(
         None, description="pgvector: the PostgreSQL connection (default: postgres_config)."
     )

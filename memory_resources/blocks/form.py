@@ -182,6 +182,9 @@ VECTOR = Form(
         ("hnsw_m", "HNSW m (pgvector)"),
         ("hnsw_ef_construction", "HNSW ef_construction (pgvector)"),
         ("ef_search", "HNSW ef_search (pgvector)"),
+        ("pgvector_storage", "Column type (pgvector)"),
+        ("pgvector_quantization", "Quantization (pgvector)"),
+        ("rerank_factor", "Re-rank factor (pgvector binary)"),
     ),
     enums={"backend": ["numpy", "pgvector"]},  # "placeholder" still accepted from code
     defaults={"backend": "numpy"},

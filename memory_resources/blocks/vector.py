@@ -23,7 +23,8 @@ class VectorMemory(  # type: ignore[misc]  # model_json_schema overridden as Blo
 
     The fields are the spec's ``vector_config`` keys (backend, dimension, metric, namespace)
     plus the numpy index's ``path`` and ``storage_dtype`` and the pgvector options
-    (``hnsw_m``, ``hnsw_ef_construction``, ``ef_search`` and ``postgres``, a nested
+    (``hnsw_m``, ``hnsw_ef_construction``, ``ef_search``, ``pgvector_storage``,
+    ``pgvector_quantization``, ``rerank_factor`` and ``postgres``, a nested
     ``PostgresMemory`` block). ``backend`` is ``numpy`` (exact, in process; ``placeholder``
     is an alias), ``pgvector`` (HNSW in PostgreSQL) or a backend installed through the
     ``memory_resources.vector_backends`` entry point group. Scores: cosine similarity

@@ -7,8 +7,9 @@ from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name
 providing that fixture (``postgres_embedded`` is the PostgreSQL store on the embedded
 PostgreSQL 18, beside ``postgres`` on the machine's server: two majors; ``postgres_app`` is
 the store connected as the least-privilege application role of docs/postgres.md, and
-``pgvector_app`` the pgvector index as that role, and ``redis_acl`` the Redis store as the
-ACL user of docs/redis.md). Every factory
+``pgvector_app`` the pgvector index as that role, ``pgvector_halfvec`` / ``pgvector_binary``
+the pgvector index with halfvec storage / binary quantization, and ``redis_acl`` the Redis
+store as the ACL user of docs/redis.md). Every factory
 returns a fresh, isolated store (own file / key prefix / schema) and cleans up after the test.
 
 ``<backend>_async`` runs the same suite against the backend's async implementation (the
@@ -35,7 +36,8 @@ BACKENDS: dict[str, list[str]] = {
     "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
                   "sqlite_async", "postgres_async"],
     "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector", "pgvector_app",
-                     "numpy_async", "pgvector_async"],
+                     "pgvector_halfvec", "pgvector_binary", "numpy_async", "pgvector_async",
+                     "pgvector_halfvec_async", "pgvector_binary_async"],
 }
 
 

@@ -1,8 +1,12 @@
 """``PgVectorIndex``: the VectorIndex engine on PostgreSQL + pgvector (HNSW).
 
 One table per namespace (``<schema>.pgvector_<namespace>``, see :mod:`.naming`) with a
-``vector(dimension)`` column, an HNSW index with the metric's operator class and a GIN index
-on the JSONB metadata. Scores mean exactly what they mean on the numpy backend: cosine
+``vector(dimension)`` column (``halfvec(dimension)`` with ``pgvector_storage="halfvec"``: half
+the size), an HNSW index with the metric's operator class and a GIN index on the JSONB
+metadata. With ``pgvector_quantization="binary"`` the HNSW index is instead built on the
+sign bits (``binary_quantize(embedding)::bit(dimension)``, hamming distance): a query takes
+``top_k * rerank_factor`` candidates from it and re-ranks them by the exact distance on the
+stored column, in one statement. Scores mean exactly what they mean on the numpy backend: cosine
 similarity (``1 - <=>``), euclidean distance (``<->``) and dot product (``-(<#>)``).
 
 Queries set ``hnsw.ef_search`` per transaction (``SET LOCAL``) and, on pgvector >= 0.8, an
@@ -92,6 +96,9 @@ class PgVectorIndex:
         self.metric: Metric = config.metric
         self.namespace: str = config.namespace
         self.ef_search = config.ef_search
+        self.storage: str = config.pgvector_storage
+        self.quantization: str = config.pgvector_quantization
+        self.rerank_factor: int = config.rerank_factor
         self.maintenance_work_mem = maintenance_work_mem
         self.max_scan_tuples = max_scan_tuples
         self._postgres = postgres
@@ -165,16 +172,18 @@ class PgVectorIndex:
             self._pool, self._info, self._indexed, self._audit = pool, info, indexed, audit
             self._sql = Statements(schema=pool.schema, table=self._table,
                                    extension_schema=info.extension_schema,
-                                   dimension=self.dimension)
+                                   dimension=self.dimension, storage=self.storage)
             _log.info("pgvector index ready", namespace=self.namespace, table=self._table,
-                      pgvector=info.version_text, hnsw=indexed)
+                      pgvector=info.version_text, hnsw=indexed, storage=self.storage,
+                      quantization=self.quantization)
 
     def _setup(self, cur: Cursor) -> tuple[ServerInfo, bool, bool]:
         info = ensure_extension(cur)
         schema = self.schema
         ensure_schema(cur, schema)
         ensure_table(cur, schema=schema, table=self._table, namespace=self.namespace,
-                     dimension=self.dimension, extension_schema=info.extension_schema)
+                     dimension=self.dimension, extension_schema=info.extension_schema,
+                     storage=self.storage)
         self._info = info
         indexed = self._build_index(cur)
         cur.execute("SELECT to_regclass(%s) IS NOT NULL",
@@ -207,7 +216,8 @@ class PgVectorIndex:
         slower), for every client of the namespace.
         """
         pool, _ = self._ready()
-        name = sql.Identifier(self.schema, hnsw_index_name(self._table, self.metric))
+        name = sql.Identifier(self.schema,
+                              hnsw_index_name(self._table, self.metric, self.quantization))
         pool.run(lambda cur: cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(name)))
         self._indexed = False
         try:
@@ -222,7 +232,8 @@ class PgVectorIndex:
             cur, schema=self.schema, table=self._table, metric=self.metric,
             dimension=self.dimension, extension_schema=self._info.extension_schema,
             m=self.config.hnsw_m, ef_construction=self.config.hnsw_ef_construction,
-            maintenance_work_mem=self.maintenance_work_mem,
+            maintenance_work_mem=self.maintenance_work_mem, storage=self.storage,
+            quantization=self.quantization,
         )
 
     # -- writes ------------------------------------------------------------------------
@@ -336,15 +347,23 @@ class PgVectorIndex:
         literals = [vector_literal(query) for query in queries]
         pool, statements = self._ready()
 
+        candidates = self._candidates(top_k)
+
         def search(cur: Cursor) -> list[list[VectorMatch]]:
             if keys:
                 check_filter_keys(cur, statements, keys)
             return nearest(cur, statements, metric=self.metric, where=where,
                            filter_params=filter_params, literals=literals, top_k=top_k,
-                           indexed=self._indexed,
-                           setup=self._tune(top_k, filtered=where is not None))
+                           indexed=self._indexed, rerank_candidates=candidates,
+                           setup=self._tune(candidates or top_k, filtered=where is not None))
 
         return pool.run(search, read_only=True)
+
+    def _candidates(self, top_k: int) -> int | None:
+        """Binary quantization: how many hamming candidates are re-ranked (else None)."""
+        if self.quantization != "binary":
+            return None
+        return top_k * self.rerank_factor
 
     def _tune(self, top_k: int, *, filtered: bool) -> tuple[sql.Composable, list[Any]] | None:
         """The ``SET LOCAL`` statement of the HNSW search parameters (None: no index)."""
@@ -394,6 +413,9 @@ class PgVectorIndex:
                 "table": f"{schema}.{self._table}",
                 **table_sizes(cur, statements),
                 "hnsw_index": self._indexed,
+                "storage": self.storage,
+                "quantization": self.quantization,
+                "rerank_factor": self.rerank_factor if self.quantization == "binary" else None,
                 "ef_search": self.ef_search,
                 "hnsw_m": self.config.hnsw_m,
                 "hnsw_ef_construction": self.config.hnsw_ef_construction,

@@ -1,9 +1,10 @@
 """Names and per-metric SQL pieces of the pgvector backend.
 
 Each namespace lives in its own table ``<schema>.pgvector_<namespace>`` with a
-``vector(dimension)`` column, so the dimension is part of the table's type and a mismatch is
-visible at connect. Names longer than PostgreSQL's 63-byte limit are shortened with a hash
-suffix (PostgreSQL would silently truncate them, and two namespaces could collide).
+``vector(dimension)`` (or ``halfvec(dimension)``) column, so the dimension is part of the
+table's type and a mismatch is visible at connect. Names longer than PostgreSQL's 63-byte
+limit are shortened with a hash suffix (PostgreSQL would silently truncate them, and two
+namespaces could collide).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ TABLE_COMMENT_PREFIX = "memory_resources pgvector namespace="
 MAX_IDENTIFIER = 63
 MAX_HNSW_DIMENSION = 2000
 """pgvector's HNSW limit for the ``vector`` type; wider vectors are searched exactly."""
+MAX_HALFVEC_HNSW_DIMENSION = 4000
+"""pgvector's HNSW limit for ``halfvec``."""
+MAX_BIT_HNSW_DIMENSION = 64000
+"""pgvector's HNSW limit for ``bit`` (the binary-quantized index)."""
 
 
 def bounded_identifier(name: str) -> str:
@@ -39,8 +44,11 @@ def metadata_index_name(table: str) -> str:
     return bounded_identifier(f"{table}_metadata_gin")
 
 
-def hnsw_index_name(table: str, metric: Metric) -> str:
-    """The HNSW index of ``metric`` on ``table`` (one per metric used on a namespace)."""
+def hnsw_index_name(table: str, metric: Metric, quantization: str = "none") -> str:
+    """The HNSW index of ``metric`` on ``table`` (one per metric used on a namespace), or
+    with ``quantization="binary"`` the metric-independent hamming index on the sign bits."""
+    if quantization == "binary":
+        return bounded_identifier(f"{table}_hnsw_bq")
     return bounded_identifier(f"{table}_hnsw_{metric}")
 
 
@@ -61,6 +69,10 @@ class MetricSQL:
         """The library's score for a pgvector distance."""
         return self.score_offset + self.score_sign * distance
 
+    def opclass_for(self, storage: str) -> str:
+        """The operator class for a column of type ``storage`` (``vector`` or ``halfvec``)."""
+        return self.opclass if storage == "vector" else f"halfvec_{self.opclass[7:]}"
+
 
 METRICS: dict[str, MetricSQL] = {
     # cosine similarity = 1 - cosine distance
@@ -70,3 +82,7 @@ METRICS: dict[str, MetricSQL] = {
     # dot product = -(negative inner product)
     "dotproduct": MetricSQL("<#>", "vector_ip_ops", -1.0, 0.0, False),
 }
+
+
+HNSW_LIMITS: dict[str, int] = {"vector": MAX_HNSW_DIMENSION, "halfvec": MAX_HALFVEC_HNSW_DIMENSION}
+"""HNSW dimension limit per column type (``pgvector_storage``)."""

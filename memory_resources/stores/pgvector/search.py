@@ -1,6 +1,7 @@
 """Nearest-neighbour search of the pgvector backend (inside the caller's transaction).
 
-Per transaction: ``hnsw.ef_search`` (at least ``top_k``), and on pgvector >= 0.8 an
+Per transaction: ``hnsw.ef_search`` (at least ``top_k``, or the number of candidates to
+re-rank with binary quantization), and on pgvector >= 0.8 an
 iterative index scan in ``relaxed_order`` bounded by ``hnsw.max_scan_tuples``; on older
 versions filtered queries over-fetch by raising ``ef_search``. When the index returns fewer
 than ``top_k`` rows the query is re-run as an exact scan, so a short result means fewer
@@ -31,7 +32,9 @@ OVERFETCH = 10
 def tune(info: ServerInfo, *, ef_search: int, top_k: int, filtered: bool,
          max_scan_tuples: int) -> tuple[sql.Composable, list[Any]]:
     """The statement that ``SET LOCAL``s the HNSW search parameters for this transaction,
-    and its parameters (sent in the same round trip as the first search)."""
+    and its parameters (sent in the same round trip as the first search). ``top_k`` is
+    the number of rows the index scan must yield (with binary quantization: the
+    candidates to re-rank)."""
     ef = max(ef_search, min(top_k, MAX_EF_SEARCH))
     if info.iterative_scan:
         return sql.SQL(
@@ -60,20 +63,29 @@ def check_filter_keys(cur: Cursor, statements: Statements, keys: list[str]) -> N
 def nearest(cur: Cursor, statements: Statements, *, metric: str, where: sql.Composable | None,
             filter_params: Sequence[Any], literals: Sequence[str], top_k: int,
             indexed: bool, setup: tuple[sql.Composable, list[Any]] | None = None,
-            ) -> list[list[VectorMatch]]:
+            rerank_candidates: int | None = None) -> list[list[VectorMatch]]:
     """The ``top_k`` best matches of each query literal, best first. ``setup`` (e.g.
-    :func:`tune`'s statement) is sent in the same round trip as the first search."""
+    :func:`tune`'s statement) is sent in the same round trip as the first search.
+    ``rerank_candidates`` (binary quantization, ``indexed`` only): how many hamming
+    candidates the exact distance re-ranks."""
     score = METRICS[metric].score
-    approximate = statements.search(metric, where, exact=not indexed)
+    binary = indexed and rerank_candidates is not None
+    if binary:
+        approximate = statements.search_binary(metric, where)
+    else:
+        approximate = statements.search(metric, where, exact=not indexed)
     exact = statements.search(metric, where, exact=True)
     results: list[list[VectorMatch]] = []
     for position, literal in enumerate(literals):
         params = statements.search_params(literal, filter_params, top_k)
+        first = (statements.search_binary_params(literal, filter_params, top_k,
+                                                 rerank_candidates or top_k)
+                 if binary else params)
         if position == 0 and setup is not None:
             cur.execute(sql.Composed([setup[0], sql.SQL("; "), approximate]),
-                        [*setup[1], *params])
+                        [*setup[1], *first])
         else:
-            cur.execute(approximate, params)
+            cur.execute(approximate, first)
         rows = cur.fetchall()
         if len(rows) < top_k and indexed:
             cur.execute(exact, params)

@@ -19,7 +19,8 @@ from ...errors import ConfigurationError, SchemaError
 from ...records import Metric
 from ..postgres.pool import Cursor
 from .naming import (
-    MAX_HNSW_DIMENSION,
+    HNSW_LIMITS,
+    MAX_HALFVEC_HNSW_DIMENSION,
     METRICS,
     TABLE_COMMENT_PREFIX,
     hnsw_index_name,
@@ -141,8 +142,9 @@ def ensure_schema(cur: Cursor, schema: str) -> None:
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
-def stored_dimension(cur: Cursor, schema: str, table: str) -> int | None:
-    """The ``vector(n)`` dimension of an existing namespace table, or None if it is absent.
+def stored_column(cur: Cursor, schema: str, table: str) -> tuple[str, int] | None:
+    """``(type, dimension)`` of the ``embedding`` column of an existing namespace table
+    (type ``vector`` or ``halfvec``), or None if the table is absent.
 
     Raises SchemaError when a table of that name exists but is not a pgvector namespace.
     """
@@ -159,49 +161,65 @@ def stored_dimension(cur: Cursor, schema: str, table: str) -> int | None:
     if row is None:
         return None
     type_name, typmod = row
-    if type_name != "vector" or typmod is None or typmod < 1:
+    if type_name not in HNSW_LIMITS or typmod is None or typmod < 1:
         raise SchemaError(
             BACKEND,
             f"table {schema}.{table} exists but has no 'embedding vector(n)' column; "
             f"it was not created by this backend (drop or rename it, or pick another namespace)",
         )
-    return int(typmod)
+    return str(type_name), int(typmod)
 
 
-def _dimension_mismatch(schema: str, table: str, namespace: str, stored: int,
-                        wanted: int) -> ConfigurationError:
-    return ConfigurationError(
-        f"dimension mismatch: namespace {namespace!r} ({schema}.{table}) stores "
-        f"{stored}-dimensional vectors but the config says dimension={wanted}; use "
-        f"dimension={stored}, another namespace, or drop the table to re-index"
-    )
+def stored_dimension(cur: Cursor, schema: str, table: str) -> int | None:
+    """The dimension of an existing namespace table, or None if it is absent."""
+    column = stored_column(cur, schema, table)
+    return None if column is None else column[1]
+
+
+def _check_column(schema: str, table: str, namespace: str, stored: tuple[str, int],
+                  storage: str, dimension: int) -> None:
+    stored_type, stored_dim = stored
+    if stored_dim != dimension:
+        raise ConfigurationError(
+            f"dimension mismatch: namespace {namespace!r} ({schema}.{table}) stores "
+            f"{stored_dim}-dimensional vectors but the config says dimension={dimension}; "
+            f"use dimension={stored_dim}, another namespace, or drop the table to re-index"
+        )
+    if stored_type != storage:
+        raise ConfigurationError(
+            f"vector_config['pgvector_storage']: namespace {namespace!r} ({schema}.{table}) "
+            f"stores {stored_type} but the config says {storage!r}; use "
+            f"pgvector_storage={stored_type!r}, another namespace, or convert the column "
+            f"(ALTER TABLE ... ALTER COLUMN embedding TYPE {storage}({dimension}), then "
+            f"drop its HNSW indexes and reconnect to rebuild them)"
+        )
 
 
 def ensure_table(cur: Cursor, *, schema: str, table: str, namespace: str, dimension: int,
-                 extension_schema: str) -> bool:
-    """Create the namespace table and its metadata GIN index if missing; check the dimension
-    of an existing one. Returns True when the table was created now."""
-    stored = stored_dimension(cur, schema, table)
+                 extension_schema: str, storage: str = "vector") -> bool:
+    """Create the namespace table (``embedding`` of type ``storage``) and its metadata GIN
+    index if missing; check the type and dimension of an existing one. Returns True when
+    the table was created now."""
+    stored = stored_column(cur, schema, table)
     if stored is not None:
-        if stored != dimension:
-            raise _dimension_mismatch(schema, table, namespace, stored, dimension)
+        _check_column(schema, table, namespace, stored, storage, dimension)
         return False
     _advisory_lock(cur, f"memory_resources.pgvector:{schema}.{table}")
-    stored = stored_dimension(cur, schema, table)  # another process may have won the race
+    stored = stored_column(cur, schema, table)  # another process may have won the race
     if stored is not None:
-        if stored != dimension:
-            raise _dimension_mismatch(schema, table, namespace, stored, dimension)
+        _check_column(schema, table, namespace, stored, storage, dimension)
         return False
     qualified = sql.Identifier(schema, table)
     cur.execute(
         sql.SQL(
             "CREATE TABLE {table} ("
             " id text PRIMARY KEY,"
-            " embedding {ext}.vector({dim}) NOT NULL,"
+            " embedding {ext}.{type}({dim}) NOT NULL,"
             " metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,"
             " created_at timestamptz NOT NULL DEFAULT now(),"
             " updated_at timestamptz NOT NULL DEFAULT now())"
-        ).format(table=qualified, ext=sql.Identifier(extension_schema), dim=sql.Literal(dimension))
+        ).format(table=qualified, ext=sql.Identifier(extension_schema),
+                 type=sql.Identifier(storage), dim=sql.Literal(dimension))
     )
     cur.execute(
         sql.SQL("COMMENT ON TABLE {} IS {}").format(
@@ -216,15 +234,34 @@ def ensure_table(cur: Cursor, *, schema: str, table: str, namespace: str, dimens
     return True
 
 
+def hnsw_key(*, metric: Metric, dimension: int, extension_schema: str, storage: str,
+             quantization: str) -> sql.Composable | None:
+    """The indexed key of the HNSW index (``embedding <opclass>`` or, for binary
+    quantization, ``(binary_quantize(embedding)::bit(n)) bit_hamming_ops``), or None when
+    the dimension is above the HNSW limit of the column type (exact scans)."""
+    ext = sql.Identifier(extension_schema)
+    if quantization == "binary":
+        return sql.SQL("(({ext}.binary_quantize(embedding))::bit({dim})) {ext}.bit_hamming_ops"
+                       ).format(ext=ext, dim=sql.Literal(dimension))
+    if dimension > HNSW_LIMITS[storage]:
+        return None
+    return sql.SQL("embedding {ext}.{opclass}").format(
+        ext=ext, opclass=sql.Identifier(METRICS[metric].opclass_for(storage)))
+
+
 def ensure_hnsw_index(cur: Cursor, *, schema: str, table: str, metric: Metric, dimension: int,
                       extension_schema: str, m: int, ef_construction: int,
-                      maintenance_work_mem: str) -> bool:
-    """Create the metric's HNSW index if missing (building it over existing rows with
-    ``maintenance_work_mem`` raised for this transaction). Returns False when the dimension
-    is above pgvector's HNSW limit (queries are then exact scans)."""
-    if dimension > MAX_HNSW_DIMENSION:
+                      maintenance_work_mem: str, storage: str = "vector",
+                      quantization: str = "none") -> bool:
+    """Create the HNSW index if missing (building it over existing rows with
+    ``maintenance_work_mem`` raised for this transaction): the metric's index on the column,
+    or the hamming index on its binary quantization. Returns False when the dimension is
+    above pgvector's HNSW limit (queries are then exact scans)."""
+    key = hnsw_key(metric=metric, dimension=dimension, extension_schema=extension_schema,
+                   storage=storage, quantization=quantization)
+    if key is None:
         return False
-    name = hnsw_index_name(table, metric)
+    name = hnsw_index_name(table, metric, quantization)
     cur.execute(
         "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s",
@@ -236,13 +273,12 @@ def ensure_hnsw_index(cur: Cursor, *, schema: str, table: str, metric: Metric, d
     cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (maintenance_work_mem,))
     cur.execute(
         sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw (embedding {ext}.{opclass}) "
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw ({key}) "
             "WITH (m = {m}, ef_construction = {efc})"
         ).format(
             name=sql.Identifier(name),
             table=sql.Identifier(schema, table),
-            ext=sql.Identifier(extension_schema),
-            opclass=sql.Identifier(METRICS[metric].opclass),
+            key=key,
             m=sql.Literal(m),
             efc=sql.Literal(ef_construction),
         )
@@ -270,4 +306,12 @@ def check_hnsw_options(config: VectorConfig) -> None:
     if not 1 <= config.ef_search <= MAX_EF_SEARCH:
         raise ConfigurationError(
             f"ef_search must be between 1 and {MAX_EF_SEARCH}, got {config.ef_search}"
+        )
+    if (config.pgvector_storage == "halfvec" and config.pgvector_quantization == "none"
+            and config.dimension > MAX_HALFVEC_HNSW_DIMENSION):
+        raise ConfigurationError(
+            f"vector_config['dimension']: {config.dimension} is above pgvector's HNSW limit "
+            f"for halfvec ({MAX_HALFVEC_HNSW_DIMENSION}); use pgvector_quantization='binary' "
+            f"(a bit index, up to 64000 dimensions, re-ranked on the halfvec column) or "
+            f"reduce the embedding dimension"
         )

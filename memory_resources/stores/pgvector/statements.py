@@ -54,11 +54,13 @@ class Statements:
     """Composed statements for one namespace table (identifiers quoted by psycopg2.sql)."""
 
     def __init__(self, *, schema: str, table: str, extension_schema: str,
-                 dimension: int) -> None:
+                 dimension: int, storage: str = "vector") -> None:
         self.table = sql.Identifier(schema, table)
         self.ext = sql.Identifier(extension_schema)
         self.dimension = dimension
-        self.vector_type = sql.SQL("{}.vector({})").format(self.ext, sql.Literal(dimension))
+        self.storage = storage
+        self.vector_type = sql.SQL("{}.{}({})").format(
+            self.ext, sql.Identifier(storage), sql.Literal(dimension))
 
     def operator(self, metric: MetricSQL) -> sql.Composable:
         """``OPERATOR(ext.<=>)``: schema-qualified so it works whatever the search_path."""
@@ -87,14 +89,52 @@ class Statements:
         ).format(
             distance=distance,
             table=self.table,
-            where=sql.SQL(" WHERE ") + where if where is not None else sql.SQL(""),
+            where=self._where(where),
             order=order,
         )
+
+    def search_binary(self, metric_name: str, where: sql.Composable | None) -> sql.Composed:
+        """Binary-quantized search: the inner query takes the ``top_k * rerank_factor``
+        rows nearest by hamming distance between sign bits (the expression of the bit HNSW
+        index, see :func:`.setup.hnsw_key`), the outer one re-ranks them by the exact
+        distance on the stored column and keeps ``top_k``. Parameters:
+        :meth:`search_binary_params`."""
+        metric = METRICS[metric_name]
+        bits = sql.SQL("({ext}.binary_quantize({value}))::bit({dim})")
+        dim = sql.Literal(self.dimension)
+        column_bits = bits.format(ext=self.ext, value=sql.SQL("embedding"), dim=dim)
+        query_bits = bits.format(ext=self.ext, dim=dim,
+                                 value=sql.SQL("%s::{vt}").format(vt=self.vector_type))
+        return sql.SQL(
+            "WITH candidates AS MATERIALIZED ("
+            "SELECT id, metadata, embedding FROM {table}{where} "
+            "ORDER BY {column_bits} OPERATOR({ext}.<~>) {query_bits} LIMIT %s) "
+            "SELECT id, metadata, embedding {op} %s::{vt} AS distance FROM candidates "
+            "ORDER BY distance, id LIMIT %s"
+        ).format(
+            table=self.table,
+            where=self._where(where),
+            column_bits=column_bits,
+            ext=self.ext,
+            query_bits=query_bits,
+            op=self.operator(metric),
+            vt=self.vector_type,
+        )
+
+    @staticmethod
+    def _where(where: sql.Composable | None) -> sql.Composable:
+        return sql.SQL(" WHERE ") + where if where is not None else sql.SQL("")
 
     @staticmethod
     def search_params(query: str, filter_params: Sequence[Any], top_k: int) -> list[Any]:
         """Parameters of :meth:`search`: the vector literal, the filter's, again, ``top_k``."""
         return [query, *filter_params, query, top_k]
+
+    @staticmethod
+    def search_binary_params(query: str, filter_params: Sequence[Any], top_k: int,
+                             candidates: int) -> list[Any]:
+        """Parameters of :meth:`search_binary`."""
+        return [*filter_params, query, candidates, query, top_k]
 
     def insert_values(self) -> sql.Composed:
         """Upsert for ``execute_values`` (small batches, vectors as text literals)."""
@@ -134,9 +174,8 @@ class Statements:
         return sql.SQL("SELECT count(*) FROM {}").format(self.table)
 
     def get(self) -> sql.Composed:
-        return sql.SQL("SELECT embedding::real[], metadata FROM {} WHERE id = %s").format(
-            self.table
-        )
+        return sql.SQL("SELECT embedding::{}.vector::real[], metadata FROM {} WHERE id = %s"
+                       ).format(self.ext, self.table)
 
     def missing_keys(self) -> sql.Composed:
         """Which of the ``%s`` text[] keys no row carries (none when the table is empty)."""
