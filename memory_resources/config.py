@@ -232,7 +232,25 @@ class PostgresConfig(BaseModel):
         None, gt=0, le=2**31 - 1, description="Per-statement timeout in milliseconds."
     )
     read_replica_dsn: SecretStr | None = Field(
-        None, description="DSN of a read replica; reads go there when set."
+        None, description="DSN of one read replica (a hot standby); history, output, audit, "
+        "context and event reads go there when set, and to the primary when it fails."
+    )
+    replica_consistency: Literal["read_your_writes", "eventual"] = Field(
+        "read_your_writes", description="read_your_writes: a read after this store's own "
+        "writes waits (up to replica_max_wait) until the replica has replayed them (WAL "
+        "position), else reads the primary; eventual: reads the replica as it is (it may lag).",
+    )
+    replica_max_wait: float = Field(
+        0.5, ge=0, le=DAY, description="Seconds a read waits for the replica to replay this "
+        "store's last write before it reads from the primary instead (read_your_writes).",
+    )
+    replica_timeout: float = Field(
+        2.0, gt=0, le=DAY, description="Seconds a read may spend on the replica (connecting, "
+        "waiting for replay and the query) before it is sent to the primary instead.",
+    )
+    replica_retry_interval: float = Field(
+        5.0, gt=0, le=DAY, description="After the replica failed, reads go to the primary for "
+        "this many seconds before the replica is tried again.",
     )
     auto_migrate: bool = Field(True, description="Apply pending migrations on connect.")
     partition_months_ahead: int = Field(

@@ -184,6 +184,19 @@ class LockNotHeldError(LockError):
     """Release or extend was called on a lock this handle does not hold."""
 
 
+class ReplicaUnavailableWarning(UserWarning):
+    """A read replica failed (down, refused, unreachable within ``replica_timeout``, or
+    refused the login): the read went to the primary, as will reads for the next
+    ``replica_retry_interval`` seconds; then the replica is tried again. Issued once per
+    outage (rate-limited); ``backend`` names the backend, ``error`` the replica's error."""
+
+    def __init__(self, backend: str, error: str) -> None:
+        self.backend = backend
+        self.error = error
+        super().__init__(f"[{backend}] read replica unavailable, reading from the primary: "
+                         f"{error}")
+
+
 __all__ = [
     "BackendAuthenticationError",
     "BackendConfigurationError",
@@ -204,6 +217,7 @@ __all__ = [
     "NotAMemoryStoreError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ReplicaUnavailableWarning",
     "SchemaError",
     "SchemaPermissionError",
     "SerializationError",

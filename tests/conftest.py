@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.vector",
     "tests.fixtures.redis",
     "tests.fixtures.postgres",
+    "tests.fixtures.postgres_replica",
     "tests.fixtures.prefect",
     "tests.fixtures.pgvector",
     "tests.fixtures.aio",

@@ -6,7 +6,8 @@ parametrised over the backends listed below, and resolves ``<backend>_<capabilit
 from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name here and
 providing that fixture (``postgres_embedded`` is the PostgreSQL store on the embedded
 PostgreSQL 18, beside ``postgres`` on the machine's server: two majors; ``postgres_app`` is
-the store connected as the least-privilege application role of docs/postgres.md, and
+the store connected as the least-privilege application role of docs/postgres.md,
+``postgres_replica`` the store reading from a streaming replica of the embedded server,
 ``pgvector_app`` the pgvector index as that role, ``pgvector_halfvec`` / ``pgvector_binary``
 the pgvector index with halfvec storage / binary quantization, and ``redis_acl`` the Redis
 store as the ACL user of docs/redis.md). Every factory
@@ -22,6 +23,9 @@ from typing import Any
 
 import pytest
 
+REPLICA_BACKENDS = ["postgres_replica", "postgres_replica_async"]
+"""Writes on the primary, reads on a streaming replica (``tests/fixtures/postgres_replica.py``)."""
+
 BACKENDS: dict[str, list[str]] = {
     "context_store": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
                       "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
@@ -30,11 +34,11 @@ BACKENDS: dict[str, list[str]] = {
     "lock_manager": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
                      "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
     "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
-                    "sqlite_async", "postgres_async"],
+                    "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
     "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
-                     "sqlite_async", "postgres_async"],
+                     "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
     "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
-                  "sqlite_async", "postgres_async"],
+                  "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
     "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector", "pgvector_app",
                      "pgvector_halfvec", "pgvector_binary", "numpy_async", "pgvector_async",
                      "pgvector_halfvec_async", "pgvector_binary_async"],

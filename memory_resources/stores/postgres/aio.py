@@ -23,6 +23,7 @@ sync store's code on a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -35,7 +36,12 @@ import asyncpg
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
 from ...decoding import decode_or_mark
-from ...errors import BackendError, BackendTimeoutError, BackendUnavailableError
+from ...errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    CorruptRecordError,
+)
 from ...records import (
     AuditRecord,
     ContextRecord,
@@ -55,11 +61,14 @@ from .local import start_local_server
 from .plan import Op
 from .pool import Backoff, _secrets_of
 from .prepared import _prepared
+from .replica import PRIMARY_LSN, REPLAYED_ASYNC, ReplicaLagging, ReplicaRouter, await_replayed
 from .store import _TEMPLATES, PURGE_INTERVAL, PostgresStore
 
 T = TypeVar("T")
 
 _POSITIONAL = re.compile(r"%s")
+_REPLICA_FAULTS: tuple[type[BaseException], ...] = (*CAUGHT, BackendError)
+"""What sends a replica read to the primary (CorruptRecordError is caught before)."""
 
 
 def dollar_text(name: str, statement: str) -> tuple[str, tuple[str, ...]]:
@@ -111,6 +120,7 @@ class AsyncPostgresStore:
                             for name, template in _TEMPLATES.items()}
         self._pool: asyncpg.Pool | None = None
         self._replica: asyncpg.Pool | None = None
+        self._router = ReplicaRouter(self.config) if self.config.read_replica_dsn else None
         self._companion: ThreadOffload | None = None
         self._open_lock: asyncio.Lock | None = None
         self._partition_month: tuple[int, int] | None = None
@@ -155,8 +165,10 @@ class AsyncPostgresStore:
 
     async def _create_pool(self, config: PostgresConfig, *, replica: bool) -> asyncpg.Pool:
         try:
+            # The replica pool opens connections on demand: a replica that is down must not
+            # stop the store from connecting (its reads go to the primary meanwhile).
             return await asyncpg.create_pool(
-                min_size=min(config.min_connections, config.max_connections),
+                min_size=0 if replica else min(config.min_connections, config.max_connections),
                 max_size=config.max_connections, init=_init_connection, reset=_keep_session,
                 **connect_options(config, replica=replica))
         except CAUGHT as exc:
@@ -191,7 +203,7 @@ class AsyncPostgresStore:
                 await self.connect()
             row = await self._attempts(
                 _Raw("SELECT current_setting('server_version'), current_database()", ()),
-                idempotent=True, read_only=False)
+                idempotent=True)
         except BackendError as exc:
             return HealthReport(status="unhealthy", backend=BACKEND, error=str(exc),
                                 latency_ms=round((time.perf_counter() - started) * 1000, 3))
@@ -200,6 +212,11 @@ class AsyncPostgresStore:
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             details={"server_version": row[0], "database": row[1], "schema": self.schema,
                      "driver": "asyncpg"})
+
+    def replica_status(self) -> JSONDict | None:
+        """:meth:`PostgresPool.replica_status` of this store's asyncpg pools: where reads went
+        and whether the replica is down; None without ``read_replica_dsn``."""
+        return None if self._router is None else self._router.stats()
 
     async def stats(self) -> JSONDict:
         """The sync store's statistics (sizes, partitions, connections), off the loop."""
@@ -213,7 +230,16 @@ class AsyncPostgresStore:
             await self.connect()
         if op.partitions_at is not None:
             await self.ensure_partitions(op.partitions_at)
-        value: T = await self._attempts(op, op.idempotent, op.read_only)
+        router = self._router
+        value: T
+        if op.read_only and router is not None:
+            value = await self._read(op, router)
+        else:
+            try:
+                value = await self._attempts(op, op.idempotent)
+            finally:
+                if router is not None and not op.read_only:
+                    router.note_write()
         if op.purge_after:
             await self.maybe_purge()
         return value
@@ -232,15 +258,50 @@ class AsyncPostgresStore:
             value: T = done.value
             return value
 
-    async def _attempts(self, op: Op[T] | _Raw, idempotent: bool, read_only: bool) -> Any:
-        """Attempts of one call within ``operation_timeout`` (waiting for a connection,
-        retries and statements together, as on the sync store)."""
+    async def _read(self, op: Op[T], router: ReplicaRouter) -> T:
+        """A read on the replica within ``replica_timeout`` (after it replayed this store's
+        writes, under read_your_writes), else on the primary, in the call's budget
+        (:mod:`.replica`; the sync pool's ``_replica_read`` is the same sequence)."""
         budget = self.call_budget()
         limit = None if budget is None else time.monotonic() + budget
+        if router.use_replica() and self._replica is not None:
+            target = None
+            if router.read_your_writes:
+                writes = router.uncovered()
+                if writes is not None:
+                    row = await self._attempts(_Raw(PRIMARY_LSN, ()), True, limit)
+                    router.cover(writes, str(row[0]))
+                target = router.target()
+            replica_limit = router.deadline(limit)
+            try:
+                value: T = await self._once(op, self._replica, replica_limit, target)
+            except ReplicaLagging:
+                router.lagged()
+            except CorruptRecordError:
+                raise
+            except _REPLICA_FAULTS as exc:
+                if self._pool is None:
+                    raise BackendUnavailableError(BACKEND, "the store is closed") from None
+                router.failed(exc if isinstance(exc, BackendError)
+                              else translate(exc, self._secrets))
+            else:
+                router.succeeded()
+                return value
+        result: T = await self._attempts(op, op.idempotent, limit)
+        return result
+
+    async def _attempts(self, op: Op[T] | _Raw, idempotent: bool,
+                        limit: float | None = None) -> Any:
+        """Attempts of one call on the primary within ``operation_timeout`` (waiting for a
+        connection, retries and statements together, as on the sync store); ``limit``: a
+        deadline set by the caller instead."""
+        budget = self.call_budget()
+        if limit is None:
+            limit = None if budget is None else time.monotonic() + budget
         failures = 0
         while True:
             try:
-                return await self._once(op, read_only, limit)
+                return await self._once(op, self._pool, limit)
             except CAUGHT as exc:
                 failures += 1
                 out_of_time = limit is not None and time.monotonic() >= limit - 0.001
@@ -272,10 +333,11 @@ class AsyncPostgresStore:
             return None
         return statement / 1000 + self.config.connection_timeout
 
-    async def _once(self, op: Op[Any] | _Raw, read_only: bool, limit: float | None) -> Any:
-        """One attempt: a pooled connection (at most ``connection_timeout``), then the
-        statements, all before ``limit`` (monotonic; None: no limit)."""
-        pool = self._replica if read_only and self._replica is not None else self._pool
+    async def _once(self, op: Op[Any] | _Raw, pool: asyncpg.Pool | None, limit: float | None,
+                    replayed: str | None = None) -> Any:
+        """One attempt: a pooled connection (at most ``connection_timeout``), then (on the
+        replica) the wait until it ``replayed`` that WAL position, then the statements, all
+        before ``limit`` (monotonic; None: no limit)."""
         if pool is None:
             raise BackendUnavailableError(BACKEND, "the store is closed")
         wait = self.config.connection_timeout
@@ -283,16 +345,26 @@ class AsyncPostgresStore:
             wait = max(0.001, min(wait, limit - time.monotonic()))
         conn = await pool.acquire(timeout=wait)
         try:
-            return await within(self._on(conn, op),
+            return await within(self._on(conn, op, replayed, limit),
                                 None if limit is None else limit - time.monotonic())
         except BaseException as exc:
+            if isinstance(exc, ReplicaLagging):
+                raise
             if not isinstance(exc, asyncpg.PostgresError) or is_transient(exc):
-                conn.terminate()  # a silent or broken connection is not given back as is
+                # A silent or broken connection is not given back as is (asyncpg may have
+                # detached a dead one from the pool already: nothing left to terminate).
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
             raise
         finally:
             await pool.release(conn, timeout=self.config.connection_timeout)
 
-    async def _on(self, conn: Any, op: Op[Any] | _Raw) -> Any:
+    async def _on(self, conn: Any, op: Op[Any] | _Raw, replayed: str | None = None,
+                  limit: float | None = None) -> Any:
+        if replayed is not None and self._router is not None:
+            async def check(position: str) -> bool:
+                return bool(await conn.fetchval(REPLAYED_ASYNC, position))
+            await await_replayed(check, replayed, self._router, self._router.deadline(limit))
         if isinstance(op, _Raw):
             return await _fetch(conn, op.text, op.args, "one")
         if op.autocommit:

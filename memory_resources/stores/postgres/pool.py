@@ -18,14 +18,19 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg2
 import psycopg2.extensions
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig
-from ...errors import BackendError, BackendTimeoutError, BackendUnavailableError
+from ...errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    CorruptRecordError,
+)
 from ...log import get_logger
 from ...validation import require_schema
 from .connection import (
@@ -37,8 +42,13 @@ from .connection import (
 )
 from .errors import BACKEND, is_connection_failure, is_transient, translate
 from .prepared import execute_prepared
+from .replica import PRIMARY_LSN, REPLAYED, ReplicaLagging, ReplicaRouter, wait_replayed
 
 T = TypeVar("T")
+Before = Callable[["Cursor"], None] | None
+"""Run on the borrowed connection before the call's statements (the replica's replay wait)."""
+Attempt = Callable[[Callable[["Cursor"], Any], "_Side", float, Before], Any]
+"""One attempt of a call on one side: ``attempt(fn, side, deadline, before)``."""
 Cursor = psycopg2.extensions.cursor
 Connection = psycopg2.extensions.connection
 
@@ -107,6 +117,17 @@ def _secrets_of(config: PostgresConfig) -> tuple[str, ...]:
     return tuple(sorted((s for s in found if s), key=len, reverse=True))
 
 
+def _replay_wait(target: str, router: ReplicaRouter, limit: float) -> Before:
+    """The ``before`` step of a replica read: wait until the replica replayed ``target``."""
+    def before(cur: Cursor) -> None:
+        def replayed(position: str) -> bool:
+            cur.execute(REPLAYED, (position,))
+            row = cur.fetchone()
+            return bool(row and row[0])
+        wait_replayed(replayed, target, router, limit)
+    return before
+
+
 class _Side:
     """The connections to one server (primary or replica): a LIFO stack of idle ones, a
     count of open ones (idle + borrowed) bounded by ``max_connections``, and a condition
@@ -130,7 +151,9 @@ class _Side:
 class PostgresPool:
     """Pooled connections to the primary (and the read replica when configured).
 
-    ``connection(read_only=True)`` borrows from the replica when ``read_replica_dsn`` is set.
+    ``run(read_only=True)`` reads from the replica when ``read_replica_dsn`` is set, and from
+    the primary when the replica fails or lags behind this pool's writes (:mod:`.replica`);
+    ``connection(read_only=True)`` borrows from the replica as it is.
     """
 
     def __init__(self, config: PostgresConfig, *, clock: Clock = SYSTEM_CLOCK,
@@ -143,6 +166,7 @@ class PostgresPool:
         self._closed = False
         self._primary = _Side(config, replica=False)
         self._replica = _Side(config, replica=True) if config.read_replica_dsn else None
+        self._router = ReplicaRouter(config) if self._replica is not None else None
         deadline = self.deadline()
         self._call_with_retries(lambda: self._warm(self._primary, deadline), idempotent=True,
                                 context="connect", deadline=deadline)
@@ -290,14 +314,15 @@ class PostgresPool:
         it as :class:`BackendError` subclasses."""
         deadline = self.deadline(timeout)
         try:
-            with self._transaction(read_only, deadline) as conn:
+            with self._transaction(self._side(read_only), deadline) as conn:
                 yield conn
         except psycopg2.Error as exc:
             raise translate(exc, secrets=self._secrets) from exc
 
     @contextlib.contextmanager
-    def _transaction(self, read_only: bool, deadline: float) -> Iterator[PooledConnection]:
-        side = self._side(read_only)
+    def _transaction(self, side: _Side, deadline: float) -> Iterator[PooledConnection]:
+        if self._closed:
+            raise BackendUnavailableError(BACKEND, "the connection pool is closed")
         conn = self._borrow(side, deadline)
         broken = False
         try:
@@ -334,27 +359,83 @@ class PostgresPool:
         loop (the common case pays nothing for it).
         """
         deadline = self.deadline(timeout)
-        attempt = self._autocommit_attempt if single_statement else self._transaction_attempt
+        attempt: Attempt = (self._autocommit_attempt if single_statement
+                            else self._transaction_attempt)
+        router = self._router
+        if read_only and router is not None and router.use_replica() and not self._closed:
+            done, value = self._replica_read(attempt, fn, router, deadline)
+            if done:
+                return cast(T, value)
         try:
-            return attempt(fn, read_only, deadline)
-        except (BackendUnavailableError, psycopg2.Error) as first_failure:
-            return self._call_with_retries(lambda: attempt(fn, read_only, deadline),
-                                           idempotent=idempotent, context="",
-                                           first_failure=first_failure, deadline=deadline)
+            return self._on_primary(attempt, fn, idempotent, deadline)
+        finally:
+            if not read_only and router is not None:
+                router.note_write()
 
-    def _transaction_attempt(self, fn: Callable[[Cursor], T], read_only: bool,
-                             deadline: float) -> T:
-        with self._transaction(read_only, deadline) as conn, conn.cursor() as cur:
+    def _on_primary(self, attempt: Attempt, fn: Callable[[Cursor], T],
+                    idempotent: bool, deadline: float) -> T:
+        try:
+            return cast(T, attempt(fn, self._primary, deadline, None))
+        except (BackendUnavailableError, psycopg2.Error) as first_failure:
+            return self._call_with_retries(
+                lambda: cast(T, attempt(fn, self._primary, deadline, None)),
+                idempotent=idempotent, context="", first_failure=first_failure,
+                deadline=deadline)
+
+    def _replica_read(self, attempt: Attempt, fn: Callable[[Cursor], Any],
+                      router: ReplicaRouter, deadline: float) -> tuple[bool, Any]:
+        """One attempt on the replica within ``replica_timeout``, after waiting for it to
+        replay this pool's writes (read_your_writes): ``(True, value)``, or ``(False,
+        None)`` when the read must go to the primary (lag, or the replica failed)."""
+        target = None
+        if router.read_your_writes:
+            writes = router.uncovered()
+            if writes is not None:
+                def position(cur: Cursor) -> str:
+                    cur.execute(PRIMARY_LSN)
+                    row = cur.fetchone()
+                    return str(row[0]) if row else "0/0"
+                router.cover(writes, self._on_primary(self._autocommit_attempt, position,
+                                                      True, deadline))
+            target = router.target()
+        limit = router.deadline(deadline)
+        before = None if target is None else _replay_wait(target, router, limit)
+        replica = self._replica
+        assert replica is not None
+        try:
+            value = attempt(fn, replica, limit, before)
+        except ReplicaLagging:
+            router.lagged()
+            return False, None
+        except CorruptRecordError:
+            raise
+        except (BackendError, psycopg2.Error) as exc:
+            if self._closed:
+                raise
+            router.failed(translate(exc, secrets=self._secrets)
+                          if isinstance(exc, psycopg2.Error) else exc)
+            return False, None
+        router.succeeded()
+        return True, value
+
+    def _transaction_attempt(self, fn: Callable[[Cursor], T], side: _Side,
+                             deadline: float, before: Before = None) -> T:
+        with self._transaction(side, deadline) as conn, conn.cursor() as cur:
+            if before is not None:
+                before(cur)
             return fn(cur)
 
-    def _autocommit_attempt(self, fn: Callable[[Cursor], T], read_only: bool,
-                            deadline: float) -> T:
-        side = self._side(read_only)
+    def _autocommit_attempt(self, fn: Callable[[Cursor], T], side: _Side,
+                            deadline: float, before: Before = None) -> T:
+        if self._closed:
+            raise BackendUnavailableError(BACKEND, "the connection pool is closed")
         conn = self._borrow(side, deadline)
         broken = False
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
+                if before is not None:
+                    before(cur)
                 return fn(cur)
         except BaseException as exc:
             broken = bool(conn.closed) or conn.cut or is_connection_failure(exc)
@@ -416,9 +497,15 @@ class PostgresPool:
         primary = side_stats(self._primary)
         result: dict[str, Any] = {"primary": primary, "in_use": primary["in_use"],
                                   "free": primary["free"]}
-        if self._replica is not None:
-            result["replica"] = side_stats(self._replica)
+        if self._replica is not None and self._router is not None:
+            result["replica"] = {**side_stats(self._replica), **self._router.stats()}
         return result
+
+    def replica_status(self) -> dict[str, Any] | None:
+        """Where reads went (``replica_reads``, ``primary_fallbacks`` after a replica failure,
+        ``lag_fallbacks`` under read_your_writes) and whether the replica is considered
+        ``down``; None without ``read_replica_dsn``."""
+        return None if self._router is None else self._router.stats()
 
     @property
     def closed(self) -> bool:

@@ -276,6 +276,11 @@ class PostgresStore:
                      "pool": self.pool.stats()},
         )
 
+    def replica_status(self) -> JSONDict | None:
+        """Where reads went and whether the read replica is down (None without one); see
+        :meth:`PostgresPool.replica_status`."""
+        return self.pool.replica_status()
+
     def stats(self) -> JSONDict:
         """Connections, pool usage, database size, per-table rows/sizes and partitions."""
         schema = self.schema
