@@ -164,6 +164,18 @@ class RedisConfig(BaseModel):
         DEFAULT_MAX_PAYLOAD_BYTES, gt=0, le=MAX_PAYLOAD_LIMIT,
         description="Largest encoded value accepted."
     )
+    replica_acks: int = Field(
+        0, ge=0, le=100,
+        description="Replicas that must confirm every write (WAIT, sent in the same round "
+        "trip) before it is reported done; 0: the master's reply is enough (replication is "
+        "asynchronous, a fail-over can lose the last writes). A shortfall raises "
+        "ReplicaAckError.",
+    )
+    replica_ack_timeout: float = Field(
+        1.0, gt=0, le=DAY,
+        description="Seconds a write waits for replica_acks confirmations (capped below "
+        "socket_timeout and by what is left of operation_timeout).",
+    )
 
     @field_validator("key_prefix")
     @classmethod

@@ -107,6 +107,19 @@ class BackendTimeoutError(BackendError, TimeoutError):
     or a server-side limit (e.g. ``statement_timeout``)."""
 
 
+class ReplicaAckError(BackendTimeoutError):
+    """A write was applied on the primary but fewer than ``required`` replicas confirmed it
+    within ``replica_ack_timeout`` (``acknowledged`` did): it is not reported as durable and
+    may be lost if the primary fails now. Not retried by the store: retrying a set is safe,
+    retrying an append appends again."""
+
+    def __init__(self, backend: str, message: str, *, acknowledged: int,
+                 required: int) -> None:
+        self.acknowledged = acknowledged
+        self.required = required
+        super().__init__(backend, message)
+
+
 class BackendPermissionError(BackendError, PermissionError):
     """The backend refused an operation for lack of a privilege (permanent: not retried)."""
 
@@ -217,6 +230,7 @@ __all__ = [
     "NotAMemoryStoreError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ReplicaAckError",
     "ReplicaUnavailableWarning",
     "SchemaError",
     "SchemaPermissionError",

@@ -149,6 +149,8 @@ REDIS = Form(title="Redis", fields=(
     ("max_payload_bytes", "Max payload (bytes)"),
     ("lock_nodes", "Redlock nodes (URLs)"),
     ("lock_node_timeout", "Redlock node timeout (seconds)"),
+    ("replica_acks", "Replica acknowledgements (WAIT)"),
+    ("replica_ack_timeout", "Replica ack timeout (seconds)"),
     ("retry_attempts", "Retry attempts"),
     ("health_check_interval", "Health check interval (seconds)"),
 ))

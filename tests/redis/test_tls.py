@@ -3,8 +3,6 @@ a client certificate (mutual TLS); without the CA the connection is refused, typ
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,20 +11,7 @@ import pytest
 from memory_resources.errors import BackendUnavailableError
 from tests.fixtures.redis import MakeRedisStore
 from tests.servers import RedisServer, free_port
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
-
-
-def _issue(name: str, cwd: Path) -> None:
-    """A P-256 key and a certificate for 127.0.0.1 signed by ca.crt."""
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", "/CN=127.0.0.1", cwd=cwd)
-    (cwd / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", f"{name}.crt", "-days", "1",
-             "-extfile", f"{name}.ext", cwd=cwd)
+from tests.servers.tls import make_certs
 
 
 @pytest.fixture
@@ -34,13 +19,7 @@ def tls_server(
     tmp_path: Path, redis_server_factory: Callable[..., RedisServer]
 ) -> tuple[int, Path]:
     """A throwaway redis-server with a TLS port that requires client certificates."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make the test certificates")
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-             "-subj", "/CN=memory-resources-test-ca", cwd=tmp_path)
-    _issue("server", tmp_path)
-    _issue("client", tmp_path)
+    make_certs(tmp_path)
     port = free_port()
     redis_server_factory(extra_args=(
         "--tls-port", str(port), "--tls-cert-file", str(tmp_path / "server.crt"),

@@ -126,8 +126,12 @@ class RedisServer(ManagedServer):
         binary: Path | None = None,
         extra_args: tuple[str, ...] = (),
         startup_timeout: float = 20.0,
+        tls_dir: Path | None = None,
     ) -> None:
         self.host = LOOPBACK
+        self.tls_dir = tls_dir
+        """With ca.crt, server.crt and server.key: a TLS-only server (``--port 0``), and a
+        cluster node gossiping and replicating over TLS too."""
         self._port = port
         self._port_fixed = port is not None
         self.password = password
@@ -152,7 +156,8 @@ class RedisServer(ManagedServer):
     def url(self) -> str:
         """``redis://`` URL of database 0, with the password when one is set."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}/0"
+        scheme = "rediss" if self.tls_dir is not None else "redis"
+        return f"{scheme}://{auth}{self.host}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -167,15 +172,28 @@ class RedisServer(ManagedServer):
     def client(self, **kwargs: object) -> redis.Redis:
         """A new redis-py client for this server (caller closes it)."""
         options: dict[str, object] = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+        if self.tls_dir is not None:
+            options.update(ssl=True, ssl_ca_certs=str(self.tls_dir / "ca.crt"))
         options.update(kwargs)
         return redis.Redis(host=self.host, port=self.port, password=self.password, **options)  # type: ignore[arg-type]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _command(self) -> list[str]:
+        if self.tls_dir is None:
+            ports = ["--port", str(self.port)]
+        else:
+            ports = ["--port", "0", "--tls-port", str(self.port),
+                     "--tls-cert-file", str(self.tls_dir / "server.crt"),
+                     "--tls-key-file", str(self.tls_dir / "server.key"),
+                     "--tls-ca-cert-file", str(self.tls_dir / "ca.crt"),
+                     "--tls-auth-clients", "no"]
+            if self.cluster:
+                ports += ["--tls-cluster", "yes", "--tls-replication", "yes"]
         args = [
-            str(self.binary), "--port", str(self.port), "--bind", self.host,
+            str(self.binary), *ports, "--bind", self.host,
             "--dir", str(self.data_dir), "--dbfilename", "dump.rdb", "--save", "",
             "--appendonly", "no", "--daemonize", "no", "--logfile", "",
+            "--repl-diskless-sync-delay", "0",  # a replica syncs at once, not after 5 s
         ]
         if self.password:
             args += ["--requirepass", self.password]

@@ -35,11 +35,13 @@ from ...errors import ConfigurationError
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
 from ..offload import ThreadOffload, within
+from . import acks as replica
 from . import client as clients
 from . import scripts as lua
 from .autopipe import AutoPipeline
 from .errors import CAUGHT
 from .keys import KeySpace
+from .retrying import AckShortfall
 from .store import (
     RedisStore,
     _context_record,
@@ -102,6 +104,8 @@ class AsyncRedisStore:
         self.auto_pipeline = auto_pipeline and not self.config.cluster
         self._secrets = self.config.secret_values()
         self._policy = clients.make_policy(self.config, self._secrets)
+        self._acks = replica.from_config(self.config)
+        self._stale = False
         self._client: Any = None
         self._pipe: AutoPipeline | None = None
         self._companion: ThreadOffload | None = None
@@ -199,11 +203,37 @@ class AsyncRedisStore:
     async def _command(self, what: str, *args: Any, idempotent: bool = True) -> Any:
         return await self._call(what, lambda: self._send(*args), idempotent=idempotent)
 
+    async def _acked(self, what: str, args: tuple[Any, ...], key: str, *,
+                     idempotent: bool) -> Any:
+        """One write then ``WAIT`` in the same round trip (``replica_acks``, :mod:`.acks`)."""
+        assert self._acks is not None
+        acks, cluster = self._acks, self.config.cluster
+
+        async def once() -> Any:
+            client = self._open()
+            if self._stale:
+                await replica.refresh_async(client)
+                self._stale = False
+            try:
+                return (await replica.attempt_async(client, cluster, acks, [args], key))[0]
+            except CAUGHT as exc:
+                self._stale = cluster and not isinstance(exc, AckShortfall)
+                raise
+
+        return await self._call(what, once, idempotent=idempotent)
+
     async def _script(self, what: str, source: str, keys: tuple[str, ...],
                       args: Sequence[Any], *, idempotent: bool = True) -> Any:
         """``EVALSHA`` of ``source``; ``EVAL`` when the server lost it (``NOSCRIPT``: the
         script did not run)."""
         sha = _sha(source)
+        if self._acks is not None:
+            try:
+                return await self._acked(what, ("EVALSHA", sha, len(keys), *keys, *args),
+                                         keys[0], idempotent=idempotent)
+            except rex.NoScriptError:
+                return await self._acked(what, ("EVAL", source, len(keys), *keys, *args),
+                                         keys[0], idempotent=idempotent)
         try:
             return await self._command(what, "EVALSHA", sha, len(keys), *keys, *args,
                                        idempotent=idempotent)

@@ -41,6 +41,7 @@ from typing import Any
 import redis.exceptions as rex
 
 from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
+from .acks import ReplicaAcks, write
 from .direct import execute
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
@@ -70,8 +71,12 @@ class Redlock:
     """The :class:`~memory_resources.protocols.LockManager` primitives over ``nodes``."""
 
     def __init__(self, nodes: Sequence[LockNode], keys: KeySpace, policy: RetryPolicy,
-                 node_timeout: float = 0.5, max_pending: int = 50) -> None:
+                 node_timeout: float = 0.5, max_pending: int = 50, *,
+                 acks: ReplicaAcks | None = None) -> None:
         self.nodes = list(nodes)
+        self.acks = acks
+        """``replica_acks`` of a single node (a cluster or a primary with replicas); Redlock
+        over independent masters needs no WAIT (each master is its own failure domain)."""
         self.keys = keys
         self.quorum = len(self.nodes) // 2 + 1
         self.policy = policy
@@ -384,8 +389,9 @@ class Redlock:
         lease, fence = self.keys.lock_pair(name)
         if self.single:
             node = self.nodes[0]
-            token = run(node.scripts.acquire, node.client, (lease, fence), (owner, ttl_ms),
-                        policy=self.policy, what="lock acquire", idempotent=False)
+            token = write(node.scripts.acquire, node.client, (lease, fence), (owner, ttl_ms),
+                          cluster=node.cluster, acks=self.acks, policy=self.policy,
+                          what="lock acquire", idempotent=False)
             return None if token is None else int(token)
         everyone = range(len(self.nodes))
         results, state = self._fanout(_ACQUIRE, (lease, fence), (owner, ttl_ms), everyone,
@@ -414,8 +420,9 @@ class Redlock:
         lease, _ = self.keys.lock_pair(name)
         if self.single:
             node = self.nodes[0]
-            return bool(run(node.scripts.release, node.client, (lease,), (owner,),
-                            policy=self.policy, what="lock release"))
+            return bool(write(node.scripts.release, node.client, (lease,), (owner,),
+                              cluster=node.cluster, acks=self.acks, policy=self.policy,
+                              what="lock release"))
         results, _ = self._fanout(_RELEASE, (lease,), (owner,), range(len(self.nodes)),
                                   self._until(_confirmed, self.quorum))
         released = sum(1 for r in results if _confirmed(r)) >= self.quorum
@@ -428,8 +435,9 @@ class Redlock:
         lease, _ = self.keys.lock_pair(name)
         if self.single:
             node = self.nodes[0]
-            return bool(run(node.scripts.extend, node.client, (lease,), (owner, ttl_ms),
-                            policy=self.policy, what="lock extend"))
+            return bool(write(node.scripts.extend, node.client, (lease,), (owner, ttl_ms),
+                              cluster=node.cluster, acks=self.acks, policy=self.policy,
+                              what="lock extend"))
         results, _ = self._fanout(_EXTEND, (lease,), (owner, ttl_ms), range(len(self.nodes)),
                                   self._until(_confirmed, self.quorum))
         extended = sum(1 for r in results if _confirmed(r)) >= self.quorum

@@ -10,13 +10,16 @@ Classification of a redis-py error (:func:`classify`):
 
 * ``REFUSED`` - the server did not run the command: connect failures (refused, timed
   out, reset during the handshake), a stale pooled connection found closed on send, and
-  the replies ``READONLY``, ``LOADING``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MASTERDOWN``.
-  Retried for every call, including non-idempotent ones.
+  the replies ``READONLY``, ``LOADING``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MASTERDOWN``
+  (and ``MOVED``/``ASK`` on the store's own per-node requests, :mod:`.acks`). Retried
+  for every call, including non-idempotent ones.
 * ``TRANSIENT`` - the connection broke or timed out after the command was sent: it may or
   may not have run. Retried for idempotent calls only; a non-idempotent call
   (``append_event``, a lock acquire) raises at once, saying so.
 * ``PERMANENT`` - wrong password (``WRONGPASS``/``NOAUTH``), an ACL user lacking a
-  permission (``NOPERM``), any other error reply, an exhausted pool: raised at once.
+  permission (``NOPERM``), any other error reply, an exhausted pool, and a write that
+  fewer replicas than ``replica_acks`` confirmed (:class:`AckShortfall`, raised as
+  ``ReplicaAckError``): raised at once.
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from typing import Final, TypeVar
 
 import redis.exceptions as rex
 
-from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
+from ...errors import (
+    BackendAuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ReplicaAckError,
+)
 from .errors import BACKEND, CAUGHT, translate
 
 T = TypeVar("T")
@@ -46,13 +54,39 @@ _LAST_TRY = 0.01
 last one is shortened to fit)."""
 
 _NOT_RUN_REPLIES: tuple[type[BaseException], ...] = (
-    rex.ReadOnlyError, rex.BusyLoadingError, rex.TryAgainError, rex.ClusterDownError)
+    rex.ReadOnlyError, rex.BusyLoadingError, rex.TryAgainError, rex.ClusterDownError,
+    rex.AskError)
 """Error replies meaning the server refused to run the command for now (MASTERDOWN is a
-ClusterDownError)."""
+ClusterDownError; ``MOVED``/``ASK`` (AskError) reach the store only from its own
+per-node requests, :mod:`.acks`, which refresh the slot map before retrying)."""
 
 _PERMANENT: tuple[type[BaseException], ...] = (
     rex.AuthenticationError, rex.AuthorizationError, rex.AuthenticationWrongNumberOfArgsError,
     rex.NoPermissionError, rex.MaxConnectionsError)
+
+
+class AckShortfall(rex.RedisError):
+    """``WAIT`` answered with fewer replicas than required (the write itself ran)."""
+
+    def __init__(self, acknowledged: int, required: int, wait_ms: int) -> None:
+        self.acknowledged = acknowledged
+        self.required = required
+        self.wait_ms = wait_ms
+        super().__init__(f"{acknowledged} of {required} replica(s) confirmed the write "
+                         f"within {wait_ms} ms")
+
+
+def shortfall_error(error: AckShortfall, what: str) -> ReplicaAckError:
+    """The typed error of a write that was not confirmed in time (not retried: the write
+    ran, and ``WAIT`` already waited ``replica_ack_timeout``)."""
+    return ReplicaAckError(
+        BACKEND,
+        f"{what}: applied on the master but only {error.acknowledged} of the "
+        f"{error.required} replica(s) required by replica_acks confirmed it within "
+        f"{error.wait_ms} ms, so it is not reported as durable and may be lost if the master "
+        "fails now; check the replicas (INFO replication), raise replica_ack_timeout or "
+        "lower replica_acks. Retrying a set is safe; retrying an append appends again",
+        acknowledged=error.acknowledged, required=error.required)
 
 
 def deadline() -> float | None:
@@ -78,6 +112,8 @@ def classify(exc: BaseException) -> str:
     """``REFUSED``, ``TRANSIENT`` or ``PERMANENT`` (see the module docstring)."""
     if isinstance(exc, _PERMANENT):
         return PERMANENT
+    if isinstance(exc, AckShortfall):
+        return PERMANENT  # applied, not confirmed after replica_ack_timeout: not retried
     if isinstance(exc, _NOT_RUN_REPLIES):
         return REFUSED
     if isinstance(exc, rex.ResponseError):
@@ -145,6 +181,8 @@ class RetryPolicy:
         if isinstance(error, rex.NoScriptError):
             raise error  # the caller loads the script and runs it again
         kind = classify(error)
+        if isinstance(error, AckShortfall):
+            raise shortfall_error(error, what) from error  # waited replica_ack_timeout
         if kind == PERMANENT:
             raise self.permanent(error, what) from error
         if kind == TRANSIENT and not idempotent:

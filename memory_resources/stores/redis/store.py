@@ -28,6 +28,7 @@ from ...validation import (
     require_positive_int,
     require_ttl,
 )
+from . import acks as replica
 from . import blobs
 from . import client as clients
 from .batch import ScriptBatcher
@@ -37,7 +38,7 @@ from .keys import KeySpace
 from .monitor import health_report, stats_report
 from .nodes import LockNode
 from .redlock import Redlock
-from .scripts import Scripts, run
+from .scripts import Scripts
 from .timefmt import iso_utc, iso_utc_and_later
 
 _log = get_logger(__name__)
@@ -72,6 +73,7 @@ class RedisStore:
         self._batch: ScriptBatcher | None = None
         self._guard = threading.Lock()
         self._policy = clients.make_policy(self.config, self._secrets)
+        self._acks = replica.from_config(self.config)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -83,10 +85,11 @@ class RedisStore:
             if self._client is None or self._scripts is None:
                 nodes = self._policy.call(self._build_nodes, what="connect")
                 self._redlock = Redlock(nodes, self.keys, self._policy,
-                                    self.config.lock_node_timeout, self.config.max_connections)
+                                        self.config.lock_node_timeout,
+                                        self.config.max_connections, acks=self._acks)
                 self._scripts = nodes[0].main_scripts
                 self._batch = ScriptBatcher(nodes[0].main, nodes[0].main_scripts,
-                                            self.config.cluster)
+                                            self.config.cluster, self._acks)
                 self._client = nodes[0].main
             return self._client, self._scripts
 
@@ -162,6 +165,14 @@ class RedisStore:
 
     # -- context ---------------------------------------------------------------------------
 
+    def _write(self, script: Any, client: Any, keys: tuple[str, ...], args: tuple[Any, ...],
+               *, what: str, idempotent: bool = True) -> Any:
+        """A write script under the call's deadline, followed by ``WAIT`` in the same round
+        trip when ``replica_acks`` is set (:mod:`.acks`)."""
+        return replica.write(script, client, keys, args, cluster=self.config.cluster,
+                             acks=self._acks, policy=self._policy, what=what,
+                             idempotent=idempotent)
+
     def _prepare_context(self, context_id: Any, data: Any, ttl: Any
                          ) -> tuple[tuple[str, str], str, int | None]:
         """The keys, encoded data and TTL (``default_ttl`` when None) of one write."""
@@ -174,9 +185,9 @@ class RedisStore:
         keys, payload, seconds = self._prepare_context(context_id, data, ttl)
         client, scripts = self._open()
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
-        reply = run(scripts.set_context, client, keys,
-                    _set_args(context_id, payload, seconds, updated_at, expires_at),
-                    policy=self._policy, what="set_context")
+        reply = self._write(scripts.set_context, client, keys,
+                            _set_args(context_id, payload, seconds, updated_at, expires_at),
+                            what="set_context")
         return _context_record(context_id, payload, seconds, updated_at, expires_at, reply)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
@@ -190,8 +201,8 @@ class RedisStore:
         """Delete the context and its event stream in one atomic script."""
         keys = self.keys.checked_pair(context_id, "context_id")
         client, scripts = self._open()
-        return int(run(scripts.clear_context, client, keys, (), policy=self._policy,
-                       what="clear_context")) > 0
+        return int(self._write(scripts.clear_context, client, keys, (),
+                               what="clear_context")) > 0
 
     # -- batch -----------------------------------------------------------------------------
 
@@ -242,9 +253,9 @@ class RedisStore:
         keys, payload = prepare_event(self.keys, self.config, context_id, event)
         client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
-        event_id = run(scripts.append_event, client, keys,
-                       _event_args(self.config, payload, timestamp),
-                       policy=self._policy, what="append_event", idempotent=False)
+        event_id = self._write(scripts.append_event, client, keys,
+                               _event_args(self.config, payload, timestamp),
+                               what="append_event", idempotent=False)
         return _event_record(context_id, event_id, timestamp, payload)
 
     def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
@@ -258,9 +269,9 @@ class RedisStore:
         client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
         maxlen = self.config.events_maxlen
-        ids = run(scripts.append_events, client, keys,
-                  (timestamp, "" if maxlen is None else str(maxlen), *payloads),
-                  policy=self._policy, what="append_events", idempotent=False)
+        ids = self._write(scripts.append_events, client, keys,
+                          (timestamp, "" if maxlen is None else str(maxlen), *payloads),
+                          what="append_events", idempotent=False)
         return [_event_record(context_id, event_id, timestamp, payload)
                 for event_id, payload in zip(ids, payloads, strict=True)]
 
@@ -318,12 +329,19 @@ class RedisStore:
         """Store ``content`` at ``path``, replacing what was there (retry-safe: a ``SET``)."""
         key, client = blobs.blob_key(self.keys.prefix, path), self._open()[0]
         content = require_bytes(content, "content")
+        if self._acks is not None:
+            replica.call(client, self.config.cluster, self._acks, self._policy, "write_blob",
+                         [("SET", key, content)], key, idempotent=True)
+            return
         self._policy.call(lambda: blobs.write_blob(client, key, content), what="write_blob",
                           idempotent=True)
 
     def delete_blob(self, path: str) -> bool:
         """Remove ``path``; False if nothing was stored there."""
         key, client = blobs.blob_key(self.keys.prefix, path), self._open()[0]
+        if self._acks is not None:
+            return bool(replica.call(client, self.config.cluster, self._acks, self._policy,
+                                     "delete_blob", [("DEL", key)], key, idempotent=True)[0])
         return bool(self._policy.call(lambda: blobs.delete_blob(client, key),
                                       what="delete_blob", idempotent=True))
 
