@@ -48,7 +48,10 @@ def primary() -> Iterator[RedisServer]:
 
 
 def _store(make: MakeRedisStore, server: RedisServer, **overrides: Any) -> RedisStore:
-    return make(url=server.url, replica_ack_timeout=0.3, **overrides)
+    """A store on ``server``: 2 s for confirmations (a loaded machine), 0.3 s when the
+    test expects too few replicas (``replica_acks=2``)."""
+    timeout = 0.3 if overrides.get("replica_acks") == 2 else 2.0
+    return make(url=server.url, replica_ack_timeout=timeout, **overrides)
 
 
 def test_confirmed_writes_reach_the_replica(primary: RedisServer,
@@ -97,7 +100,7 @@ def test_async_store_waits_for_replicas(primary: RedisServer, redis_prefix: str)
     """AsyncRedisStore: writes confirmed with replica_acks=1; 2 raise ReplicaAckError."""
     async def scenario() -> None:
         good = AsyncRedisStore(RedisConfig(url=primary.url, key_prefix=redis_prefix,
-                                           replica_acks=1, replica_ack_timeout=0.3))
+                                           replica_acks=1, replica_ack_timeout=2.0))
         bad = AsyncRedisStore(RedisConfig(url=primary.url, key_prefix=redis_prefix,
                                           replica_acks=2, replica_ack_timeout=0.3))
         try:
