@@ -1,6 +1,7 @@
 """One ``typing.Protocol`` per capability. The engines in ``stores/`` implement them.
 
-Conventions every implementation follows (the contract suites in ``tests/contract`` check them):
+Conventions every implementation follows (the contract kit, :mod:`memory_resources.testing`,
+checks them; docs/extending.md):
 
 * Methods validate their input with :mod:`memory_resources.validation` before any I/O and
   raise :class:`~memory_resources.errors.MemoryValidationError` naming the argument; on

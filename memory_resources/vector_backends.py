@@ -10,7 +10,8 @@ touching this library, through the entry-point group ``memory_resources.vector_b
 
 where ``create_index(config, *, postgres, embedded)`` has the signature of
 :class:`VectorBackendFactory` and returns an object implementing ``VectorIndex`` and
-``Lifecycle`` (it should pass ``tests/contract/test_vector_index.py``). A built-in name
+``Lifecycle``; it should pass the contract kit: define a ``memory_vector_index`` fixture
+and run ``pytest -p memory_resources.testing`` (docs/extending.md). A built-in name
 cannot be shadowed by an entry point.
 """
 

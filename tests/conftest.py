@@ -1,7 +1,8 @@
 """Test configuration shared by every suite.
 
 Service fixtures (Redis, PostgreSQL, pgvector) live in ``tests/fixtures/services.py``;
-per-backend store factories in ``tests/fixtures/<backend>.py``.
+per-backend store factories in ``tests/fixtures/<backend>.py``; the contract kit
+(:mod:`memory_resources.testing`) runs its suites under tests/contract/conftest.py.
 """
 
 from __future__ import annotations
@@ -20,4 +21,5 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.pgvector",
     "tests.fixtures.aio",
+    "memory_resources.testing",
 ]

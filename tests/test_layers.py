@@ -20,10 +20,14 @@ CORE = {"codec", "decoding", "errors", "config", "validation", "log", "clock", "
 """Top-level modules of the bottom layer (every other top-level module is the API layer)."""
 
 RANK = {"core": 0, "stores": 1, "api": 2, "capture": 3, "blocks": 4, "prefect": 5, "cli": 6,
-        "root": 7}
+        "root": 7, "testing": 8}
 """Layer order, lowest first: a module may import its own layer and the layers below."""
 
-NO_PREFECT = {"core", "stores", "capture", "api"}
+KIT_MAY_IMPORT = {"core", "api", "testing"}
+"""``memory_resources.testing`` (the contract kit, on top: nothing imports it) tests
+backends through the public API and the Protocols only."""
+
+NO_PREFECT = {"core", "stores", "capture", "api", "testing"}
 """Layers that must not import the Prefect library (``runinfo`` reads Prefect's run
 context only when Prefect is already loaded: its one allowed exception)."""
 
@@ -33,7 +37,7 @@ def _layer(module: str) -> str:
     if parts in (["memory_resources"], ["memory_resources", "__main__"]):
         return "root"
     head = parts[1]
-    if head in ("stores", "capture", "blocks", "prefect", "cli"):
+    if head in ("stores", "capture", "blocks", "prefect", "cli", "testing"):
         return head
     return "core" if head in CORE else "api"
 
@@ -86,7 +90,9 @@ def _violations() -> list[str]:
             if target != "memory_resources" and not target.startswith("memory_resources."):
                 continue
             imported = _layer(target)
-            if RANK[imported] > RANK[layer]:
+            if layer == "testing" and imported not in KIT_MAY_IMPORT:
+                problems.append(f"{where}: the contract kit imports {imported!r} ({target})")
+            elif RANK[imported] > RANK[layer]:
                 problems.append(f"{where}: {layer!r} ({importer}) imports the higher layer "
                                 f"{imported!r} ({target})")
     return problems
@@ -94,7 +100,8 @@ def _violations() -> list[str]:
 
 def test_no_module_imports_a_higher_layer() -> None:
     """stores/ and capture/ import neither Prefect nor blocks/, blocks/ never imports
-    prefect/, and no layer imports one above it."""
+    prefect/, no layer imports one above it, and the contract kit (testing/) uses only the
+    public API and Protocols while nothing imports it."""
     assert _violations() == []
 
 
@@ -104,6 +111,7 @@ def test_no_module_imports_a_higher_layer() -> None:
     ("from ..prefect import remember", "'prefect'"),
     ("import importlib\nimportlib.import_module('memory_resources.prefect.capture')",
      "'prefect'"),
+    ("from ..testing import ROLES", "'testing'"),
 ])
 def test_the_check_catches_a_back_arrow(tmp_path: Path, source: str, expected: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,3 +125,20 @@ def test_the_check_catches_a_back_arrow(tmp_path: Path, source: str, expected: s
     monkeypatch.setitem(globals(), "PACKAGE", fake)
     problems = _violations()
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+@pytest.mark.parametrize("source", ["from ..prefect import remember",
+                                    "from ..blocks.store import MemoryStore",
+                                    "from ..stores.sqlite import SQLiteStore"])
+def test_the_kit_may_not_reach_below_the_public_api(tmp_path: Path, source: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A testing/ module importing prefect/, blocks/ or a built-in store is reported: the
+    kit tests any backend through the Protocols."""
+    fake = tmp_path / "memory_resources"
+    (fake / "testing").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "testing" / "__init__.py").write_text("")
+    (fake / "testing" / "bad.py").write_text(f"{source}\n")
+    monkeypatch.setitem(globals(), "PACKAGE", fake)
+    problems = _violations()
+    assert len(problems) == 1 and "the contract kit imports" in problems[0], problems

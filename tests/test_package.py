@@ -1,16 +1,25 @@
 """What a packager checks: one version everywhere, every error class importable from the
-package, ``python -m memory_resources`` and ``--version``."""
+package, ``python -m memory_resources`` and ``--version``, and a wheel that ships the
+contract kit (``memory_resources.testing``)."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
+
+import pytest
 
 import memory_resources
 from memory_resources import errors
 from memory_resources._version import __version__
+from memory_resources.testing.plugin import SUITES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_error_class_is_exported() -> None:
@@ -44,3 +53,27 @@ def test_python_dash_m_without_arguments_lists_commands() -> None:
     result = subprocess.run([sys.executable, "-m", "memory_resources"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert "migrate" in result.stdout and "health" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_contract_kit(tmp_path: Path) -> None:
+    """A wheel built from the project (as pip builds it) holds the kit's plugin, every
+    suite module and py.typed, and nothing from tests/."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "memory_resources", source / "memory_resources",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+         str(source)], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "dist").glob("memory_resources-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    kit = {"memory_resources/testing/__init__.py", "memory_resources/testing/plugin.py",
+           "memory_resources/testing/threads.py", "memory_resources/testing/suites/roles.py",
+           "memory_resources/py.typed"}
+    kit |= {f"memory_resources/testing/suites/{suite}.py" for suite in SUITES}
+    assert kit <= names, sorted(kit - names)
+    assert not [name for name in names if name.startswith("tests/")]

@@ -1,17 +1,19 @@
-"""Backend parametrisation of the contract suites.
+"""The built-in backends under the contract kit (:mod:`memory_resources.testing`).
 
-Each suite asks for a capability fixture (``context_store``, ``event_log``, ``lock_manager``,
-``run_history``, ``task_outputs``, ``audit_log``, ``vector_index``); the fixture is
-parametrised over the backends listed below, and resolves ``<backend>_<capability>``
-from ``tests/fixtures/<backend>.py``. A backend joins a suite by adding its name here and
-providing that fixture (``postgres_embedded`` is the PostgreSQL store on the embedded
-PostgreSQL 18, beside ``postgres`` on the machine's server: two majors; ``postgres_app`` is
-the store connected as the least-privilege application role of docs/postgres.md,
-``postgres_replica`` the store reading from a streaming replica of the embedded server,
-``pgvector_app`` the pgvector index as that role, ``pgvector_halfvec`` / ``pgvector_binary``
-the pgvector index with halfvec storage / binary quantization, and ``redis_acl`` the Redis
-store as the ACL user of docs/redis.md). Every factory
-returns a fresh, isolated store (own file / key prefix / schema) and cleans up after the test.
+This directory holds no tests of its own: the kit, loaded by tests/conftest.py, collects
+its suites under this conftest because it defines the ``memory_<role>`` fixtures. Each is
+parametrised over the backends listed below and resolves ``<backend>_<role>`` from
+``tests/fixtures/<backend>.py``; a test id reads
+``tests/contract/conftest.py::<role suite>::<test>[<backend>]`` (select with ``-k``).
+A backend joins a suite by adding its name here and providing that fixture
+(``postgres_embedded`` is the PostgreSQL store on the embedded PostgreSQL 18, beside
+``postgres`` on the machine's server: two majors; ``postgres_app`` is the store connected
+as the least-privilege application role of docs/postgres.md, ``postgres_replica`` the
+store reading from a streaming replica of the embedded server, ``pgvector_app`` the
+pgvector index as that role, ``pgvector_halfvec`` / ``pgvector_binary`` the pgvector index
+with halfvec storage / binary quantization, and ``redis_acl`` the Redis store as the ACL
+user of docs/redis.md). Every factory returns a fresh, isolated store (own file / key
+prefix / schema) and cleans up after the test.
 
 ``<backend>_async`` runs the same suite against the backend's async implementation (the
 store the AsyncMemoryAPI uses), called through a sync view (``tests/fixtures/aio.py``).
@@ -45,40 +47,47 @@ BACKENDS: dict[str, list[str]] = {
 }
 
 
-def _resolve(request: pytest.FixtureRequest, capability: str) -> Any:
-    return request.getfixturevalue(f"{request.param}_{capability}")
+def _resolve(request: pytest.FixtureRequest, role: str) -> Any:
+    return request.getfixturevalue(f"{request.param}_{role}")
 
 
 @pytest.fixture(params=BACKENDS["context_store"])
-def context_store(request: pytest.FixtureRequest) -> Any:
+def memory_context_store(request: pytest.FixtureRequest) -> Any:
+    """Each built-in ContextStore."""
     return _resolve(request, "context_store")
 
 
 @pytest.fixture(params=BACKENDS["event_log"])
-def event_log(request: pytest.FixtureRequest) -> Any:
+def memory_event_log(request: pytest.FixtureRequest) -> Any:
+    """Each built-in EventLog."""
     return _resolve(request, "event_log")
 
 
 @pytest.fixture(params=BACKENDS["lock_manager"])
-def lock_manager(request: pytest.FixtureRequest) -> Any:
+def memory_lock_manager(request: pytest.FixtureRequest) -> Any:
+    """Each built-in LockManager."""
     return _resolve(request, "lock_manager")
 
 
 @pytest.fixture(params=BACKENDS["run_history"])
-def run_history(request: pytest.FixtureRequest) -> Any:
+def memory_run_history(request: pytest.FixtureRequest) -> Any:
+    """Each built-in RunHistory."""
     return _resolve(request, "run_history")
 
 
 @pytest.fixture(params=BACKENDS["task_outputs"])
-def task_outputs(request: pytest.FixtureRequest) -> Any:
+def memory_task_outputs(request: pytest.FixtureRequest) -> Any:
+    """Each built-in TaskOutputs."""
     return _resolve(request, "task_outputs")
 
 
 @pytest.fixture(params=BACKENDS["audit_log"])
-def audit_log(request: pytest.FixtureRequest) -> Any:
+def memory_audit_log(request: pytest.FixtureRequest) -> Any:
+    """Each built-in audited store."""
     return _resolve(request, "audit_log")
 
 
 @pytest.fixture(params=BACKENDS["vector_index"])
-def vector_index(request: pytest.FixtureRequest) -> Any:
+def memory_vector_index(request: pytest.FixtureRequest) -> Any:
+    """Each built-in vector backend, as a factory of indexes."""
     return _resolve(request, "vector_index")

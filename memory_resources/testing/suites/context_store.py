@@ -1,7 +1,7 @@
 """ContextStore contract: the behaviour every backend's context storage must show.
 
-Uses only the Protocol methods through the ``context_store`` fixture (parametrised over the
-backends in tests/contract/conftest.py); each backend's fixture is a fresh, isolated store.
+Uses only the Protocol methods through the ``context_store`` fixture (the project's
+``memory_context_store``); each call of it gives a fresh, isolated store.
 The TTL tests use real time (``ttl=1``, then ~1.2 s of sleep) because Redis expires keys on
 the server, not through our clock.
 """
@@ -22,6 +22,9 @@ from memory_resources.errors import (
     SerializationError,
 )
 from memory_resources.protocols import ContextStore
+from memory_resources.testing.suites import roles
+
+context_store = roles.context_store
 
 ENVELOPE_KEYS = {"context_id", "data", "created_at", "updated_at", "version", "ttl",
                  "expires_at"}

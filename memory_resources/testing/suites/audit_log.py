@@ -25,6 +25,9 @@ from memory_resources.errors import MemoryValidationError
 from memory_resources.protocols import AuditLog, ContextStore, EventLog, RunHistory, TaskOutputs
 from memory_resources.records import FlowRunWrite
 from memory_resources.runinfo import acting_as
+from memory_resources.testing.suites import roles
+
+audit_log = roles.audit_log
 
 RECORD_KEYS = {"id", "occurred_at", "operation", "target", "flow_run_id", "task_run_id",
                "details"}

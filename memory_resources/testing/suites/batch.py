@@ -18,6 +18,14 @@ from memory_resources.errors import MemoryValidationError, SerializationError
 from memory_resources.protocols import ContextStore, EventLog, RunHistory, TaskOutputs, VectorIndex
 from memory_resources.records import FlowRunWrite, TaskOutputWrite
 from memory_resources.runinfo import acting_as
+from memory_resources.testing.suites import roles
+
+audit_log = roles.audit_log
+context_store = roles.context_store
+event_log = roles.event_log
+run_history = roles.run_history
+task_outputs = roles.task_outputs
+vector_index = roles.vector_index
 
 
 def _uid(prefix: str) -> str:
@@ -56,9 +64,10 @@ def test_set_contexts_bad_item_writes_nothing(context_store: ContextStore) -> No
     whole batch naming the item, and none of the batch's contexts is stored."""
     good, other = _uid("good"), _uid("other")
     with pytest.raises(MemoryValidationError, match=r"items\[1\]\.data"):
-        context_store.set_contexts([(good, {"ok": 1}), (other, ["not", "a", "dict"])])
+        context_store.set_contexts([(good, {"ok": 1}), (other, ["not", "a", "dict"])])  # type: ignore[list-item]
     with pytest.raises(SerializationError, match=r"items\[1\]\.data"):
-        context_store.set_contexts({good: {"ok": 1}, other: {"bad": object()}})
+        bad: dict[str, Any] = {good: {"ok": 1}, other: {"bad": object()}}
+        context_store.set_contexts(bad)
     with pytest.raises(MemoryValidationError, match=r"items\[0\]\.context_id"):
         context_store.set_contexts([("", {"ok": 1}), (good, {"ok": 1})])
     with pytest.raises(MemoryValidationError, match="ttl"):

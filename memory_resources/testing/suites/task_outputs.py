@@ -21,6 +21,9 @@ from memory_resources.errors import (
     SerializationError,
 )
 from memory_resources.protocols import TaskOutputs
+from memory_resources.testing.suites import roles
+
+task_outputs = roles.task_outputs
 
 RECORD_KEYS = {"task_id", "version", "output", "metadata", "task_run_id", "flow_run_id",
                "created_at"}

@@ -18,6 +18,9 @@ import pytest
 from memory_resources.errors import MemoryValidationError, PayloadTooLargeError
 from memory_resources.protocols import RunHistory
 from memory_resources.records import FlowRunWrite
+from memory_resources.testing.suites import roles
+
+run_history = roles.run_history
 
 RECORD_KEYS = {
     "flow_id", "run_id", "flow_name", "status", "state_name", "started_at", "ended_at",

@@ -19,7 +19,10 @@ import pytest
 from memory_resources.errors import LockNotAcquiredError, MemoryValidationError
 from memory_resources.locking import Lock
 from memory_resources.protocols import LockManager
-from tests.concurrency import run_in_threads
+from memory_resources.testing.suites import roles
+from memory_resources.testing.threads import run_in_threads
+
+lock_manager = roles.lock_manager
 
 
 def _name() -> str:
@@ -215,7 +218,7 @@ def test_is_held_follows_the_lease(lock_manager: Any) -> None:
     was released or expired, whoever asks."""
     from memory_resources.protocols import LockInspector
 
-    assert isinstance(lock_manager, LockInspector)
+    assert isinstance(lock_manager, LockInspector) and isinstance(lock_manager, LockManager)
     name, a = _name(), _owner()
     assert lock_manager.is_held(name) is False
     assert lock_manager.try_acquire(name, a, 10_000) is not None

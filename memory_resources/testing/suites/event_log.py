@@ -18,6 +18,9 @@ import pytest
 
 from memory_resources.errors import MemoryValidationError, PayloadTooLargeError
 from memory_resources.protocols import ContextStore, EventLog
+from memory_resources.testing.suites import roles
+
+event_log = roles.event_log
 
 EVENT_KEYS = {"id", "context_id", "timestamp", "data"}
 

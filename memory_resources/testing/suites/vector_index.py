@@ -1,6 +1,6 @@
 """Contract suite of the VectorIndex Protocol, run against every vector backend.
 
-The ``vector_index`` fixture (tests/contract/conftest.py) is a **factory**::
+The ``vector_index`` fixture (the project's ``memory_vector_index``) is a **factory**::
 
     make(dimension=8, metric="cosine", *, namespace=None) -> VectorIndex
 
@@ -25,6 +25,9 @@ import pytest
 
 from memory_resources.errors import MemoryValidationError
 from memory_resources.protocols import Lifecycle, VectorIndex
+from memory_resources.testing.suites import roles
+
+vector_index = roles.vector_index
 
 TOL = 1e-5
 

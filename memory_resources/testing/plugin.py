@@ -1,0 +1,149 @@
+"""The pytest plugin of the contract kit: collect the suites where a conftest provides them.
+
+A ``conftest.py`` that defines at least one ``memory_<role>`` fixture (see :data:`FIXTURES`)
+gets the kit's suites as its children: pytest collects it as a file whose tests are the
+suite of every role it provides (``<conftest>::<role>::<test>``), so the tests see that
+conftest's fixtures exactly as the project's own tests do. A role without its fixture is
+one skipped item naming the fixture to define, and the run ends with a summary line per
+conftest: roles checked, roles not provided.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROLES: tuple[str, ...] = ("context_store", "event_log", "lock_manager", "run_history",
+                          "task_outputs", "audit_log", "vector_index")
+"""The roles a backend can implement, in the order the kit runs them."""
+
+FIXTURES: dict[str, str] = {role: f"memory_{role}" for role in ROLES}
+"""The fixture a project defines for each role it implements."""
+
+PROTOCOLS: dict[str, str] = {
+    "context_store": "a ContextStore", "event_log": "an EventLog",
+    "lock_manager": "a LockManager", "run_history": "a RunHistory",
+    "task_outputs": "a TaskOutputs",
+    "audit_log": "an AuditLog that is also ContextStore, RunHistory and TaskOutputs",
+    "vector_index": "a factory make(dimension, metric, *, namespace=None) -> VectorIndex",
+}
+"""What each role's fixture returns (Protocols of ``memory_resources.protocols``)."""
+
+SUITES: dict[str, tuple[str, ...]] = {**{role: (role,) for role in ROLES},
+                                      "batch": ROLES}
+"""Suite module (under ``memory_resources.testing.suites``) -> the roles its tests use; a
+test of a multi-role suite runs when the role it asks for is provided."""
+
+_PACKAGE = "memory_resources.testing.suites"
+
+
+@dataclass(frozen=True)
+class KitRun:
+    """What one conftest's kit checks."""
+
+    where: str
+    provided: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+_RUNS = pytest.StashKey[list[KitRun]]()
+
+
+def _conftest_module(config: pytest.Config, path: Path) -> ModuleType | None:
+    """The conftest module pytest loaded from ``path`` (registered under its path)."""
+    plugin = config.pluginmanager.get_plugin(str(path))
+    if isinstance(plugin, ModuleType):
+        return plugin
+    for candidate in config.pluginmanager.get_plugins():
+        file = getattr(candidate, "__file__", None)
+        if isinstance(candidate, ModuleType) and file and Path(file) == path:
+            return candidate
+    return None
+
+
+def _is_provided(node: pytest.Collector, fixture: str) -> bool:
+    """Whether a fixture named ``fixture`` is visible to ``node``."""
+    manager: Any = node.session._fixturemanager  # pytest's own lookup: no public equivalent
+    return bool(manager.getfixturedefs(fixture, node))
+
+
+class SuiteModule(pytest.Module):
+    """One suite module of the kit, imported by name, keeping the tests whose role is
+    provided."""
+
+    provided: tuple[str, ...] = ()
+
+    def _getobj(self) -> ModuleType:
+        return importlib.import_module(f"{_PACKAGE}.{self.name}")
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        missing = {FIXTURES[role] for role in ROLES if role not in self.provided}
+        return [node for node in super().collect()
+                if not missing.intersection(getattr(node, "fixturenames", ()))]
+
+
+class RoleNotProvided(pytest.Item):
+    """A placeholder, skipped, naming the fixture that would run a role's suite."""
+
+    def runtest(self) -> None:  # never runs: the item carries a skip mark
+        raise AssertionError("RoleNotProvided is always skipped")
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"memory_resources.testing: {self.name} not provided"
+
+
+class KitFile(pytest.File):
+    """A ``conftest.py`` providing roles, collected as the kit's suites for them."""
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        provided = tuple(role for role in ROLES if _is_provided(self, FIXTURES[role]))
+        missing = tuple(role for role in ROLES if role not in provided)
+        self.config.stash.setdefault(_RUNS, []).append(KitRun(self.nodeid, provided, missing))
+        suites = importlib.import_module(_PACKAGE)
+        directory = Path(suites.__file__ or "").parent
+        for name, roles in SUITES.items():
+            if set(roles) & set(provided):
+                module = SuiteModule.from_parent(self, path=directory / f"{name}.py",
+                                                 name=name, nodeid=f"{self.nodeid}::{name}")
+                module.provided = provided
+                yield module
+        for role in missing:
+            item = RoleNotProvided.from_parent(self, name=role)
+            item.add_marker(pytest.mark.skip(
+                reason=f"role {role} not provided: define a {FIXTURES[role]} fixture "
+                       f"returning {PROTOCOLS[role]} to run its contract suite"))
+            yield item
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> KitFile | None:
+    """A conftest.py that defines a ``memory_<role>`` fixture is collected as the kit."""
+    if file_path.name != "conftest.py":
+        return None
+    module = _conftest_module(parent.config, file_path)
+    if module is None or not any(hasattr(module, name) for name in FIXTURES.values()):
+        return None
+    kit: KitFile = KitFile.from_parent(parent, path=file_path)
+    return kit
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line per conftest the kit ran under: roles checked and roles not provided."""
+    runs = config.stash.get(_RUNS, [])
+    if not runs:
+        if not terminalreporter.stats.get("passed") and not terminalreporter.stats.get(
+                "failed"):
+            terminalreporter.write_line(
+                "memory_resources.testing: no collected conftest.py defines a fixture named "
+                + ", ".join(FIXTURES.values()) + "; nothing was checked")
+        return
+    terminalreporter.section("memory_resources.testing")
+    for run in runs:
+        missing = ", ".join(run.missing) or "none"
+        terminalreporter.write_line(f"{run.where}: checked {', '.join(run.provided)}; "
+                                    f"not provided (skipped): {missing}")
