@@ -28,13 +28,21 @@ import pytest
 REPLICA_BACKENDS = ["postgres_replica", "postgres_replica_async"]
 """Writes on the primary, reads on a streaming replica (``tests/fixtures/postgres_replica.py``)."""
 
+CLUSTER_BACKENDS = ["redis_cluster", "redis_cluster_async", "redis_cluster_acks",
+                    "redis_cluster_acks_async"]
+"""The Redis store on the session's 3-master + 3-replica cluster, with ``replica_acks`` 0
+and 1 (every write confirmed by WAIT), sync and async (``tests/fixtures/redis.py``)."""
+
 BACKENDS: dict[str, list[str]] = {
     "context_store": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
-                      "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
+                      "postgres_app", "sqlite_async", "redis_async", "postgres_async",
+                  *CLUSTER_BACKENDS],
     "event_log": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
-                  "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
+                  "postgres_app", "sqlite_async", "redis_async", "postgres_async",
+                  *CLUSTER_BACKENDS],
     "lock_manager": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
-                     "postgres_app", "sqlite_async", "redis_async", "postgres_async"],
+                     "postgres_app", "sqlite_async", "redis_async", "postgres_async",
+                  *CLUSTER_BACKENDS],
     "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
                     "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
     "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app",

@@ -1,5 +1,6 @@
-"""The store on a real 3-master Redis Cluster: contexts spread over slots, each context's
-keys in one slot, batch and locks across nodes, stats summed over the primaries."""
+"""The store on a real Redis Cluster (3 masters + 3 replicas): contexts spread over slots,
+each context's keys in one slot, batch and locks across nodes, stats summed over the
+primaries."""
 
 from __future__ import annotations
 
@@ -117,9 +118,10 @@ def test_redlock_with_a_cluster_primary_and_two_lock_nodes(
 
 
 def _move_slot(redis_cluster: Any, slot: int) -> str:
-    """Reassign ``slot`` (holding no keys) to another master; returns the new owner's
-    address. Clients that cached the old layout get MOVED for it."""
-    clients = {f"{n.host}:{n.port}": n.client() for n in redis_cluster.nodes}
+    """Reassign ``slot`` (holding no keys) to another master (on every master; replicas
+    follow); returns the new owner's address. Clients that cached the old layout get MOVED
+    for it."""
+    clients = {f"{n.host}:{n.port}": n.client() for n in redis_cluster.masters()}
     try:
         ids = {addr: c.execute_command("CLUSTER MYID") for addr, c in clients.items()}
         ids = {a: (i.decode() if isinstance(i, bytes) else i) for a, i in ids.items()}
