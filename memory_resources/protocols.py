@@ -15,7 +15,7 @@ checks them; docs/extending.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -38,6 +38,9 @@ from .records import (
 VectorFilter = Mapping[str, Any]
 """Metadata filter: ``{"key": value}`` (equality) or ``{"key": {"$op": operand}}`` with
 ``$eq $ne $in $nin $gt $gte $lt $lte``; several keys are combined with AND."""
+
+StepReport = Callable[[str, int, int], None]
+"""Progress of a long maintenance call: ``(label, n, N)`` before step n of N starts."""
 
 
 @runtime_checkable

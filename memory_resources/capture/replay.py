@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..protocols import StepReport
 from .outbox import Outbox, OutboxTarget
 
 Resolver = Callable[[OutboxTarget], Any]
@@ -40,10 +41,12 @@ class TargetReplay:
 
 
 def replay_outbox(
-    outbox: Outbox, *, memory: Any = None, resolve: Resolver | None = None
+    outbox: Outbox, *, memory: Any = None, resolve: Resolver | None = None,
+    on_step: StepReport | None = None,
 ) -> list[TargetReplay]:
     """Replay every pending target through ``resolve`` (or only ``memory``'s records into
-    ``memory``)."""
+    ``memory``); ``on_step(label, n, N)`` is called before target n of N (the CLI's
+    progress display)."""
     if memory is None and resolve is None:
         raise ConfigurationError("replay_outbox needs memory= or resolve=")
 
@@ -62,7 +65,9 @@ def replay_outbox(
                         t.block_name and t.block_name == own.block_name]
     else:
         targets = [known.get(t, OutboxTarget(t, t, None, None)) for t in sorted(pending)]
-    for target in targets:
+    for index, target in enumerate(targets, 1):
+        if on_step is not None:
+            on_step(target.label, index, len(targets))
         result = TargetReplay(target.target, target.label)
         try:
             store = store_for(target)

@@ -20,7 +20,7 @@ import typer
 
 from . import app
 from .guard import exit_on_error, timeout_option
-from .progress import working
+from .progress import QUIET_HELP, working
 
 outbox_app = typer.Typer(
     help="Records a capture hook could not write, kept until replayed.", no_args_is_help=True
@@ -119,6 +119,7 @@ def outbox_replay(
     block: str | None = typer.Option(
         None, "--block", help="Name of a saved MemoryStore block to replay into."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     timeout: float = timeout_option(600.0),
 ) -> None:
     """Write the kept records to their stores, each once, also with other replays running
@@ -139,15 +140,16 @@ def outbox_replay(
         except Exception as exc:
             typer.echo(f"error: cannot load MemoryStore block {block!r}: {exc}", err=True)
             raise typer.Exit(code=2) from None
-    def replay() -> tuple[Any, list[Any]]:
-        outbox = _open(path)
-        try:
-            return outbox, replay_outbox(outbox, memory=memory,
-                                         resolve=memory_store_for_target)
-        finally:
-            outbox.close()
+    with working("replaying the outbox", quiet=quiet) as steps:
+        def replay() -> tuple[Any, list[Any]]:
+            outbox = _open(path)
+            try:
+                return outbox, replay_outbox(outbox, memory=memory,
+                                             resolve=memory_store_for_target,
+                                             on_step=steps.step)
+            finally:
+                outbox.close()
 
-    with working("replaying the outbox"):
         outbox, results = exit_on_error(replay, timeout)
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in results], indent=2))

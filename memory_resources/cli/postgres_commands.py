@@ -4,7 +4,8 @@
 The database comes from ``--dsn`` or ``MEMORY_RESOURCES_POSTGRES_DSN``; the schema from
 ``--schema`` (default ``public``). A library error exits with code 2 and its message.
 ``migrate --status`` lists applied and pending migrations; ``prune --dry-run`` shows what
-would go and changes nothing. On a terminal, long commands show a spinner on stderr.
+would go and changes nothing. On a terminal, migrate and prune show their progress on stderr
+(``--quiet`` turns it off).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import typer
 
 from . import app
 from .guard import exit_on_error, timeout_option
-from .progress import working
+from .progress import QUIET_HELP, working
 
 _ENV_DSN = "MEMORY_RESOURCES_POSTGRES_DSN"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -64,6 +65,7 @@ def migrate(
     as_json: bool = typer.Option(False, "--json", help="Print what was applied as JSON."),
     status: bool = typer.Option(
         False, "--status", help="List applied and pending migrations; apply nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     timeout: float = timeout_option(60.0),
 ) -> None:
     """Apply pending PostgreSQL migrations (recorded in schema_migrations)."""
@@ -74,16 +76,17 @@ def migrate(
         _migration_status(dsn, schema, as_json, timeout)
         return
 
-    def run() -> list[Any]:
-        pool = PostgresPool(_config(dsn, schema, timeout))
-        try:
-            applied = run_migrations(pool)
-            _top_up_partitions(pool)
-            return applied
-        finally:
-            pool.close()
+    with working(f"migrating schema {schema!r}", quiet=quiet) as steps:
+        def run() -> list[Any]:
+            pool = PostgresPool(_config(dsn, schema, timeout))
+            try:
+                applied = run_migrations(
+                    pool, on_apply=lambda m, index, total: steps.step(m.name, index, total))
+                _top_up_partitions(pool)
+                return applied
+            finally:
+                pool.close()
 
-    with working(f"applying migrations to schema {schema!r}"):
         applied = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps([vars(m) for m in applied], indent=2))
@@ -137,6 +140,7 @@ def prune(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what would be dropped or deleted; change nothing."),
     sqlite: Path | None = SQLITE_OPTION,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     timeout: float = timeout_option(60.0),
 ) -> None:
     """Retention: drop whole month partitions older than --older-than; purge expired context
@@ -147,23 +151,25 @@ def prune(
     if sqlite is not None:
         from .sqlite_retention import prune_sqlite
 
-        prune_sqlite(sqlite, age, dry_run=dry_run, as_json=as_json, timeout=timeout)
+        prune_sqlite(sqlite, age, dry_run=dry_run, as_json=as_json, timeout=timeout,
+                     quiet=quiet)
         return
 
-    def run() -> dict[str, Any]:
-        config = _config(dsn, schema, timeout).model_copy(update={"auto_migrate": False})
-        store = PostgresStore(config)
-        try:
-            if dry_run:
-                from ..stores.postgres.retention import preview
+    with working(f"pruning schema {schema!r}" + (" (dry run)" if dry_run else ""),
+                 quiet=quiet) as steps:
+        def run() -> dict[str, Any]:
+            config = _config(dsn, schema, timeout).model_copy(update={"auto_migrate": False})
+            store = PostgresStore(config)
+            try:
+                if dry_run:
+                    from ..stores.postgres.retention import preview
 
-                cutoff = dt.datetime.fromtimestamp(store.clock.time(), dt.timezone.utc) - age
-                return preview(store.pool, schema, cutoff)
-            return store.prune(age)
-        finally:
-            store.close()
+                    now = dt.datetime.fromtimestamp(store.clock.time(), dt.timezone.utc)
+                    return preview(store.pool, schema, now - age)
+                return store.prune(age, on_step=steps.step)
+            finally:
+                store.close()
 
-    with working(f"pruning schema {schema!r}" + (" (dry run)" if dry_run else "")):
         result = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

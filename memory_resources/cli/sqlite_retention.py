@@ -15,7 +15,7 @@ from .progress import working
 
 
 def prune_sqlite(path: Path, age: dt.timedelta, *, dry_run: bool, as_json: bool,
-                 timeout: float) -> None:
+                 timeout: float, quiet: bool = False) -> None:
     """Delete history/audit rows older than ``age`` and expired contexts, then VACUUM;
     ``dry_run`` counts only. A missing file exits 2 (it would otherwise be created)."""
     from ..config import EmbeddedConfig
@@ -25,14 +25,15 @@ def prune_sqlite(path: Path, age: dt.timedelta, *, dry_run: bool, as_json: bool,
         typer.echo(f"error: {path} is not a SQLite file of memory_resources", err=True)
         raise typer.Exit(code=2)
 
-    def run() -> dict[str, Any]:
-        store = SQLiteStore(EmbeddedConfig(path=str(path)))
-        try:
-            return store.prune(age, dry_run=dry_run)
-        finally:
-            store.close()
+    with working(f"pruning {path}" + (" (dry run)" if dry_run else ""),
+                 quiet=quiet) as steps:
+        def run() -> dict[str, Any]:
+            store = SQLiteStore(EmbeddedConfig(path=str(path)))
+            try:
+                return store.prune(age, dry_run=dry_run, on_step=steps.step)
+            finally:
+                store.close()
 
-    with working(f"pruning {path}" + (" (dry run)" if dry_run else "")):
         result = exit_on_error(run, timeout)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
@@ -147,18 +148,23 @@ def _verify(files: list[Migration], applied: dict[int, AppliedMigration]) -> Non
             )
 
 
-def migrate(pool: PostgresPool, directory: Path | None = None) -> list[AppliedMigration]:
+OnApply = Callable[[Migration, int, int], None]
+"""Called before each file is applied with ``(migration, n, N)``: file n of the N pending."""
+
+
+def migrate(pool: PostgresPool, directory: Path | None = None, *,
+            on_apply: OnApply | None = None) -> list[AppliedMigration]:
     """Apply the pending migrations to ``pool.schema``; returns what was applied now.
 
     Nothing pending: one read of ``schema_migrations`` and no DDL. Pending but the role
     lacks the privileges: :class:`SchemaPermissionError` (nothing half-applied: each file
-    is its own transaction)."""
+    is its own transaction). ``on_apply`` reports progress (the CLI's display)."""
     files = load_migrations(directory)
     pending = [m for m in files if m.version not in _verified(pool, files)]
     if not pending:
         return []
     try:
-        return _migrate_locked(pool, files)
+        return _migrate_locked(pool, files, on_apply)
     except BackendError as exc:
         cause = _privilege_cause(exc)
         if cause is None:
@@ -190,7 +196,8 @@ def _privilege_cause(exc: BaseException) -> psycopg2.Error | None:
     return None
 
 
-def _migrate_locked(pool: PostgresPool, files: list[Migration]) -> list[AppliedMigration]:
+def _migrate_locked(pool: PostgresPool, files: list[Migration],
+                    on_apply: OnApply | None = None) -> list[AppliedMigration]:
     """The runner proper: under the schema's advisory lock, re-read and apply."""
     schema = pool.schema
     ident = sql.Identifier(schema)
@@ -211,9 +218,10 @@ def _migrate_locked(pool: PostgresPool, files: list[Migration]) -> list[AppliedM
             conn.commit()
             applied = _applied(conn, schema)
             _verify(files, applied)
-            for migration in files:
-                if migration.version in applied:
-                    continue
+            todo = [m for m in files if m.version not in applied]
+            for index, migration in enumerate(todo, 1):
+                if on_apply is not None:
+                    on_apply(migration, index, len(todo))
                 applied_now.append(_apply(conn, schema, migration))
         finally:
             # A broken connection drops its session lock by itself.

@@ -21,6 +21,7 @@ from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
 from ...errors import BackendError, MemoryValidationError, SchemaError
 from ...log import get_logger
+from ...protocols import StepReport
 from ...records import (
     AuditRecord,
     ContextRecord,
@@ -216,9 +217,11 @@ class PostgresStore:
                   moved=report.moved, remaining=report.remaining)
         return report
 
-    def prune(self, older_than: dt.timedelta | float) -> dict[str, Any]:
+    def prune(self, older_than: dt.timedelta | float, *,
+              on_step: StepReport | None = None) -> dict[str, Any]:
         """Retention: drop month partitions entirely older than ``now - older_than``, delete
-        outliers from the default partitions, and purge expired contexts."""
+        outliers from the default partitions, and purge expired contexts. ``on_step(label,
+        n, N)`` is called before each step (the CLI's progress display)."""
         age = older_than if isinstance(older_than, dt.timedelta) else None
         if age is None:
             if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
@@ -233,7 +236,10 @@ class PostgresStore:
             cur.execute(statement, (cutoff,))
             return [row[0] for row in cur.fetchall()]
 
+        report = on_step or (lambda label, index, total: None)
+        report("dropping old partitions", 1, 2)
         dropped = self.pool.run(run)
+        report("purging expired contexts", 2, 2)
         purged = self._context.purge_expired()
         _log.info("pruned", cutoff=cutoff.isoformat(), dropped=dropped, contexts_purged=purged)
         return {"cutoff": cutoff.isoformat(timespec="microseconds"),

@@ -12,6 +12,7 @@ from ...clock import SYSTEM_CLOCK, Clock
 from ...config import EmbeddedConfig
 from ...errors import MemoryResourcesError, MemoryValidationError
 from ...log import get_logger
+from ...protocols import StepReport
 from ...records import (
     AuditRecord,
     ContextRecord,
@@ -168,19 +169,25 @@ class SQLiteStore:
         return self._purger.purge()
 
     def prune(self, older_than: dt.timedelta | float, *, dry_run: bool = False,
-              vacuum: bool = True) -> dict[str, Any]:
+              vacuum: bool = True, on_step: StepReport | None = None) -> dict[str, Any]:
         """Retention: delete history and audit rows older than ``older_than`` (a timedelta
         or seconds), purge expired contexts, then ``VACUUM`` so the file shrinks.
-        ``dry_run`` only counts what would go. See :mod:`.retention`."""
+        ``dry_run`` only counts what would go. ``on_step(label, n, N)`` is called before
+        each step (the CLI's progress display). See :mod:`.retention`."""
         seconds = retention.age_seconds(older_than)
         self.connect()
         now = self.clock.time()
         if dry_run:
             return retention.preview(self._db, now, seconds)
+        report = on_step or (lambda label, index, total: None)
+        total = 3 if vacuum else 2
         before = retention.file_bytes(self.path)
+        report("deleting old history and audit rows", 1, total)
         cutoff, rows = retention.delete_old(self._db, now, seconds)
+        report("purging expired contexts", 2, total)
         purged = self._purger.purge()
         if vacuum:
+            report("VACUUM", 3, total)
             retention.vacuum(self._db)
         after = retention.file_bytes(self.path)
         _log.info("pruned", cutoff=cutoff, deleted=rows, contexts_purged=purged,
