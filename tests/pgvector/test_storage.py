@@ -250,3 +250,34 @@ def test_recall_does_not_collapse(pgvector_dsn: str, clustered: tuple[str, Any],
         assert name in explain(index, queries[0])
     finally:
         index.close()
+
+
+def test_index_build_at_connect_is_not_bound_by_the_call_deadline(
+    make_pgvector_index: Make, pgvector_dsn: str, pgvector_schema: str
+) -> None:
+    """Switching a loaded namespace to binary builds the bit index at connect; the build
+    may outlast ``operation_timeout`` (here it waits 2.5 s for a writer's lock with a 1 s
+    deadline) and connect still succeeds, with the index built."""
+    import threading
+
+    import psycopg2
+
+    base = make_pgvector_index(8, "cosine")
+    base.upsert(["a", "b"], [[1.0] * 8, [1.0] * 7 + [0.0]])
+    writer = psycopg2.connect(pgvector_dsn)
+    timer = threading.Timer(2.5, writer.commit)
+    try:
+        with writer.cursor() as cur:  # an open write transaction: CREATE INDEX must wait
+            cur.execute(f'INSERT INTO "{pgvector_schema}"."{base.table}" (id, embedding) '
+                        "VALUES ('c', '[1,0,0,0,0,0,0,0]')")
+        timer.start()
+        slow = make_pgvector_index(8, "cosine", namespace=base.namespace,
+                                   postgres=postgres_config(pgvector_dsn, pgvector_schema,
+                                                            operation_timeout=1),
+                                   pgvector_quantization="binary")
+        assert any("bit_hamming_ops" in d for d in index_definitions(slow))
+        assert [m["id"] for m in slow.query([1.0] * 8, top_k=3)] == ["a", "b", "c"]
+    finally:
+        if timer.ident is not None:
+            timer.join()
+        writer.close()

@@ -51,6 +51,8 @@ from .setup import (
     ensure_schema,
     ensure_table,
     fetch_one,
+    hnsw_key,
+    index_exists,
 )
 from .statements import Statements, vector_literal
 from .writes import COPY_THRESHOLD, encode_metadata, write_audit, write_rows
@@ -165,6 +167,8 @@ class PgVectorIndex:
 
                     migrate(pool)
                 info, indexed, audit = pool.run(self._setup)
+                if indexed is None:  # missing: build it without the call's deadline
+                    indexed = pool.run(self._build_index, timeout=NO_DEADLINE)
             except BaseException:
                 if owned:
                     pool.close()
@@ -177,7 +181,9 @@ class PgVectorIndex:
                       pgvector=info.version_text, hnsw=indexed, storage=self.storage,
                       quantization=self.quantization)
 
-    def _setup(self, cur: Cursor) -> tuple[ServerInfo, bool, bool]:
+    def _setup(self, cur: Cursor) -> tuple[ServerInfo, bool | None, bool]:
+        """Extension, schema and table; whether the HNSW index exists (None: missing and
+        to be built, False: none possible); whether ``audit_log`` exists."""
         info = ensure_extension(cur)
         schema = self.schema
         ensure_schema(cur, schema)
@@ -185,7 +191,12 @@ class PgVectorIndex:
                      dimension=self.dimension, extension_schema=info.extension_schema,
                      storage=self.storage)
         self._info = info
-        indexed = self._build_index(cur)
+        indexed: bool | None = False
+        if hnsw_key(metric=self.metric, dimension=self.dimension,
+                    extension_schema=info.extension_schema, storage=self.storage,
+                    quantization=self.quantization) is not None:
+            name = hnsw_index_name(self._table, self.metric, self.quantization)
+            indexed = True if index_exists(cur, schema, name) else None
         cur.execute("SELECT to_regclass(%s) IS NOT NULL",
                     (sql.Identifier(schema, "audit_log").as_string(cur),))
         row = cur.fetchone()

@@ -249,6 +249,16 @@ def hnsw_key(*, metric: Metric, dimension: int, extension_schema: str, storage: 
         ext=ext, opclass=sql.Identifier(METRICS[metric].opclass_for(storage)))
 
 
+def index_exists(cur: Cursor, schema: str, name: str) -> bool:
+    """True when the relation ``schema.name`` exists."""
+    cur.execute(
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (schema, name),
+    )
+    return cur.fetchone() is not None
+
+
 def ensure_hnsw_index(cur: Cursor, *, schema: str, table: str, metric: Metric, dimension: int,
                       extension_schema: str, m: int, ef_construction: int,
                       maintenance_work_mem: str, storage: str = "vector",
@@ -262,15 +272,12 @@ def ensure_hnsw_index(cur: Cursor, *, schema: str, table: str, metric: Metric, d
     if key is None:
         return False
     name = hnsw_index_name(table, metric, quantization)
-    cur.execute(
-        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s",
-        (schema, name),
-    )
-    if cur.fetchone() is not None:
+    if index_exists(cur, schema, name):
         return True
     _advisory_lock(cur, f"memory_resources.pgvector:{schema}.{table}")
-    cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (maintenance_work_mem,))
+    # A build can take minutes: maintenance, not bound by the configured statement_timeout.
+    cur.execute("SELECT set_config('maintenance_work_mem', %s, true), "
+                "set_config('statement_timeout', '0', true)", (maintenance_work_mem,))
     cur.execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw ({key}) "

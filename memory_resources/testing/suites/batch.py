@@ -196,7 +196,9 @@ def test_large_upsert_is_one_all_or_nothing_write(vector_index: Any) -> None:
     assert index.count() == 100
     stored = index.get("v42")
     assert stored is not None and stored[1] == {"i": 42}
-    np.testing.assert_allclose(stored[0], matrix[42], rtol=1e-6)
+    # float16 storage (pgvector_storage="halfvec") keeps 11 significant bits
+    lossy = index.stats().get("storage") == "halfvec"  # type: ignore[attr-defined]
+    np.testing.assert_allclose(stored[0], matrix[42], rtol=1e-3 if lossy else 1e-6)
     fresh = [f"w{i}" for i in range(50)]
     metadata: list[Any] = [{}] * 49 + [{"bad": object()}]
     with pytest.raises(MemoryValidationError, match=r"metadata\[49\]"):
