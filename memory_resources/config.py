@@ -334,7 +334,8 @@ class VectorConfig(BaseModel):
 
     backend: str = Field(
         "placeholder",
-        description="numpy (exact, in process; 'placeholder' is an alias) or pgvector.",
+        description="numpy (exact, in process; 'placeholder' is an alias), usearch (HNSW, "
+        "in process) or pgvector.",
     )
     dimension: int = Field(768, ge=1, le=16000, description="Embedding dimension.")
     metric: Literal["cosine", "euclidean", "dotproduct"] = Field(
@@ -342,7 +343,7 @@ class VectorConfig(BaseModel):
     )
     namespace: str = Field("default", description="Namespace of the embeddings.")
     path: str | None = Field(
-        None, description="numpy backend: where the index persists (default: embedded file)."
+        None, description="numpy/usearch: where the index persists (default: embedded file)."
     )
     storage_dtype: Literal["float32", "float16", "int8"] = Field(
         "float32",
@@ -365,6 +366,15 @@ class VectorConfig(BaseModel):
     rerank_factor: int = Field(
         DEFAULT_RERANK_FACTOR, ge=1, le=100,
         description="pgvector binary: re-rank top_k x rerank_factor hamming candidates.",
+    )
+    usearch_connectivity: int = Field(
+        16, ge=2, le=256, description="usearch: HNSW edges per node (connectivity)."
+    )
+    usearch_expansion_add: int = Field(
+        128, ge=4, le=4096, description="usearch: candidate list while inserting."
+    )
+    usearch_expansion_search: int = Field(
+        64, ge=1, le=4096, description="usearch: candidate list while searching (recall)."
     )
     postgres: PostgresConfig | None = Field(
         None, description="pgvector: the PostgreSQL connection (default: postgres_config)."

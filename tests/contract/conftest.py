@@ -49,8 +49,9 @@ BACKENDS: dict[str, list[str]] = {
                      "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
     "audit_log": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
                   "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
-    "vector_index": ["numpy", "numpy_file", "numpy_int8", "pgvector", "pgvector_app",
-                     "pgvector_halfvec", "pgvector_binary", "numpy_async", "pgvector_async",
+    "vector_index": ["numpy", "numpy_file", "numpy_int8", "usearch", "usearch_file",
+                     "pgvector", "pgvector_app", "pgvector_halfvec", "pgvector_binary",
+                     "numpy_async", "usearch_async", "pgvector_async",
                      "pgvector_halfvec_async", "pgvector_binary_async"],
 }
 

@@ -1,17 +1,22 @@
 """Worker for the SIGKILL test: writes batches to a file-persisted index forever.
 
-Usage: python -m tests.vector._crash_worker DIR. Batch ``i`` upserts ``ROWS`` new ids
+Usage: python -m tests.vector._crash_worker DIR [usearch]. Batch ``i`` upserts ``ROWS`` new ids
 ``b{i}_{j}`` with vectors from ``expected_batch(i)`` and deletes the even ids of batch
-``i - 2``; after each committed batch it prints ``i`` and flushes.
+``i - 2``; after each committed batch it prints ``i`` and flushes. With ``usearch`` the
+index is the usearch HNSW one, its graph saved in DIR after every even batch (so a kill
+may land in a graph save as well as in a log append or a compaction, and the graph on
+disk may lag the store by a batch or two).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 
 from memory_resources.stores.numpy_index import FileVectorPersistence, NumpyVectorIndex
+from memory_resources.stores.usearch_index import UsearchVectorIndex
 
 ROWS = 400
 DIM = 64
@@ -37,20 +42,28 @@ def expected_state(batches: int) -> dict[str, np.ndarray]:
     return state
 
 
-def main(directory: str) -> None:
-    index = NumpyVectorIndex(
-        DIM, "euclidean", "crash",
-        persistence=FileVectorPersistence(directory, compact_min_bytes=COMPACT_BYTES),
-    )
+def open_index(directory: str, backend: str, compact_min_bytes: int = COMPACT_BYTES) -> Any:
+    """The crash test's index over ``directory``: numpy, or usearch with its graph there."""
+    persistence = FileVectorPersistence(directory, compact_min_bytes=compact_min_bytes)
+    if backend == "usearch":
+        return UsearchVectorIndex(DIM, "euclidean", "crash", persistence=persistence,
+                                  graph_directory=directory)
+    return NumpyVectorIndex(DIM, "euclidean", "crash", persistence=persistence)
+
+
+def main(directory: str, backend: str) -> None:
+    index = open_index(directory, backend)
     i = 0
     while True:
         ids, vectors, deleted = expected_batch(i)
         index.upsert(ids, vectors, [{"batch": i}] * ROWS)
         if deleted:
             index.delete(deleted)
+        if backend == "usearch" and i % 2 == 0:
+            index.save()
         print(i, flush=True)
         i += 1
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "numpy")

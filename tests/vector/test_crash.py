@@ -1,4 +1,5 @@
-"""Crash safety of the file persistence: a real process killed by SIGKILL mid-write."""
+"""Crash safety of the file persistence (numpy and usearch indexes): a real process killed
+by SIGKILL mid-write."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory_resources.stores.numpy_index import FileVectorPersistence, NumpyVectorIndex
-
-from ._crash_worker import DIM, expected_batch, expected_state
+from ._crash_worker import DIM, expected_batch, expected_state, open_index
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,11 +28,11 @@ def acceptable_states(last_printed: int) -> list[dict[str, np.ndarray]]:
     return [done, partial, expected_state(last_printed + 2)]
 
 
-def run_and_kill(directory: Path, batches: int, extra_delay: float) -> int:
+def run_and_kill(directory: Path, batches: int, extra_delay: float, backend: str) -> int:
     """Start the worker, SIGKILL it after it acknowledged ``batches`` batches (+ a delay);
     return the last acknowledged batch number."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.vector._crash_worker", str(directory)],
+        [sys.executable, "-m", "tests.vector._crash_worker", str(directory), backend],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -57,15 +56,18 @@ def run_and_kill(directory: Path, batches: int, extra_delay: float) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_write_leaves_a_loadable_consistent_index(tmp_path: Path) -> None:
-    """After SIGKILL at random points (appends and compactions), the index loads and holds
-    exactly the state of a whole number of acknowledged writes."""
+@pytest.mark.parametrize("backend", ["numpy", "usearch"])
+def test_sigkill_mid_write_leaves_a_loadable_consistent_index(
+    tmp_path: Path, backend: str
+) -> None:
+    """After SIGKILL at random points (appends, compactions, usearch graph saves), the index
+    loads and holds exactly the state of a whole number of acknowledged writes; usearch's
+    graph (which ``get`` and ``query`` read) agrees with that state."""
     rng = random.Random(20261126)
     for round_ in range(4):
         directory = tmp_path / f"round{round_}"
-        last = run_and_kill(directory, rng.randint(3, 14), rng.uniform(0.0, 0.05))
-        index = NumpyVectorIndex(DIM, "euclidean", "crash",
-                                 persistence=FileVectorPersistence(directory))
+        last = run_and_kill(directory, rng.randint(3, 14), rng.uniform(0.0, 0.05), backend)
+        index = open_index(str(directory), backend, 64 * 1024 * 1024)
         universe = [item for i in range(last + 3) for item in expected_batch(i)[0]]
         loaded = {item: index.get(item) for item in universe}
         present = {item: got for item, got in loaded.items() if got is not None}
@@ -79,9 +81,13 @@ def test_sigkill_mid_write_leaves_a_loadable_consistent_index(tmp_path: Path) ->
         assert index.count() == len(present)
         assert all(got[1]["batch"] == int(item[1:].split("_")[0])
                    for item, got in present.items())
+        some = next(iter(present))
+        found = index.query(present[some][0], top_k=10)
+        assert found[0]["id"] == some and len(found) == min(10, len(present))
+        assert all(match["id"] in present for match in found)
         # the recovered directory accepts new writes and keeps them
         index.upsert(["after-crash"], np.ones((1, DIM), dtype=np.float32))
         index.close()
-        reopened = NumpyVectorIndex(DIM, "euclidean", "crash",
-                                    persistence=FileVectorPersistence(directory))
+        reopened = open_index(str(directory), backend, 64 * 1024 * 1024)
         assert reopened.count() == len(present) + 1
+        assert reopened.get("after-crash") is not None

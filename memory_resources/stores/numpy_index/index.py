@@ -63,12 +63,33 @@ STORAGE_DTYPES: dict[str, type[np.floating[Any]]] = {
 _log = get_logger("memory_resources.vector.numpy")
 
 
-def _metadata(text: str) -> JSONDict:
+def decode_metadata(text: str) -> JSONDict:
     """Decode a row's metadata text (a fresh dict every time, so callers may mutate it);
     plain JSON takes the fast path, tagged codec values go through the codec."""
     if text == "{}":
         return {}
     return dict(decode(text)) if TAG in text else dict(json.loads(text))
+
+
+def validate_metadata(
+    metadata: Any, count: int, max_bytes: int
+) -> tuple[list[str], list[JSONDict]]:
+    """The codec JSON text and parsed form of each of ``count`` rows' metadata (None: all
+    empty); MemoryValidationError naming ``metadata[i]`` for a bad entry."""
+    if metadata is None:
+        return ["{}"] * count, [{} for _ in range(count)]
+    if isinstance(metadata, (str, bytes)) or not isinstance(metadata, Sequence):
+        raise MemoryValidationError(
+            "metadata", f"must be a list of dicts (one per id), got {type(metadata).__name__}"
+        )
+    if len(metadata) != count:
+        raise MemoryValidationError("metadata", f"has {len(metadata)} entries for {count} ids")
+    texts = [
+        encode(optional_dict(item, f"metadata[{i}]"), field=f"metadata[{i}]",
+               max_bytes=max_bytes)
+        for i, item in enumerate(metadata)
+    ]
+    return texts, [decode(text) for text in texts]
 
 
 class NumpyVectorIndex:
@@ -238,22 +259,7 @@ class NumpyVectorIndex:
 
     # -- writes ------------------------------------------------------------------------
     def _validate_metadata(self, metadata: Any, count: int) -> tuple[list[str], list[JSONDict]]:
-        if metadata is None:
-            return ["{}"] * count, [{} for _ in range(count)]
-        if isinstance(metadata, (str, bytes)) or not isinstance(metadata, Sequence):
-            raise MemoryValidationError(
-                "metadata", f"must be a list of dicts (one per id), got {type(metadata).__name__}"
-            )
-        if len(metadata) != count:
-            raise MemoryValidationError(
-                "metadata", f"has {len(metadata)} entries for {count} ids"
-            )
-        texts = [
-            encode(optional_dict(item, f"metadata[{i}]"), field=f"metadata[{i}]",
-                   max_bytes=self.max_payload_bytes)
-            for i, item in enumerate(metadata)
-        ]
-        return texts, [decode(text) for text in texts]
+        return validate_metadata(metadata, count, self.max_payload_bytes)
 
     def upsert(
         self,
@@ -315,7 +321,7 @@ class NumpyVectorIndex:
             if row is None:
                 return None
             vector = np.array(stored.buffer[row], dtype=np.float32)
-            return vector, _metadata(stored.metadata[row])
+            return vector, decode_metadata(stored.metadata[row])
 
     def query(
         self, vector: npt.ArrayLike, top_k: int = 10, filter: Any = None
@@ -366,7 +372,7 @@ class NumpyVectorIndex:
             best, scores = rerank(stored.buffer, rows_picked, queries, self.metric, top_k)
             ids, metadata = stored.ids, stored.metadata
             return [
-                [VectorMatch(id=ids[row], score=score, metadata=_metadata(metadata[row]))
+                [VectorMatch(id=ids[row], score=score, metadata=decode_metadata(metadata[row]))
                  for row, score in zip(best_j, scores_j, strict=True)]
                 for best_j, scores_j in zip(best.tolist(), scores.tolist(), strict=True)
             ]

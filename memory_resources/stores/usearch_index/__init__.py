@@ -1,0 +1,8 @@
+"""The usearch HNSW vector index (backend ``usearch``, extra ``usearch``): approximate
+in-process search persisted beside the embedded store. No Prefect import here."""
+
+from __future__ import annotations
+
+from .index import UsearchVectorIndex, create_index
+
+__all__ = ["UsearchVectorIndex", "create_index"]
