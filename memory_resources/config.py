@@ -374,7 +374,7 @@ class VectorConfig(BaseModel):
         128, ge=4, le=4096, description="usearch: candidate list while inserting."
     )
     usearch_expansion_search: int = Field(
-        64, ge=1, le=4096, description="usearch: candidate list while searching (recall)."
+        128, ge=1, le=4096, description="usearch: candidate list while searching (recall)."
     )
     postgres: PostgresConfig | None = Field(
         None, description="pgvector: the PostgreSQL connection (default: postgres_config)."

@@ -91,7 +91,7 @@ class UsearchVectorIndex:
         graph_directory: str | Path,
         connectivity: int = 16,
         expansion_add: int = 128,
-        expansion_search: int = 64,
+        expansion_search: int = 128,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         hnsw.usearch_index_class()  # a missing package fails here, not on first use
