@@ -27,6 +27,8 @@ from pydantic import (
 
 from .codec import DEFAULT_MAX_PAYLOAD_BYTES
 from .errors import ConfigurationError
+from .sentinel_url import USAGE as SENTINEL_USAGE
+from .sentinel_url import is_sentinel_url, parse_sentinel_url
 from .validation import MAX_TTL_SECONDS, require_identifier, require_key_prefix, require_schema
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
@@ -57,6 +59,19 @@ def check_redis_url(url: str, field: str) -> str:
         raise ValueError(f"{field} is not a valid Redis URL: {problem} (use "
                          "redis://[[user]:password@]host:port/db, rediss://... for TLS or "
                          "unix:///path/to/redis.sock)")
+    return url
+
+
+def check_redis_or_sentinel_url(url: str, field: str) -> str:
+    """:func:`check_redis_url`, or a ``sentinel://`` URL that parses
+    (:func:`~memory_resources.sentinel_url.parse_sentinel_url`)."""
+    if not is_sentinel_url(url):
+        return check_redis_url(url, field)
+    try:
+        parse_sentinel_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{field} is not a valid Redis Sentinel URL: {_scrub(str(exc), url)} "
+                         f"({SENTINEL_USAGE})") from None
     return url
 
 
@@ -108,8 +123,19 @@ class RedisConfig(BaseModel):
     username: str | None = Field(None, description="Redis ACL user name (Redis 6+).")
     url: SecretStr | None = Field(
         None, description="redis:// or rediss:// URL (may hold the password; kept secret); "
-        "when set it overrides host/port/db."
+        "when set it overrides host/port/db. sentinel://[[user]:password@]host1:26379,"
+        "host2:26379/<service_name>[/db] (sentinels:// for TLS) asks those Redis Sentinels "
+        "for the primary and follows its fail-overs.",
     )
+    sentinel_username: str | None = Field(
+        None, description="Redis Sentinel: ACL user name on the sentinels themselves (the "
+        "URL's user and password are the data nodes').")
+    sentinel_password: SecretStr | None = Field(
+        None, description="Redis Sentinel: password of the sentinels themselves "
+        "(their requirepass), when they have one.")
+    sentinel_timeout: float = Field(
+        1.0, gt=0, le=DAY, description="Redis Sentinel: seconds one sentinel may take to "
+        "answer where the primary is before the next one is asked.")
     connection_timeout: float = Field(5, gt=0, le=DAY, description="Connect timeout in seconds.")
     socket_timeout: float = Field(5, gt=0, le=DAY, description="Read/write timeout in seconds.")
     max_connections: int = Field(
@@ -186,15 +212,38 @@ class RedisConfig(BaseModel):
     @classmethod
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            check_redis_url(value.get_secret_value(), "url")
+            check_redis_or_sentinel_url(value.get_secret_value(), "url")
+        return value
+
+    @field_validator("sentinel_username", "sentinel_password")
+    @classmethod
+    def _check_sentinel_only(cls, value: Any, info: ValidationInfo) -> Any:
+        url = info.data.get("url")
+        if value is not None and not is_sentinel_url(_secret_text(url)):
+            raise ValueError(f"{info.field_name} applies to Redis Sentinel only: set url to "
+                             "sentinel://host1:26379,host2:26379/<service_name>, or remove "
+                             f"{info.field_name}")
+        return value
+
+    @field_validator("cluster")
+    @classmethod
+    def _check_cluster(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and is_sentinel_url(_secret_text(info.data.get("url"))):
+            raise ValueError("cluster=True cannot use a sentinel:// url (Redis Cluster fails "
+                             "over by itself): give a cluster node's redis:// URL, or set "
+                             "cluster=False")
         return value
 
     @field_validator("lock_nodes")
     @classmethod
     def _check_lock_nodes(cls, value: list[SecretStr]) -> list[SecretStr]:
         for index, url in enumerate(value):
-            check_redis_url(url.get_secret_value(), f"lock_nodes[{index}]")
+            check_redis_or_sentinel_url(url.get_secret_value(), f"lock_nodes[{index}]")
         return value
+
+    def sentinel(self) -> bool:
+        """True when ``url`` names Redis Sentinels (``sentinel://`` or ``sentinels://``)."""
+        return is_sentinel_url(self.url_value())
 
     def url_value(self) -> str | None:
         """The revealed ``url`` (for the client only: never log or store it)."""
@@ -207,7 +256,8 @@ class RedisConfig(BaseModel):
     def secret_values(self) -> tuple[str, ...]:
         """Every secret this config holds (password, and URL passwords), so that error
         messages can be scrubbed of them."""
-        found = [self.password.get_secret_value()] if self.password else []
+        found = [secret.get_secret_value() for secret in (self.password,
+                                                          self.sentinel_password) if secret]
         for url in filter(None, [self.url_value(), *self.lock_node_urls()]):
             found.append(url)
             userinfo = url.split("//", 1)[-1].rpartition("@")[0]

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "memory_resources"
 
 CORE = {"codec", "decoding", "errors", "config", "validation", "log", "clock", "records",
         "protocols", "runinfo", "embedding", "vector_filter", "batching", "py",
-        "_version"}
+        "_version", "sentinel_url"}
 """Top-level modules of the bottom layer (every other top-level module is the API layer)."""
 
 RANK = {"core": 0, "stores": 1, "api": 2, "capture": 3, "blocks": 4, "prefect": 5, "cli": 6,

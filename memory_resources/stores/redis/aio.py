@@ -42,6 +42,16 @@ from .autopipe import AutoPipeline
 from .errors import CAUGHT
 from .keys import KeySpace
 from .retrying import AckShortfall
+from .sentinel import (
+    AsyncBlockingSentinelPool,
+    AsyncMasterConnection,
+    AsyncMasterSSLConnection,
+    AsyncSentinels,
+    node_kwargs,
+    sentinel_kwargs,
+    sentinel_target,
+    uses_tls,
+)
 from .store import (
     RedisStore,
     _context_record,
@@ -69,8 +79,27 @@ def _async_kwargs(config: RedisConfig) -> dict[str, Any]:
     return kwargs
 
 
+def build_async_sentinel(config: RedisConfig) -> aredis.Redis:
+    """:func:`.client.build_sentinel` on redis.asyncio: a pooled client on the primary the
+    sentinels of the ``sentinel://`` url name (each sentinel asked within
+    ``sentinel_timeout``; the store's call deadline bounds the whole)."""
+    target = sentinel_target(config)
+    tls = clients.tls_kwargs(config) if uses_tls(config, target) else {}
+    manager = AsyncSentinels(list(target.sentinels), sentinel_kwargs=sentinel_kwargs(
+        config, target, tls, AsyncRetry(NoBackoff(), 0)))
+    pool = AsyncBlockingSentinelPool(  # type: ignore[no-untyped-call]
+        target.service, manager,
+        connection_class=AsyncMasterSSLConnection if tls else AsyncMasterConnection,
+        max_connections=config.max_connections, timeout=config.connection_timeout,
+        **node_kwargs(_async_kwargs(config), target, tls))
+    return aredis.Redis(connection_pool=pool)
+
+
 def build_async_client(config: RedisConfig) -> Any:
-    """A pooled ``redis.asyncio.Redis`` (or ``RedisCluster`` when ``cluster=True``)."""
+    """A pooled ``redis.asyncio.Redis`` (``RedisCluster`` when ``cluster=True``; on the
+    sentinels' primary for a ``sentinel://`` url)."""
+    if config.sentinel():
+        return build_async_sentinel(config)
     kwargs = _async_kwargs(config)
     url = config.url_value() or (
         f"{'rediss' if config.ssl else 'redis'}://{config.host}:{config.port}")
@@ -152,6 +181,9 @@ class AsyncRedisStore:
                 pool = getattr(client, "connection_pool", None)
                 if pool is not None:
                     await pool.disconnect()
+                    manager = getattr(pool, "sentinel_manager", None)
+                    if manager is not None:
+                        await manager.aclose()
             except CAUGHT:
                 pass  # closing must not fail on a dead server
         if companion is not None:

@@ -5,7 +5,8 @@ One connection pool per client, kept for the store's life: a ``BlockingConnectio
 a hard cap), no redis-py retries (:mod:`.retrying` is the only retry loop, under the call's
 deadline), socket timeouts capped at ``operation_timeout``, ``health_check_interval``, TLS
 and ACL credentials. ``cluster=True`` gives a
-``redis.cluster.RedisCluster`` (one blocking pool per node).
+``redis.cluster.RedisCluster`` (one blocking pool per node); a ``sentinel://`` url a
+``Redis`` whose pool asks the sentinels for the primary (:mod:`.sentinel`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,21 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
+from redis.sentinel import SentinelManagedConnection
 
 from ...config import RedisConfig
+from ...sentinel_url import is_sentinel_url
 from .retrying import RetryPolicy, deadline
+from .sentinel import (
+    BlockingSentinelPool,
+    MasterConnection,
+    MasterSSLConnection,
+    SyncSentinels,
+    node_kwargs,
+    sentinel_kwargs,
+    sentinel_target,
+    uses_tls,
+)
 
 _CERT_REQS = {
     "required": ssl_module.CERT_REQUIRED,
@@ -33,6 +46,14 @@ Client = Any
 
 
 _SINGLE_CONNECT: dict[type[Any], type[Any]] = {}
+
+
+def _establish(conn: Any) -> None:
+    """One connect attempt (a sentinel-managed connection asks the sentinels first)."""
+    if isinstance(conn, SentinelManagedConnection):
+        conn._connect_retry()  # type: ignore[no-untyped-call]  # the primary's address from the sentinels, then connect
+    else:
+        conn.connect_check_health(check_health=True, retry_socket_connect=False)
 
 NO_RETRY = Retry(NoBackoff(), 0)
 """redis-py never retries on its own: :class:`.retrying.RetryPolicy` is the only loop."""
@@ -53,14 +74,14 @@ def single_connect(cls: type[Any]) -> type[Any]:
                 return
             limit = deadline()
             if limit is None:
-                self.connect_check_health(check_health=True, retry_socket_connect=False)
+                _establish(self)
                 return
             saved = self.socket_connect_timeout, self.socket_timeout
             left = max(0.001, limit - time.monotonic())
             self.socket_connect_timeout = min(saved[0] or left, left)
             self.socket_timeout = min(saved[1] or left, left)
             try:
-                self.connect_check_health(check_health=True, retry_socket_connect=False)
+                _establish(self)
             finally:
                 self.socket_connect_timeout, self.socket_timeout = saved
                 if self._sock is not None:
@@ -145,8 +166,34 @@ def build_pool(config: RedisConfig, url: str | None, *, timeout: float | None = 
     return pool
 
 
+def build_sentinel(config: RedisConfig, url: str | None, *, timeout: float | None = None
+                   ) -> redis.Redis:
+    """A pooled ``Redis`` on the primary that the sentinels of ``url`` (a ``sentinel://``
+    URL; None: the config's) name, found again after every fail-over; ``timeout`` as in
+    :func:`build_pool`. The sentinel lookups, too, wait at most for what is left of the
+    call's deadline."""
+    target = sentinel_target(config, url)
+    tls = tls_kwargs(config) if uses_tls(config, target) else {}
+    kwargs = node_kwargs(connection_kwargs(config), target, tls)
+    if timeout is not None:
+        kwargs["socket_timeout"] = kwargs["socket_connect_timeout"] = timeout
+    manager = SyncSentinels(list(target.sentinels),
+                            sentinel_kwargs=sentinel_kwargs(config, target, tls, NO_RETRY))
+    for sentinel in manager.sentinels:
+        pool = sentinel.connection_pool
+        pool.connection_class = single_connect(pool.connection_class)
+    connection = MasterSSLConnection if tls else MasterConnection
+    return redis.Redis(connection_pool=BlockingSentinelPool(  # type: ignore[no-untyped-call]
+        target.service, manager, connection_class=single_connect(connection),
+        max_connections=config.max_connections,
+        timeout=min(config.connection_timeout, config.operation_timeout), **kwargs))
+
+
 def build_primary(config: RedisConfig) -> Client:
-    """The primary client: a pooled ``Redis``, or ``RedisCluster`` when ``cluster=True``."""
+    """The primary client: a pooled ``Redis``, ``RedisCluster`` when ``cluster=True``, or
+    a sentinel-managed ``Redis`` for a ``sentinel://`` url."""
+    if config.sentinel():
+        return build_sentinel(config, None)
     if config.cluster:
         kwargs = connection_kwargs(config)
         url = config.url_value() or (
@@ -169,10 +216,13 @@ def build_primary(config: RedisConfig) -> Client:
 
 
 def build_lock_node(config: RedisConfig, url: str | None) -> redis.Redis:
-    """A pooled client for one Redlock master (``url``; None: the primary's host/port/db)
-    whose connect and reads give up after ``lock_node_timeout``."""
-    return redis.Redis(connection_pool=build_pool(
-        config, url, timeout=min(config.lock_node_timeout, config.operation_timeout)))
+    """A pooled client for one Redlock master (``url``; None: the primary's host/port/db;
+    a ``sentinel://`` URL: the primary its sentinels name) whose connect and reads give up
+    after ``lock_node_timeout``."""
+    timeout = min(config.lock_node_timeout, config.operation_timeout)
+    if is_sentinel_url(url):
+        return build_sentinel(config, url, timeout=timeout)
+    return redis.Redis(connection_pool=build_pool(config, url, timeout=timeout))
 
 
 def close_client(client: Client) -> None:
@@ -181,3 +231,6 @@ def close_client(client: Client) -> None:
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
         pool.disconnect()
+        manager = getattr(pool, "sentinel_manager", None)
+        if manager is not None:
+            manager.close()

@@ -11,6 +11,7 @@ from ...records import HealthReport, JSONDict
 from .keys import KeySpace
 from .redlock import Redlock
 from .retrying import RetryPolicy
+from .sentinel import topology
 
 HEALTH_TIMEOUT = 2.5
 """Seconds a store health check may take at most (below MemoryAPI's 3 s cap)."""
@@ -43,8 +44,10 @@ def _human(size: int) -> str:
 def health_report(redlock: Redlock, config: RedisConfig, clock: Clock,
                   policy: RetryPolicy) -> HealthReport:
     """PING the primary (timed), read version and role, PING the extra lock nodes at once;
-    all within :data:`HEALTH_TIMEOUT` (or ``operation_timeout`` when shorter)."""
+    with Redis Sentinel, ask every sentinel about the service; all within
+    :data:`HEALTH_TIMEOUT` (or ``operation_timeout`` when shorter)."""
     primary = redlock.nodes[0].main
+    started = clock.monotonic()
 
     def probe() -> tuple[float, list[dict[str, Any]], list[dict[str, Any]]]:
         started = clock.monotonic()
@@ -61,12 +64,20 @@ def health_report(redlock: Redlock, config: RedisConfig, clock: Clock,
     details: JSONDict = {
         "server_version": infos[0].get("redis_version"),
         "role": roles[0].get("role"),
-        "mode": "cluster" if config.cluster else "standalone",
+        "mode": "cluster" if config.cluster else "sentinel" if config.sentinel()
+        else "standalone",
         "key_prefix": config.key_prefix,
     }
     if config.cluster:
         details["cluster_primaries"] = len(infos)
     status: Any = "healthy"
+    if config.sentinel():
+        left = HEALTH_TIMEOUT - (clock.monotonic() - started)
+        seen = policy.call(lambda: topology(primary), what="health_check",
+                           timeout=max(0.01, left))
+        details.update(seen)
+        if seen["sentinels_up"] < seen["sentinels"] or not seen.get("replicas"):
+            status = "degraded"  # a fail-over would need them
     if len(redlock.nodes) > 1:
         down = redlock.ping_extra()
         details["lock_nodes"] = len(redlock.nodes)

@@ -9,10 +9,11 @@ connect or read started late in the budget waits only for what is left.
 Classification of a redis-py error (:func:`classify`):
 
 * ``REFUSED`` - the server did not run the command: connect failures (refused, timed
-  out, reset during the handshake), a stale pooled connection found closed on send, and
-  the replies ``READONLY``, ``LOADING``, ``TRYAGAIN``, ``CLUSTERDOWN``, ``MASTERDOWN``
-  (and ``MOVED``/``ASK`` on the store's own per-node requests, :mod:`.acks`). Retried
-  for every call, including non-idempotent ones.
+  out, reset during the handshake), no primary named by the Redis Sentinels
+  (``MasterNotFoundError``, during a fail-over), a stale pooled connection found closed on
+  send, and the replies ``READONLY``, ``LOADING``, ``TRYAGAIN``, ``CLUSTERDOWN``,
+  ``MASTERDOWN`` (and ``MOVED``/``ASK`` on the store's own per-node requests,
+  :mod:`.acks`). Retried for every call, including non-idempotent ones.
 * ``TRANSIENT`` - the connection broke or timed out after the command was sent: it may or
   may not have run. Retried for idempotent calls only; a non-idempotent call
   (``append_event``, a lock acquire) raises at once, saying so.
@@ -39,6 +40,7 @@ from ...errors import (
     ReplicaAckError,
 )
 from .errors import BACKEND, CAUGHT, translate
+from .sentinel import NOT_FOUND
 
 T = TypeVar("T")
 
@@ -114,7 +116,7 @@ def classify(exc: BaseException) -> str:
         return PERMANENT
     if isinstance(exc, AckShortfall):
         return PERMANENT  # applied, not confirmed after replica_ack_timeout: not retried
-    if isinstance(exc, _NOT_RUN_REPLIES):
+    if isinstance(exc, (*_NOT_RUN_REPLIES, *NOT_FOUND)):
         return REFUSED
     if isinstance(exc, rex.ResponseError):
         return PERMANENT
