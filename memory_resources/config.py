@@ -127,15 +127,6 @@ class RedisConfig(BaseModel):
         "host2:26379/<service_name>[/db] (sentinels:// for TLS) asks those Redis Sentinels "
         "for the primary and follows its fail-overs.",
     )
-    sentinel_username: str | None = Field(
-        None, description="Redis Sentinel: ACL user name on the sentinels themselves (the "
-        "URL's user and password are the data nodes').")
-    sentinel_password: SecretStr | None = Field(
-        None, description="Redis Sentinel: password of the sentinels themselves "
-        "(their requirepass), when they have one.")
-    sentinel_timeout: float = Field(
-        1.0, gt=0, le=DAY, description="Redis Sentinel: seconds one sentinel may take to "
-        "answer where the primary is before the next one is asked.")
     connection_timeout: float = Field(5, gt=0, le=DAY, description="Connect timeout in seconds.")
     socket_timeout: float = Field(5, gt=0, le=DAY, description="Read/write timeout in seconds.")
     max_connections: int = Field(
@@ -162,6 +153,19 @@ class RedisConfig(BaseModel):
         description="URLs of extra independent Redis masters for Redlock (quorum N//2+1); "
         "kept secret like url.",
     )
+    sentinel_username: str | None = Field(
+        None, description="Redis Sentinel: ACL user name on the sentinels themselves (the "
+        "URL's user and password are the data nodes').")
+    sentinel_password: SecretStr | None = Field(
+        None, description="Redis Sentinel: password of the sentinels themselves "
+        "(their requirepass), when they have one.")
+    sentinel_timeout: float = Field(
+        1.0, gt=0, le=DAY, description="Redis Sentinel: seconds one sentinel may take to "
+        "answer where the primary is before the next one is asked.")
+    sentinel_check_interval: float = Field(
+        1.0, ge=0, le=DAY, description="Redis Sentinel: a pool asks the sentinels again "
+        "where the primary is at most this often (seconds; 0: on every borrowed connection), "
+        "so that pooled connections leave a demoted primary.")
     health_check_interval: int = Field(
         30, ge=0, le=DAY,
         description="Seconds of idleness after which a pooled connection is PINGed."
@@ -174,8 +178,8 @@ class RedisConfig(BaseModel):
     retry_attempts: int = Field(
         10, ge=0, le=100,
         description="Most retries of a call after a transient error (refused, reset, timed "
-        "out, READONLY, LOADING, TRYAGAIN, CLUSTERDOWN), with exponential backoff and jitter, "
-        "all within operation_timeout.",
+        "out, READONLY, LOADING, TRYAGAIN, CLUSTERDOWN, no primary named by the Redis "
+        "Sentinels), with exponential backoff and jitter, all within operation_timeout.",
     )
     lock_node_timeout: float = Field(
         0.5, gt=0, le=DAY,
@@ -218,11 +222,11 @@ class RedisConfig(BaseModel):
     @field_validator("sentinel_username", "sentinel_password")
     @classmethod
     def _check_sentinel_only(cls, value: Any, info: ValidationInfo) -> Any:
-        url = info.data.get("url")
-        if value is not None and not is_sentinel_url(_secret_text(url)):
-            raise ValueError(f"{info.field_name} applies to Redis Sentinel only: set url to "
-                             "sentinel://host1:26379,host2:26379/<service_name>, or remove "
-                             f"{info.field_name}")
+        urls = [info.data.get("url"), *info.data.get("lock_nodes", ())]
+        if value is not None and not any(is_sentinel_url(_secret_text(u)) for u in urls):
+            raise ValueError(f"{info.field_name} applies to Redis Sentinel only: set url (or "
+                             "a lock_nodes entry) to sentinel://host1:26379,host2:26379/"
+                             f"<service_name>, or remove {info.field_name}")
         return value
 
     @field_validator("cluster")

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.sqlite",
     "tests.fixtures.vector",
     "tests.fixtures.redis",
+    "tests.fixtures.redis_sentinel",
     "tests.fixtures.postgres",
     "tests.fixtures.postgres_replica",
     "tests.fixtures.prefect",

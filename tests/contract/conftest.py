@@ -33,16 +33,23 @@ CLUSTER_BACKENDS = ["redis_cluster", "redis_cluster_async", "redis_cluster_acks"
 """The Redis store on the session's 3-master + 3-replica cluster, with ``replica_acks`` 0
 and 1 (every write confirmed by WAIT), sync and async (``tests/fixtures/redis.py``)."""
 
+SENTINEL_BACKENDS = ["redis_sentinel", "redis_sentinel_async"]
+"""The Redis store on the session's Redis Sentinel topology (primary + replica + 3
+sentinels), sync and async (``tests/fixtures/redis_sentinel.py``)."""
+
+TOPOLOGIES = ("redis_cluster", "redis_sentinel")
+"""Backends on a multi-server topology: their cases carry the ``topology`` marker."""
+
 BACKENDS: dict[str, list[str]] = {
     "context_store": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
                       "postgres_app", "sqlite_async", "redis_async", "postgres_async",
-                  *CLUSTER_BACKENDS],
+                  *CLUSTER_BACKENDS, *SENTINEL_BACKENDS],
     "event_log": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
                   "postgres_app", "sqlite_async", "redis_async", "postgres_async",
-                  *CLUSTER_BACKENDS],
+                  *CLUSTER_BACKENDS, *SENTINEL_BACKENDS],
     "lock_manager": ["sqlite", "redis", "redis_acl", "postgres", "postgres_embedded",
                      "postgres_app", "sqlite_async", "redis_async", "postgres_async",
-                  *CLUSTER_BACKENDS],
+                  *CLUSTER_BACKENDS, *SENTINEL_BACKENDS],
     "run_history": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
                     "sqlite_async", "postgres_async", *REPLICA_BACKENDS],
     "task_outputs": ["sqlite", "postgres", "postgres_embedded", "postgres_app",
@@ -56,47 +63,52 @@ BACKENDS: dict[str, list[str]] = {
 }
 
 
+def _params(role: str) -> list[Any]:
+    return [pytest.param(name, marks=pytest.mark.topology) if name.startswith(TOPOLOGIES)
+            else name for name in BACKENDS[role]]
+
+
 def _resolve(request: pytest.FixtureRequest, role: str) -> Any:
     return request.getfixturevalue(f"{request.param}_{role}")
 
 
-@pytest.fixture(params=BACKENDS["context_store"])
+@pytest.fixture(params=_params("context_store"))
 def memory_context_store(request: pytest.FixtureRequest) -> Any:
     """Each built-in ContextStore."""
     return _resolve(request, "context_store")
 
 
-@pytest.fixture(params=BACKENDS["event_log"])
+@pytest.fixture(params=_params("event_log"))
 def memory_event_log(request: pytest.FixtureRequest) -> Any:
     """Each built-in EventLog."""
     return _resolve(request, "event_log")
 
 
-@pytest.fixture(params=BACKENDS["lock_manager"])
+@pytest.fixture(params=_params("lock_manager"))
 def memory_lock_manager(request: pytest.FixtureRequest) -> Any:
     """Each built-in LockManager."""
     return _resolve(request, "lock_manager")
 
 
-@pytest.fixture(params=BACKENDS["run_history"])
+@pytest.fixture(params=_params("run_history"))
 def memory_run_history(request: pytest.FixtureRequest) -> Any:
     """Each built-in RunHistory."""
     return _resolve(request, "run_history")
 
 
-@pytest.fixture(params=BACKENDS["task_outputs"])
+@pytest.fixture(params=_params("task_outputs"))
 def memory_task_outputs(request: pytest.FixtureRequest) -> Any:
     """Each built-in TaskOutputs."""
     return _resolve(request, "task_outputs")
 
 
-@pytest.fixture(params=BACKENDS["audit_log"])
+@pytest.fixture(params=_params("audit_log"))
 def memory_audit_log(request: pytest.FixtureRequest) -> Any:
     """Each built-in audited store."""
     return _resolve(request, "audit_log")
 
 
-@pytest.fixture(params=BACKENDS["vector_index"])
+@pytest.fixture(params=_params("vector_index"))
 def memory_vector_index(request: pytest.FixtureRequest) -> Any:
     """Each built-in vector backend, as a factory of indexes."""
     return _resolve(request, "vector_index")

@@ -47,6 +47,7 @@ from .sentinel import (
     AsyncMasterConnection,
     AsyncMasterSSLConnection,
     AsyncSentinels,
+    Recheck,
     node_kwargs,
     sentinel_kwargs,
     sentinel_target,
@@ -92,6 +93,7 @@ def build_async_sentinel(config: RedisConfig) -> aredis.Redis:
         connection_class=AsyncMasterSSLConnection if tls else AsyncMasterConnection,
         max_connections=config.max_connections, timeout=config.connection_timeout,
         **node_kwargs(_async_kwargs(config), target, tls))
+    pool.recheck = Recheck(config.sentinel_check_interval)
     return aredis.Redis(connection_pool=pool)
 
 

@@ -28,6 +28,7 @@ from .sentinel import (
     BlockingSentinelPool,
     MasterConnection,
     MasterSSLConnection,
+    Recheck,
     SyncSentinels,
     node_kwargs,
     sentinel_kwargs,
@@ -183,10 +184,12 @@ def build_sentinel(config: RedisConfig, url: str | None, *, timeout: float | Non
         pool = sentinel.connection_pool
         pool.connection_class = single_connect(pool.connection_class)
     connection = MasterSSLConnection if tls else MasterConnection
-    return redis.Redis(connection_pool=BlockingSentinelPool(  # type: ignore[no-untyped-call]
+    pool = BlockingSentinelPool(  # type: ignore[no-untyped-call]
         target.service, manager, connection_class=single_connect(connection),
         max_connections=config.max_connections,
-        timeout=min(config.connection_timeout, config.operation_timeout), **kwargs))
+        timeout=min(config.connection_timeout, config.operation_timeout), **kwargs)
+    pool.recheck = Recheck(config.sentinel_check_interval)
+    return redis.Redis(connection_pool=pool)
 
 
 def build_primary(config: RedisConfig) -> Client:

@@ -20,6 +20,8 @@ loop that awaits or not is written twice (five lines each).
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import redis
@@ -164,13 +166,69 @@ class AsyncMasterSSLConnection(AsyncMasterConnection, aredis.SSLConnection):
     """:class:`AsyncMasterConnection` over TLS."""
 
 
+class Recheck:
+    """When a pool asks the sentinels again where the primary is: at most every
+    ``interval`` seconds, one borrower at a time (0: on every borrow)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.next = 0.0
+        self.guard = threading.Lock()
+
+    def due(self) -> bool:
+        """True for the one caller that should look now."""
+        now = time.monotonic()
+        if now < self.next:
+            return False
+        with self.guard:
+            if now < self.next:
+                return False
+            self.next = now + self.interval
+            return True
+
+    def failed(self) -> None:
+        """The look failed: the next borrower looks again."""
+        self.next = 0.0
+
+
 class BlockingSentinelPool(ssentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
     """A sentinel-managed pool that waits (``timeout``) for a free connection, capped at
-    ``max_connections``, like the single-node store's pool."""
+    ``max_connections``, like the single-node store's pool.
+
+    Pooled connections outlive a fail-over: a primary that was demoted, not killed, keeps
+    taking writes until the sentinels reconfigure it (seconds later), and those writes are
+    lost. So a borrow re-asks the sentinels every ``sentinel_check_interval``; when the
+    primary moved, idle connections are closed and busy ones when released.
+    """
+
+    recheck: Recheck | None = None
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        recheck = self.recheck
+        if recheck is not None and recheck.due():
+            try:
+                self.get_master_address()  # type: ignore[no-untyped-call]
+            except BaseException:
+                recheck.failed()
+                raise
+        return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 class AsyncBlockingSentinelPool(asentinel.SentinelConnectionPool, aredis.BlockingConnectionPool):
     """:class:`BlockingSentinelPool` for redis.asyncio."""
+
+    recheck: Recheck | None = None
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        recheck = self.recheck
+        if recheck is not None and recheck.due():
+            try:
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+            except BaseException:
+                recheck.failed()
+                raise
+        return await super().get_connection(  # type: ignore[no-untyped-call]
+            *args, **kwargs)
 
 
 # -- building -----------------------------------------------------------------------------
@@ -220,24 +278,25 @@ def uses_tls(config: RedisConfig, target: SentinelURL) -> bool:
 
 def topology(client: Any) -> dict[str, Any]:
     """What the sentinels of a sync sentinel client say about its service: the primary's
-    address, replicas, quorum, and how many sentinels answered (each within
-    ``sentinel_timeout``; a silent one counts as down)."""
+    address, its replicas that are up, the quorum, and how many sentinels answered (each
+    within ``sentinel_timeout``; a silent one counts as down)."""
     pool = client.connection_pool
     manager, service = pool.sentinel_manager, pool.service_name
     up = 0
     state: dict[str, Any] | None = None
+    replicas: list[tuple[str, int]] = []
     for sentinel in list(manager.sentinels):
         try:
             answer = sentinel.sentinel_master(service)
+            if state is None and answer.get("is_master") and not answer.get("is_odown"):
+                replicas = manager.filter_slaves(sentinel.sentinel_slaves(service))
+                state = answer
         except LOOKUP_ERRORS:
             continue
         up += 1
-        if state is None and answer.get("is_master") and not answer.get("is_odown"):
-            state = answer
     report: dict[str, Any] = {"sentinel_service": service, "sentinels": len(manager.sentinels),
                               "sentinels_up": up}
     if state is not None:
-        report.update(primary=f"{state['ip']}:{state['port']}",
-                      replicas=int(state.get("num-slaves", 0)),
+        report.update(primary=f"{state['ip']}:{state['port']}", replicas=len(replicas),
                       sentinel_quorum=int(state.get("quorum", 0)))
     return report
