@@ -22,6 +22,7 @@ from memory_resources.locking import Lock
 from memory_resources.stores.redis import RedisStore
 from memory_resources.stores.redis.aio import AsyncRedisStore
 from tests.fixtures.redis_sentinel import DATA_PASSWORD, SENTINEL_PASSWORD, sentinel_config
+from tests.redis._failover_load import Tally, outcome, read_back, write_loop
 from tests.servers.redis_sentinel import SentinelTopology
 
 pytestmark = pytest.mark.topology
@@ -108,26 +109,6 @@ def test_sentinel_primary_as_a_redlock_node(topology: SentinelTopology, make_sto
     assert not store.is_held("sentinel-node")
 
 
-def _writer(store: RedisStore, cid: str, stop: threading.Event, out: dict[str, Any]) -> None:
-    """set_context and append_event in a loop; typed errors counted and the call retried."""
-    n = 0
-    while not stop.is_set():
-        n += 1
-        for call in (lambda: store.set_context(cid, {"n": n}),
-                     lambda: store.append_event(cid, {"n": n})):
-            started = time.monotonic()
-            while True:
-                try:
-                    call()
-                    break
-                except BackendUnavailableError:
-                    out["typed_errors"] += 1
-                    if time.monotonic() - started > store.config.operation_timeout:
-                        out["failed"] += 1
-                        break
-        out["acked"] = n
-
-
 def test_manual_failover_is_ridden_out(topology: SentinelTopology, make_store: Any) -> None:
     """SENTINEL FAILOVER while 3 threads write: the primary is demoted (READONLY, its
     clients killed), the replica promoted; no call fails past its deadline, and within
@@ -136,9 +117,9 @@ def test_manual_failover_is_ridden_out(topology: SentinelTopology, make_store: A
     store = make_store(operation_timeout=8, sentinel_check_interval=0.2)
     old = topology.primary()
     stop = threading.Event()
-    outs = [{"typed_errors": 0, "failed": 0, "acked": 0} for _ in range(3)]
-    threads = [threading.Thread(target=_writer, args=(store, f"manual-{i}", stop, outs[i]))
-               for i in range(3)]
+    tallies = [Tally(f"manual-{i}") for i in range(3)]
+    threads = [threading.Thread(target=write_loop, args=(store, tally, stop))
+               for tally in tallies]
     for thread in threads:
         thread.start()
     time.sleep(0.3)
@@ -149,8 +130,9 @@ def test_manual_failover_is_ridden_out(topology: SentinelTopology, make_store: A
     stop.set()
     for thread in threads:
         thread.join(30)
-    assert sum(out["failed"] for out in outs) == 0
-    assert all(out["acked"] > 0 for out in outs)
+    result = outcome(tallies, read_back(store, tallies))
+    print(f"manual fail-over: {result}")
+    assert result.failed == 0 and result.rounds > len(tallies)
     with new.client() as admin:
         assert admin.info("replication")["role"] == "master"
     store.set_context("after-failover", {"ok": 1})

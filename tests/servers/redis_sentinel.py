@@ -174,11 +174,16 @@ class SentinelTopology(ManagedServer):
             time.sleep(0.05)
 
     def _replicas_in_sync(self) -> bool:
+        """Every replica's link is up and it acknowledges a write (a replica that has just
+        loaded the primary's snapshot gets the command stream only after its first ACK)."""
         for replica in self.nodes[1:]:
             with replica.admin_client() as conn:
                 if conn.info("replication").get("master_link_status") != "up":
                     return False
-        return True
+        with self.nodes[0].admin_client() as conn:
+            conn.set("sentinel-topology:probe", "1")
+            acked = int(conn.execute_command("WAIT", len(self.nodes) - 1, 1000))
+        return acked == len(self.nodes) - 1
 
     def sentinel_client(self, sentinel: SentinelProcess) -> redis.Redis:
         """A plain admin client of one sentinel (caller closes it)."""
