@@ -22,6 +22,7 @@ from memory_resources.locking import Lock
 from memory_resources.stores.redis import RedisStore
 from memory_resources.stores.redis.aio import AsyncRedisStore
 from tests.fixtures.redis_sentinel import DATA_PASSWORD, SENTINEL_PASSWORD, sentinel_config
+from tests.fixtures.roles import acl_setuser_args, doc_block
 from tests.redis._failover_load import Tally, outcome, read_back, write_loop
 from tests.servers.redis_sentinel import SentinelTopology
 
@@ -93,6 +94,34 @@ def test_wrong_password_is_permanent(topology: SentinelTopology, make_store: Any
     assert bad not in text and DATA_PASSWORD not in text and SENTINEL_PASSWORD not in text
     if wrong == "sentinel_password":
         assert "sentinel_username/sentinel_password" in text
+
+
+def test_least_privilege_users(topology: SentinelTopology, make_store: Any) -> None:
+    """The documented ACL users (docs/redis.md: ``acl:user`` on the data nodes, plus
+    ``+info`` for monitoring, and ``acl:sentinel`` on the sentinels) are all the store needs:
+    writes, reads, a lock and health_check work as them."""
+    prefix = "mrtest:sentinel:acl:"
+    data_user = [*acl_setuser_args("mrtest_sentinel_app", "app-pw", prefix), "+info"]
+    sentinel_words = doc_block("redis.md", "acl:sentinel").split()
+    assert sentinel_words[:3] == ["ACL", "SETUSER", "memory_sentinel"]
+    sentinel_user = [w if not w.startswith(">") else ">sent-pw" for w in sentinel_words[3:]]
+    for node in topology.nodes:
+        with node.client() as admin:
+            admin.execute_command("ACL", "SETUSER", *data_user)
+    for sentinel in topology.sentinels:
+        with topology.sentinel_client(sentinel) as admin:
+            admin.execute_command("ACL", "SETUSER", "memory_sentinel", *sentinel_user)
+    url = topology.url(with_password=False).replace("://", "://mrtest_sentinel_app:app-pw@")
+    store = make_store(url=url, key_prefix=prefix, sentinel_username="memory_sentinel",
+                       sentinel_password="sent-pw")
+    store.set_context("acl", {"ok": 1})
+    store.append_event("acl", {"e": 1})
+    assert store.get_context("acl") is not None and len(store.get_events("acl")) == 1
+    with Lock(store, "acl-lock", blocking_timeout=0) as lock:
+        assert lock.fencing_token is not None
+    report = store.health_check()
+    assert report["details"]["sentinels_up"] == 3, report
+    assert store.clear_context("acl")
 
 
 def test_sentinel_primary_as_a_redlock_node(topology: SentinelTopology, make_store: Any,
