@@ -15,8 +15,8 @@ from memory_resources.errors import BackendUnavailableError
 from memory_resources.stores.redis import RedisStore
 from memory_resources.stores.redis.aio import AsyncRedisStore
 from tests.fixtures.redis_sentinel import DATA_PASSWORD, SENTINEL_PASSWORD, sentinel_config
-from tests.servers.certs import issue, make_ca
 from tests.servers.redis_sentinel import SentinelTopology, TlsFiles
+from tests.servers.tls import make_certs
 
 pytestmark = pytest.mark.topology
 
@@ -24,17 +24,13 @@ pytestmark = pytest.mark.topology
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a certificate for 127.0.0.1 signed by it, and an unrelated CA."""
-    folder = tmp_path_factory.mktemp("sentinel-tls")
-    make_ca(folder)
-    issue("node", folder)
-    make_ca(folder, "other")
-    return folder
+    return make_certs(tmp_path_factory.mktemp("sentinel-tls"))
 
 
 @pytest.fixture(scope="module")
 def topology(certs: Path) -> Iterator[SentinelTopology]:
     """Primary + replica + 3 sentinels, clients served on TLS ports only."""
-    tls = TlsFiles(ca=certs / "ca.crt", cert=certs / "node.crt", key=certs / "node.key")
+    tls = TlsFiles(ca=certs / "ca.crt", cert=certs / "server.crt", key=certs / "server.key")
     with SentinelTopology(password=DATA_PASSWORD, sentinel_password=SENTINEL_PASSWORD,
                           tls=tls) as topo:
         yield topo
@@ -86,7 +82,7 @@ def test_async_transport_over_tls(topology: SentinelTopology, certs: Path) -> No
 def test_wrong_ca_is_refused(topology: SentinelTopology, certs: Path, transport: str) -> None:
     """Trusting an unrelated CA, no sentinel is accepted: BackendUnavailableError naming
     the certificate verification failure."""
-    config = sentinel_config(topology, "mrtest:tls:", ssl_ca_certs=str(certs / "other.crt"),
+    config = sentinel_config(topology, "mrtest:tls:", ssl_ca_certs=str(certs / "other-ca.crt"),
                              retry_attempts=0, operation_timeout=3)
     with pytest.raises(BackendUnavailableError) as info:
         if transport == "sync":
