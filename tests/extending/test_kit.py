@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SQLITE_CONFTEST = '''
 import uuid
@@ -104,15 +107,16 @@ STORE = StaleStore
 
 
 def run_kit(directory: Path, conftest: str) -> tuple[int, str]:
-    """``pytest -p memory_resources.testing`` on ``directory`` holding ``conftest``."""
+    """``pytest -p memory_resources.testing`` on ``directory`` holding ``conftest``, run
+    from its parent (which is on ``PYTHONPATH``, as a project's root would be)."""
     directory.mkdir()
     (directory / "conftest.py").write_text(textwrap.dedent(conftest))
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(directory.parent)}
     env.pop("PYTEST_ADDOPTS", None)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "memory_resources.testing",
          "-p", "no:cacheprovider", "-q", "-rfs", "--timeout", "120", str(directory)],
-        cwd=directory, env=env, capture_output=True, text=True, timeout=540, check=False)
+        cwd=directory.parent, env=env, capture_output=True, text=True, timeout=540, check=False)
     return result.returncode, result.stdout + result.stderr
 
 
@@ -145,6 +149,23 @@ def test_the_kit_fails_on_a_store_with_stale_reads(tmp_path: Path) -> None:
     assert "not provided (skipped): event_log, lock_manager" in output
     assert "role lock_manager not provided: define a memory_lock_manager fixture" in output
     assert counts(output)["skipped"] == 6
+
+
+def test_the_documented_conftest_passes_on_the_example_backend(tmp_path: Path) -> None:
+    """docs/extending.md's conftest, beside a copy of the example backend, runs the kit the
+    way the page says, and the example passes its ContextStore suite."""
+    docs = (ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- kit:conftest -->\s*```python\n(.*?)```", docs, re.S)
+    assert match, "docs/extending.md has no block marked kit:conftest"
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "tests" / "extending" / "example_backend.py", project)
+    code, output = run_kit(project / "tests", match.group(1))
+    assert code == 0, output[-6000:]
+    assert "tests/conftest.py: checked context_store; not provided (skipped): event_log" in output
+    figures = counts(output)
+    assert figures["passed"] >= 35 and figures["skipped"] == 6 and len(figures) == 2, (
+        output[-3000:])
 
 
 def test_without_fixtures_the_kit_says_what_to_define(tmp_path: Path) -> None:
