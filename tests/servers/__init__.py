@@ -9,7 +9,7 @@ Usable from pytest fixtures (``tests/fixtures/services.py``) and from scripts/be
 """
 
 from tests.servers._process import ServerStartError, free_port
-from tests.servers.postgres import PostgresServer, postgres_bin_dir
+from tests.servers.postgres import PostgresServer, postgres_bin_dir, ssl_postgres_bin_dir
 from tests.servers.redis import RedisBinary, RedisServer, find_redis_cli, find_redis_server
 from tests.servers.redis_cluster import RedisCluster
 
@@ -23,4 +23,5 @@ __all__ = [
     "find_redis_server",
     "free_port",
     "postgres_bin_dir",
+    "ssl_postgres_bin_dir",
 ]

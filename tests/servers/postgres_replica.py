@@ -33,7 +33,7 @@ class PostgresReplica(PostgresServer):
 
     def __init__(self, primary: PostgresServer, *, settings: Mapping[str, str] | None = None,
                  startup_timeout: float = 30.0) -> None:
-        super().__init__(fsync=primary.fsync, pgvector=primary.pgvector,
+        super().__init__(fsync=primary.fsync, pgvector=primary.pgvector, bin_dir=primary.bin_dir,
                          settings={"hot_standby": "on", "cluster_name": REPLICA_NAME,
                                    **(settings or {})},
                          startup_timeout=startup_timeout)
@@ -45,7 +45,8 @@ class PostgresReplica(PostgresServer):
             raise ServerStartError("the primary must run before its replica is made")
         _run_as([str(self.bin_dir / "pg_basebackup"), "-D", str(self.data_dir), "-R",
                  "-X", "stream", "-c", "fast", "--no-sync", "-h", self.primary.host,
-                 "-p", str(self.primary.port), "-U", "postgres"], self.user, timeout=60.0)
+                 "-p", str(self.primary.port), "-U", "postgres"], self.user, timeout=60.0,
+                home=self.base_dir)
         if self.user is not None:
             _chown_tree(self.data_dir, self.user)
 

@@ -18,7 +18,7 @@ import asyncpg
 import psycopg2.extensions
 
 from ...config import PostgresConfig
-from ...errors import BackendError, BackendUnavailableError
+from ...errors import BackendConfigurationError, BackendError, BackendUnavailableError
 from ...validation import require_identifier
 from .errors import (
     BACKEND,
@@ -26,6 +26,7 @@ from .errors import (
     RETRYABLE_SQLSTATES,
     SHUTDOWN_SQLSTATES,
     sqlstate_error,
+    tls_login_problem,
 )
 
 _CONNECTION_CLASSES = ("08",)
@@ -36,18 +37,47 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _tls(config: PostgresConfig, mode: str | None) -> Any:
-    if not mode:
-        return None
-    if mode in ("verify-ca", "verify-full") and config.sslrootcert:
-        context = ssl_module.create_default_context(cafile=config.sslrootcert)
-        context.check_hostname = mode == "verify-full"
-        return context
-    return mode
+_TLS_FIELDS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+_VERIFY = ("verify-ca", "verify-full")
+
+
+def tls_option(tls: dict[str, str]) -> Any:
+    """asyncpg's ``ssl`` argument for libpq-style TLS settings (``sslmode``, ``sslrootcert``,
+    ``sslcert``, ``sslkey``): None (asyncpg's default, ``prefer``), a mode string, or an
+    :class:`ssl.SSLContext` that verifies like libpq (``verify-ca``: the chain against
+    ``sslrootcert``; ``verify-full``: also the host name; ``require``: encryption only,
+    unless a root certificate is given, then the chain as libpq does) and presents the
+    client certificate."""
+    mode = tls.get("sslmode")
+    root, cert, key = tls.get("sslrootcert"), tls.get("sslcert"), tls.get("sslkey")
+    if mode in ("disable", "allow") or (mode in (None, "prefer") and not cert):
+        return mode
+    if mode in _VERIFY and not root:
+        return mode  # asyncpg looks for ~/.postgresql/root.crt as libpq does
+    context = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl_module.CERT_NONE
+    field = "sslrootcert"
+    try:
+        if root and mode in ("require", *_VERIFY):
+            context.load_verify_locations(cafile=root)
+            context.verify_mode = ssl_module.CERT_REQUIRED
+            context.check_hostname = mode == "verify-full"
+        field = "sslcert' / 'sslkey"
+        if cert:
+            context.load_cert_chain(cert, keyfile=key)
+    except OSError as exc:  # missing / unreadable / malformed file
+        raise BackendConfigurationError(
+            BACKEND, f"TLS: cannot load postgres_config['{field}'] "
+            f"({type(exc).__name__}: {exc}); check the file's path and permissions") from None
+    return context
 
 
 def connect_options(config: PostgresConfig, *, replica: bool = False) -> dict[str, Any]:
-    """Keyword arguments of ``asyncpg.create_pool`` for ``config`` (primary or replica)."""
+    """Keyword arguments of ``asyncpg.create_pool`` for ``config`` (primary or replica).
+
+    TLS settings come from the DSN (``?sslmode=...&sslrootcert=...`` or ``sslmode=...``),
+    overridden by the config's fields when set, as for psycopg2 (keywords beat the DSN)."""
     schema = require_identifier(config.schema_, "schema")
     settings = {
         "search_path": quote_ident(schema) + ("" if schema == "public" else ",public"),
@@ -59,26 +89,27 @@ def connect_options(config: PostgresConfig, *, replica: bool = False) -> dict[st
     options: dict[str, Any] = {"server_settings": settings,
                                "timeout": config.connection_timeout}
     secret = config.read_replica_dsn if replica and config.read_replica_dsn else config.dsn
-    sslmode = config.sslmode
+    tls: dict[str, str] = {}
     if secret is not None:
         dsn = secret.get_secret_value()
+        parsed = psycopg2.extensions.parse_dsn(dsn)
+        tls.update({name: parsed[name] for name in _TLS_FIELDS if parsed.get(name)})
         if dsn.startswith(("postgres://", "postgresql://")):
             options["dsn"] = dsn
         else:  # libpq key=value form
-            parsed = psycopg2.extensions.parse_dsn(dsn)
             for key, target in (("host", "host"), ("port", "port"), ("user", "user"),
                                 ("password", "password"), ("dbname", "database")):
                 if parsed.get(key):
                     options[target] = int(parsed[key]) if key == "port" else parsed[key]
-            sslmode = parsed.get("sslmode", sslmode)
     else:
         options.update(host=config.host, port=config.port, database=config.database,
                        user=config.user)
         if config.password is not None:
             options["password"] = config.password.get_secret_value()
-    tls = _tls(config, sslmode)
-    if tls is not None:
-        options["ssl"] = tls
+    tls.update({name: getattr(config, name) for name in _TLS_FIELDS if getattr(config, name)})
+    option = tls_option(tls)
+    if option is not None:
+        options["ssl"] = option
     return options
 
 
@@ -100,6 +131,9 @@ def is_transient(exc: BaseException) -> bool:
     """True when retrying ``exc`` on a fresh connection may succeed."""
     if sqlstate(exc) in PERMANENT_SQLSTATES:
         return False
+    if isinstance(exc, OSError | asyncpg.InterfaceError) and \
+            tls_login_problem(str(exc)) is not None:
+        return False  # a TLS failure: the configuration must change
     return is_connection_failure(exc) or sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
@@ -110,6 +144,9 @@ def translate(exc: BaseException, secrets: tuple[str, ...] = ()) -> BackendError
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
+    tls = tls_login_problem(message)
+    if tls is not None:  # TLS handshake / setup, or a certificate login refused
+        return tls
     if code:
         message += f" (SQLSTATE {code})"
     if code == "57014" or not is_connection_failure(exc):
@@ -126,4 +163,5 @@ CAUGHT: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.Interf
 """What the async store catches and passes to :func:`translate`."""
 
 
-__all__ = ["CAUGHT", "connect_options", "is_transient", "quote_ident", "translate"]
+__all__ = ["CAUGHT", "connect_options", "is_transient", "quote_ident", "tls_option",
+           "translate"]

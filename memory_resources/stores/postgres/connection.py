@@ -123,10 +123,10 @@ def connect_kwargs(config: PostgresConfig, *, replica: bool = False) -> tuple[st
         keepalives_count=KEEPALIVES_COUNT,
         tcp_user_timeout=max(1000, int(config.operation_timeout * 1000)),
     )
-    if config.sslmode:
-        kwargs["sslmode"] = config.sslmode
-    if config.sslrootcert:
-        kwargs["sslrootcert"] = config.sslrootcert
+    for name in ("sslmode", "sslrootcert", "sslcert", "sslkey"):  # override the DSN's
+        value = getattr(config, name)
+        if value:
+            kwargs[name] = value
     return dsn, kwargs
 
 

@@ -52,7 +52,54 @@ class _Login:
     HBA = re.compile(r"no pg_hba\.conf entry for host \"([^\"]*)\", user \"([^\"]*)\"")
     NO_CONNECT = re.compile(r'permission denied for database "([^"]*)"')
     NOT_ALLOWED = re.compile(r'role "([^"]*)" is not permitted to log in')
-    SSL = re.compile(r"server does not support SSL|SSL is not enabled on the server")
+    SSL = re.compile(r"server does not support SSL|SSL is not enabled on the server"
+                     r"|rejected SSL upgrade")
+    CLIENT_CERT = re.compile(r"connection requires a valid client certificate")
+    CERT_USER = re.compile(r'certificate authentication failed for user "([^"]*)"')
+
+
+class _Tls:
+    """Client-side TLS failures (libpq's and Python ssl's wording): configuration, never
+    transient."""
+
+    VERIFY = re.compile(r"certificate verify failed|CERTIFICATE_VERIFY_FAILED")
+    HOST = re.compile(r'does not match host name "([^"]*)"|IP address mismatch|'
+                      r"Hostname mismatch")
+    ROOT = re.compile(r'root certificate file "([^"]*)" does not exist')
+    KEY_ACCESS = re.compile(r'private key file "([^"]*)" has group or world access')
+    FILES = re.compile(r'could not (?:open|read|load) (?:certificate|private key) file "([^"]*)"'
+                       r"|certificate present, but not private key")
+
+
+def tls_problem(text: str) -> BackendError | None:
+    """The permanent typed error of a failed TLS handshake or TLS setup, from the driver's
+    message (psycopg2 / libpq or asyncpg / Python ssl), or None. Names the field to fix."""
+    detail = " ".join(text.split())
+    if match := _Tls.ROOT.search(detail):
+        return BackendConfigurationError(
+            BACKEND, f"TLS: the CA file {match.group(1)!r} does not exist; set "
+            "postgres_config['sslrootcert'] (or sslrootcert= in the DSN) to the CA certificate "
+            "that signed the server's certificate")
+    if match := _Tls.KEY_ACCESS.search(detail):
+        return BackendConfigurationError(
+            BACKEND, f"TLS: the client key {match.group(1)!r} is readable by others; "
+            "chmod 600 it (postgres_config['sslkey'])")
+    if _Tls.FILES.search(detail):
+        return BackendConfigurationError(
+            BACKEND, "TLS: the client certificate or key cannot be used; check the paths and "
+            f"permissions of postgres_config['sslcert'] / ['sslkey'] ({detail})")
+    if match := _Tls.HOST.search(detail):
+        return BackendConfigurationError(
+            BACKEND, "TLS (verify-full): the server's certificate does not name the host "
+            "connected to; connect with a host name or IP the certificate lists "
+            "(subjectAltName), or reissue the certificate for it "
+            f"({detail})")
+    if _Tls.VERIFY.search(detail):
+        return BackendConfigurationError(
+            BACKEND, "TLS: the server's certificate is not signed by the CA in "
+            "postgres_config['sslrootcert'] (or sslrootcert= in the DSN); set it to the CA "
+            f"that signed the server's certificate ({detail})")
+    return None
 
 
 def login_problem(exc: BaseException) -> BackendError | None:
@@ -89,11 +136,27 @@ def login_problem(exc: BaseException) -> BackendError | None:
         return BackendPermissionError(
             BACKEND, f"permission denied to connect to database {match.group(1)!r}; "
             "GRANT CONNECT ON DATABASE ... TO the role, or use another role")
+    return tls_login_problem(text)
+
+
+def tls_login_problem(text: str) -> BackendError | None:
+    """A login refused for TLS reasons (client certificate missing or not the user's), or a
+    failed TLS handshake (:func:`tls_problem`); both drivers use it."""
+    if _Login.CLIENT_CERT.search(text):
+        return BackendAuthenticationError(
+            BACKEND, "login refused: the server requires a client certificate (pg_hba.conf "
+            "`cert`); set postgres_config['sslcert'] and ['sslkey'] (or sslcert=/sslkey= in "
+            "the DSN)")
     if _Login.SSL.search(text):
         return BackendConfigurationError(
             BACKEND, "the server does not support SSL but sslmode requires it; enable SSL on "
             "the server or change postgres_config['sslmode']")
-    return None
+    if match := _Login.CERT_USER.search(text):
+        return BackendAuthenticationError(
+            BACKEND, f"login refused: the client certificate is not user {match.group(1)!r}'s "
+            "(its CN must be the user name, or map it in pg_ident.conf); use that user's "
+            "certificate in postgres_config['sslcert'] / ['sslkey']")
+    return tls_problem(text)
 
 
 def sqlstate_error(code: str | None, message: str) -> BackendError | None:
