@@ -1,5 +1,6 @@
-"""TLS material for a throwaway PostgreSQL: a CA, a server certificate for 127.0.0.1, a
-client certificate for certificate login, a second CA that signed nothing, and a
+"""TLS material for a throwaway PostgreSQL (the shared CA of :mod:`tests.servers.tls`): a
+server certificate for 127.0.0.1, a client certificate for certificate login (CN
+``mr_cert``), a second CA that signed nothing, and a
 ``pg_hba.conf`` that accepts TLS connections only (``hostssl``).
 
 ::
@@ -17,8 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tests.servers.certs import issue, make_ca
 from tests.servers.postgres import _chown_tree, service_user
+from tests.servers.tls import issue, make_certs
 
 CERT_USER = "mr_cert"
 """The role that logs in with its client certificate (``cert`` auth: CN = role name)."""
@@ -48,11 +49,11 @@ class PostgresPki:
         """Generate everything in a new directory the server's user can read."""
         directory = Path(tempfile.mkdtemp(prefix="mrtest-pgtls-"))
         directory.chmod(0o755)
-        ca = make_ca(directory)
-        other_ca = make_ca(directory, "other-ca")
-        server_cert, server_key = issue("server", directory)
-        client_cert, client_key = issue("client", directory, common_name=CERT_USER,
-                                        alt_names="")
+        make_certs(directory)
+        issue("mr-cert", directory, common_name=CERT_USER, alt_names="")
+        ca, other_ca = directory / "ca.crt", directory / "other-ca.crt"
+        server_cert, server_key = directory / "server.crt", directory / "server.key"
+        client_cert, client_key = directory / "mr-cert.crt", directory / "mr-cert.key"
         hba = directory / "pg_hba.conf"
         hba.write_text(HBA)
         server_dir = directory / "server"

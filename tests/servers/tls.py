@@ -24,14 +24,21 @@ def _ca(name: str, cwd: Path) -> None:
              "-subj", f"/CN=memory-resources-test-{name}", cwd=cwd)
 
 
-def issue(name: str, cwd: Path) -> None:
-    """A P-256 key and a certificate for 127.0.0.1 signed by ``cwd/ca.crt``."""
+def issue(name: str, cwd: Path, *, common_name: str = "127.0.0.1",
+          alt_names: str = "IP:127.0.0.1") -> None:
+    """A P-256 key (mode 0600) and a certificate for ``common_name`` signed by
+    ``cwd/ca.crt``, with ``alt_names`` as subjectAltName (empty: none). A PostgreSQL client
+    certificate names its user in the CN (``common_name="mr_cert", alt_names=""``)."""
     _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", "/CN=127.0.0.1", cwd=cwd)
-    (cwd / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={common_name}",
+             cwd=cwd)
+    (cwd / f"{name}.key").chmod(0o600)
+    extensions: list[str] = []
+    if alt_names:
+        (cwd / f"{name}.ext").write_text(f"subjectAltName={alt_names}\n")
+        extensions = ["-extfile", f"{name}.ext"]
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", f"{name}.crt", "-days", "1",
-             "-extfile", f"{name}.ext", cwd=cwd)
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "1", *extensions, cwd=cwd)
 
 
 def make_certs(directory: Path) -> Path:
