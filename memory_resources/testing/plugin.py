@@ -70,7 +70,8 @@ def _conftest_module(config: pytest.Config, path: Path) -> ModuleType | None:
 def _is_provided(node: pytest.Collector, fixture: str) -> bool:
     """Whether a fixture named ``fixture`` is visible to ``node``."""
     manager: Any = node.session._fixturemanager  # pytest's own lookup: no public equivalent
-    return bool(manager.getfixturedefs(fixture, node))
+    where: Any = node if pytest.version_tuple >= (8, 1) else node.nodeid  # 8.0 takes the id
+    return bool(manager.getfixturedefs(fixture, where))
 
 
 class SuiteModule(pytest.Module):
