@@ -1,6 +1,7 @@
 """A write load for fail-over tests: each writer owns one context and loops
 ``set_context(cid, {"n": n})`` + ``append_event(cid, {"n": n})``, retrying a call that raised
-a typed error until ``operation_timeout`` has passed since its first attempt; what was
+a typed error (:data:`TYPED`) until ``operation_timeout`` has passed since its first
+attempt; what was
 acknowledged is tallied, then compared with what the store holds after the fail-over."""
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory_resources.errors import BackendUnavailableError
+from memory_resources.errors import BackendTimeoutError, BackendUnavailableError
+
+TYPED = (BackendUnavailableError, BackendTimeoutError)
+"""What a fail-over may raise: unreachable, maybe-applied, or (``replica_acks``)
+``ReplicaAckError``; the writer retries these."""
 
 
 @dataclass
@@ -52,7 +57,7 @@ def _retry(call: Callable[[], Any], tally: Tally, timeout: float) -> bool:
             call()
             tally.record(started)
             return True
-        except BackendUnavailableError:
+        except TYPED:
             tally.typed_errors += 1
             if time.monotonic() - started > timeout:
                 tally.failed += 1
@@ -81,7 +86,7 @@ async def _aretry(call: Callable[[], Awaitable[Any]], tally: Tally, timeout: flo
             await call()
             tally.record(started)
             return True
-        except BackendUnavailableError:
+        except TYPED:
             tally.typed_errors += 1
             if time.monotonic() - started > timeout:
                 tally.failed += 1
