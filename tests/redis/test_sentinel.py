@@ -54,7 +54,8 @@ def make_store(topology: SentinelTopology) -> Iterator[Any]:
 def test_health_reports_the_sentinel_topology(topology: SentinelTopology,
                                               make_store: Any) -> None:
     """health_check names the mode, service, primary address, live replicas, quorum and how
-    many sentinels answered; with one sentinel stopped it is degraded but calls still work."""
+    many sentinels answered (stats works too); with one sentinel stopped it is degraded but
+    calls still work."""
     store = make_store()
     report = store.health_check()
     details = report["details"]
@@ -63,6 +64,8 @@ def test_health_reports_the_sentinel_topology(topology: SentinelTopology,
     assert details["primary"] == f"127.0.0.1:{topology.master_port()}"
     assert (details["sentinels"], details["sentinels_up"], details["replicas"],
             details["sentinel_quorum"]) == (3, 3, 1, 2)
+    store.set_context("counted", {"n": 1})
+    assert store.stats()["keys_under_prefix"] >= 1
     silent = topology.sentinels[0]
     silent.stop()
     try:
@@ -128,7 +131,8 @@ def test_sentinel_primary_as_a_redlock_node(topology: SentinelTopology, make_sto
                                             redis_url: str) -> None:
     """lock_nodes may hold sentinel:// URLs: Redlock over the shared Redis plus the
     sentinels' primary (quorum 2 of 2) excludes a second holder and releases."""
-    store = make_store(url=redis_url, lock_nodes=[topology.url()])
+    # lock_node_timeout bounds a sentinel lookup plus a connect: generous on a loaded host
+    store = make_store(url=redis_url, lock_nodes=[topology.url()], lock_node_timeout=3)
     with Lock(store, "sentinel-node", blocking_timeout=0) as lock:
         assert lock.fencing_token is not None
         with pytest.raises(LockNotAcquiredError):
