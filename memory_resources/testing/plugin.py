@@ -134,11 +134,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> KitFile | 
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """One line per conftest the kit ran under: roles checked and roles not provided."""
+    """One line per conftest the kit ran under: roles checked and roles not provided; when
+    ``-p memory_resources.testing`` found no conftest to run under, the fixture names."""
     runs = config.stash.get(_RUNS, [])
     if not runs:
-        if not terminalreporter.stats.get("passed") and not terminalreporter.stats.get(
-                "failed"):
+        asked = "memory_resources.testing" in (config.getoption("plugins", None) or [])
+        if asked and not terminalreporter.stats.get("passed") and not (
+                terminalreporter.stats.get("failed")):
             terminalreporter.write_line(
                 "memory_resources.testing: no collected conftest.py defines a fixture named "
                 + ", ".join(FIXTURES.values()) + "; nothing was checked")
