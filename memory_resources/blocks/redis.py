@@ -21,10 +21,11 @@ class RedisMemory(  # type: ignore[misc]
     FormLayout, DeploySafeLoad, StoreFactoryMixin[RedisStore], ResultStorageMixin,
     WritableFileSystem, RedisConfig,
 ):
-    """Agent context, event streams and Redlock locks on Redis or Redis Cluster.
+    """Agent context, event streams and Redlock locks on Redis, Redis Cluster or Sentinel.
 
     The fields are the spec's ``redis_config`` keys (host, port, db, password,
-    connection_timeout, socket_timeout, max_connections, key_prefix) plus url, ACL username,
+    connection_timeout, socket_timeout, max_connections, key_prefix) plus url (a
+    ``sentinel://`` URL follows Redis Sentinel fail-overs), ACL username,
     TLS, default_ttl, cluster, lock_nodes (extra independent masters for the Redlock
     quorum), retry and payload limits. One connection pool is kept per block instance
     (built on first use, dropped when the block is pickled).

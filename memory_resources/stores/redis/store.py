@@ -1,4 +1,4 @@
-"""``RedisStore``: context, event streams and Redlock locks on Redis or Redis Cluster."""
+"""``RedisStore``: context, event streams and Redlock locks on Redis, Redis Cluster or Sentinel."""
 
 from __future__ import annotations
 
