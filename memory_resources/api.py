@@ -4,7 +4,9 @@ audit and vectors.
 ``MemoryAPI()`` runs everything on the embedded default (one SQLite file plus the exact
 numpy index). ``redis_config`` moves context, events and locks to Redis; ``postgres_config``
 moves run history, task outputs and the audit trail to PostgreSQL; ``vector_config`` picks
-the vector backend. Writes return ``True``; failures raise typed errors, never ``False``.
+the vector backend; ``backends={role: {"backend": name, ...options}}`` gives any role any
+registered backend, third-party ones included (:mod:`memory_resources.backends`).
+Writes return ``True``; failures raise typed errors, never ``False``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api_batch import BatchCalls
 from .api_build import (
+    BackendsConfig,
     Composition,
     compose_from_configs,
     compose_from_stores,
@@ -36,6 +39,15 @@ from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig
 from .embedding import as_vector
 from .locking import Lock
 from .log import get_logger
+from .protocols import (
+    AuditLog,
+    ContextStore,
+    EventLog,
+    LockManager,
+    RunHistory,
+    TaskOutputs,
+    VectorIndex,
+)
 from .records import (
     AuditRecord,
     ContextRecord,
@@ -88,24 +100,24 @@ class MemoryAPI(RoleStores, BatchCalls):
         vector_config: dict[str, Any] | VectorConfig | None = None,
         *,
         embedded_config: dict[str, Any] | EmbeddedConfig | None = None,
+        backends: BackendsConfig | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         composition = compose_from_configs(
-            redis_config, postgres_config, vector_config, embedded_config, clock
-        )
+            redis_config, postgres_config, vector_config, embedded_config, clock, backends)
         self._setup(composition, clock)
 
     @classmethod
     def from_stores(
         cls,
         *,
-        context: Any = None,
-        events: Any = None,
-        locks: Any = None,
-        history: Any = None,
-        outputs: Any = None,
-        audit: Any = None,
-        vectors: Any = None,
+        context: ContextStore | None = None,
+        events: EventLog | None = None,
+        locks: LockManager | None = None,
+        history: RunHistory | None = None,
+        outputs: TaskOutputs | None = None,
+        audit: AuditLog | None = None,
+        vectors: VectorIndex | None = None,
         embedded_config: dict[str, Any] | EmbeddedConfig | None = None,
         vector_config: dict[str, Any] | VectorConfig | None = None,
         owns_stores: bool = True,

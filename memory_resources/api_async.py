@@ -28,6 +28,7 @@ from .api import (
 from .api_async_batch import AsyncBatchCalls
 from .api_async_build import AsyncStoreConnections, async_composition
 from .api_build import (
+    BackendsConfig,
     Composition,
     compose_from_configs,
     compose_from_stores,
@@ -93,23 +94,25 @@ class AsyncMemoryAPI(RoleStores, AsyncBatchCalls):
         vector_config: dict[str, Any] | VectorConfig | None = None,
         *,
         embedded_config: dict[str, Any] | EmbeddedConfig | None = None,
+        backends: BackendsConfig | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         composition = compose_from_configs(
-            redis_config, postgres_config, vector_config, embedded_config, clock)
+            redis_config, postgres_config, vector_config, embedded_config, clock, backends,
+            asynchronous=True)
         self._setup(async_composition(composition, clock), clock)
 
     @classmethod
     def from_stores(
         cls,
         *,
-        context: Any = None,
-        events: Any = None,
-        locks: Any = None,
-        history: Any = None,
-        outputs: Any = None,
-        audit: Any = None,
-        vectors: Any = None,
+        context: object | None = None,
+        events: object | None = None,
+        locks: object | None = None,
+        history: object | None = None,
+        outputs: object | None = None,
+        audit: object | None = None,
+        vectors: object | None = None,
         embedded_config: dict[str, Any] | EmbeddedConfig | None = None,
         vector_config: dict[str, Any] | VectorConfig | None = None,
         owns_stores: bool = True,

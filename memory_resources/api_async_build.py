@@ -1,11 +1,12 @@
 """The async stores of an :class:`~memory_resources.api_async.AsyncMemoryAPI`.
 
 The composition is the sync API's (:mod:`memory_resources.api_build`: same config parsing,
-roles and defaults); each sync store is then given its async transport: Redis gets
-``redis.asyncio`` (:class:`~memory_resources.stores.redis.aio.AsyncRedisStore`),
-PostgreSQL asyncpg (:class:`~memory_resources.stores.postgres.aio.AsyncPostgresStore`),
-and everything else (SQLite, the numpy index, pgvector, third-party stores) runs on
-worker threads (:class:`~memory_resources.stores.offload.ThreadOffload`).
+roles and defaults); each sync store is then given its async transport: a store with an
+``async_transport(clock)`` method (:class:`~memory_resources.protocols.AsyncTransport`)
+builds its own — Redis ``redis.asyncio``, PostgreSQL asyncpg — and everything else
+(SQLite, the numpy index, pgvector, third-party stores) runs on worker threads
+(:class:`~memory_resources.stores.offload.ThreadOffload`). A backend may also build its
+async store itself (``Backend.build_async``).
 A store that is already async (its ``set_context`` / ``upsert`` ... are coroutines) is
 used as given.
 """
@@ -13,22 +14,13 @@ used as given.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from .api_build import Composition, distinct_stores
 from .clock import Clock
+from .protocols import AsyncTransport
 from .stores.offload import ThreadOffload
-
-_TRANSPORTS: dict[str, tuple[str, str]] = {
-    "memory_resources.stores.redis.store.RedisStore":
-        ("memory_resources.stores.redis.aio", "from_sync"),
-    "memory_resources.stores.postgres.store.PostgresStore":
-        ("memory_resources.stores.postgres.aio", "from_sync"),
-}
-"""Sync store class -> (module, factory) of its native async transport."""
 
 _PROBES = ("set_context", "append_event", "try_acquire", "write_flow_run",
            "write_task_output", "read_audit", "upsert", "query")
@@ -49,16 +41,8 @@ def to_async(store: Any, clock: Clock) -> Any:
     """The async transport of one sync store (see the module docstring)."""
     if is_async_store(store):
         return store
-    cls = type(store)
-    target = _TRANSPORTS.get(f"{cls.__module__}.{cls.__qualname__}")
-    if target is not None:
-        try:
-            factory: Callable[[Any, Clock], Any] = getattr(
-                importlib.import_module(target[0]), target[1])
-        except (ImportError, AttributeError):
-            factory = None  # type: ignore[assignment]
-        if factory is not None:
-            return factory(store, clock)
+    if isinstance(store, AsyncTransport):
+        return store.async_transport(clock)
     return ThreadOffload(store)
 
 

@@ -1,18 +1,23 @@
 """Build the stores a :class:`~memory_resources.api.MemoryAPI` composes from config dicts.
 
-Backend modules are imported here, lazily, only when their config is given (``import
-memory_resources`` stays cheap). A backend whose module is not installed raises
-:class:`~memory_resources.errors.ConfigurationError` saying so.
+Each role is given a backend by name and its options — the spec's keys
+(``redis_config`` fills context, events and locks with ``redis``; ``postgres_config``
+history, outputs and audit with ``postgres``; ``vector_config["backend"]`` the vectors),
+then ``backends={role: {"backend": name, ...options}}`` for any role, else the embedded
+default (``sqlite``) — and every name resolves through the one registry
+(:mod:`memory_resources.backends`). Every option is validated before any store is built;
+roles given the same backend with equal options share one store.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .backends import ROLES, Backend, BuildContext, missing_package, resolve_backend
 from .clock import Clock
-from .config import EmbeddedConfig, PostgresConfig, RedisConfig, VectorConfig, parse_config
+from .config import EmbeddedConfig, PostgresConfig, parse_config
 from .errors import ConfigurationError
 from .protocols import (
     AuditLog,
@@ -40,84 +45,29 @@ ADAPTER_ROLES: dict[str, tuple[str, ...]] = {
     "postgres": ("history", "outputs", "audit"),
     "vector": ("vectors",),
 }
-"""The spec's adapter names (keys of ``health_check()["adapters"]``) and the roles of each."""
+"""The spec's adapter names (keys of ``health_check()["adapters"]``) and the roles of each,
+whichever backend fills them."""
+
+BackendsConfig = Mapping[str, "Mapping[str, Any] | str"]
+"""``{role: {"backend": name, ...options}}`` (or ``{role: name}`` when it takes none)."""
+
 
 @dataclasses.dataclass
 class Composition:
-    """The stores filling each role, and which of them the MemoryAPI owns (closes)."""
+    """The store filling each role (checked against the role's Protocol when built), and
+    the stores the MemoryAPI owns (closes)."""
 
     roles: dict[str, Any]
-    owned: list[Any]
+    owned: list[object]
 
 
-def _import_backend(module: str, what: str, config_arg: str) -> Any:
-    """Import ``module`` or raise ConfigurationError saying the backend is not available."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module
-        if missing == module or module.startswith(missing + "."):
-            raise ConfigurationError(
-                f"{config_arg}: the {what} backend is not available in this installation "
-                f"(module {module} not found)"
-            ) from None
-        package = missing.partition(".")[0]  # `redis.client` missing means `redis` is
-        raise ConfigurationError(
-            f"{config_arg}: the {what} backend needs the Python package {package!r}, "
-            f"which is not installed"
-        ) from None
+@dataclasses.dataclass
+class _Spec:
+    """One role's backend: name, raw options (None: the embedded config) and field."""
 
-
-def _backend_class(module: str, name: str, what: str, config_arg: str) -> Any:
-    mod = _import_backend(module, what, config_arg)
-    cls = getattr(mod, name, None)
-    if cls is None:
-        raise ConfigurationError(
-            f"{config_arg}: the {what} backend is not available in this installation "
-            f"({module}.{name} not found)"
-        )
-    return cls
-
-
-def build_sqlite(embedded: EmbeddedConfig, clock: Clock) -> Any:
-    """The embedded SQLite store (not connected yet)."""
-    cls = _backend_class(
-        "memory_resources.stores.sqlite", "SQLiteStore", "embedded SQLite", "embedded_config"
-    )
-    return cls(embedded, clock=clock)
-
-
-def build_redis(config: RedisConfig, clock: Clock) -> Any:
-    """The Redis store (not connected yet)."""
-    cls = _backend_class("memory_resources.stores.redis", "RedisStore", "Redis", "redis_config")
-    return cls(config, clock=clock)
-
-
-def build_postgres(config: PostgresConfig, clock: Clock) -> Any:
-    """The PostgreSQL store (not connected yet)."""
-    cls = _backend_class(
-        "memory_resources.stores.postgres", "PostgresStore", "PostgreSQL", "postgres_config"
-    )
-    return cls(config, clock=clock)
-
-
-def build_vectors(
-    config: VectorConfig, *, postgres: PostgresConfig | None, embedded: EmbeddedConfig
-) -> Any:
-    """The vector index named by ``config.backend``.
-
-    Resolved by the backend registry (:mod:`memory_resources.vector_backends`): built-ins,
-    aliases and installed entry points.
-    """
-    backend = config.backend.strip().lower()
-    if backend == "pgvector" and postgres is None and config.postgres is None:
-        raise ConfigurationError(
-            "vector_config['backend']: 'pgvector' needs a PostgreSQL connection "
-            "(give postgres_config or vector_config['postgres'])"
-        )
-    from .vector_backends import create_vector_index
-
-    return create_vector_index(config, postgres=postgres, embedded=embedded)
+    name: str
+    options: Any
+    field: str
 
 
 def parse_embedded(value: Any) -> EmbeddedConfig:
@@ -128,54 +78,139 @@ def parse_embedded(value: Any) -> EmbeddedConfig:
     return parsed
 
 
+def _vector_spec(vector_config: Any) -> _Spec:
+    """``vector_config``: a dict (its ``backend`` names the backend) or a VectorConfig."""
+    if vector_config is None:
+        return _Spec("placeholder", {}, "vector_config")
+    if isinstance(vector_config, Mapping):
+        options = {k: v for k, v in vector_config.items() if k != "backend"}
+        return _Spec(vector_config.get("backend", "placeholder"), options, "vector_config")
+    backend = getattr(vector_config, "backend", None)
+    if not isinstance(backend, str):
+        raise ConfigurationError(
+            f"vector_config: must be a dict, got {type(vector_config).__name__}")
+    return _Spec(backend, vector_config, "vector_config")
+
+
+def backend_specs(backends: BackendsConfig | None) -> dict[str, _Spec]:
+    """``backends={role: {"backend": name, ...}}`` as one spec per role."""
+    if backends is None:
+        return {}
+    if not isinstance(backends, Mapping):
+        raise ConfigurationError(
+            "backends: must be a dict {role: {'backend': name, ...options}}, got "
+            f"{type(backends).__name__}")
+    specs: dict[str, _Spec] = {}
+    for role, value in backends.items():
+        field = f"backends[{role!r}]"
+        if role not in ROLES:
+            raise ConfigurationError(f"{field}: unknown role; roles: {', '.join(ROLES)}")
+        if isinstance(value, str):
+            specs[role] = _Spec(value, {}, field)
+            continue
+        if not isinstance(value, Mapping) or "backend" not in value:
+            raise ConfigurationError(
+                f"{field}: must be a dict with a 'backend' name and its options, e.g. "
+                "{'backend': 'redis', 'url': 'redis://localhost:6379/0'}")
+        options = {k: v for k, v in value.items() if k != "backend"}
+        specs[role] = _Spec(value["backend"], options, field)
+    return specs
+
+
+def role_specs(redis_config: Any, postgres_config: Any, vector_config: Any,
+               backends: BackendsConfig | None) -> dict[str, _Spec]:
+    """Which backend fills each role: the seed's keys, then ``backends`` (per role, it
+    wins), else the embedded default."""
+    specs = {role: _Spec("sqlite", None, "embedded_config") for role in ROLES}
+    if redis_config is not None:
+        specs.update((role, _Spec("redis", redis_config, "redis_config"))
+                     for role in ADAPTER_ROLES["redis"])
+    if postgres_config is not None:
+        specs.update((role, _Spec("postgres", postgres_config, "postgres_config"))
+                     for role in ADAPTER_ROLES["postgres"])
+    specs["vectors"] = _vector_spec(vector_config)
+    specs.update(backend_specs(backends))
+    return specs
+
+
+class _Builder:
+    """Resolves and validates every spec first, then builds one store per distinct
+    (backend, options)."""
+
+    def __init__(self, embedded: EmbeddedConfig, clock: Clock, asynchronous: bool) -> None:
+        self.embedded = embedded
+        self.clock = clock
+        self.asynchronous = asynchronous
+        self.parsed: dict[int, tuple[Backend, Any]] = {}
+
+    def resolve(self, role: str, spec: _Spec) -> tuple[Backend, Any]:
+        backend = resolve_backend(spec.name, role, spec.field)
+        key = id(spec.options) if spec.options is not None else 0
+        found = self.parsed.get(key)
+        if found is not None and found[0] is backend:
+            return found
+        if spec.options is None or (backend.name == "sqlite" and spec.options == {}):
+            options: Any = self.embedded
+        else:
+            options = backend.parse_options(spec.options, spec.field)
+        if spec.options is not None:
+            self.parsed[key] = (backend, options)
+        return backend, options
+
+    def build(self, chosen: Mapping[str, tuple[Backend, Any, str]],
+              postgres: PostgresConfig | None) -> tuple[dict[str, Any], list[object]]:
+        """The store of each chosen role, and the distinct stores built."""
+        context = BuildContext(self.clock, self.embedded, postgres)
+        built: list[tuple[Backend, Any, object]] = []
+        roles: dict[str, Any] = {}
+        for role, (backend, options, field) in chosen.items():
+            store = next((s for b, o, s in built if b is backend and o == options), None)
+            if store is None:
+                factory = backend.build_async if self.asynchronous else None
+                try:
+                    store = (factory or backend.build)(options, context)
+                except ModuleNotFoundError as exc:
+                    raise missing_package(field, backend.name, exc) from None
+                built.append((backend, options, store))
+            roles[role] = store
+        return roles, [store for _, _, store in built]
+
+
+def _compose(specs: Mapping[str, _Spec], embedded_config: Any, clock: Clock,
+             postgres_config: Any = None, asynchronous: bool = False
+             ) -> tuple[dict[str, Any], list[object]]:
+    builder = _Builder(parse_embedded(embedded_config), clock, asynchronous)
+    chosen = {role: (*builder.resolve(role, spec), spec.field) for role, spec in specs.items()}
+    postgres: PostgresConfig | None = None
+    if postgres_config is not None:
+        postgres = parse_config(PostgresConfig, postgres_config, "postgres_config")
+    else:  # e.g. backends={"history": {"backend": "postgres", ...}}: pgvector's default
+        postgres = next((options for backend, options, _ in chosen.values()
+                         if backend.name == "postgres"), None)
+    return builder.build(chosen, postgres)
+
+
 def compose_from_configs(
     redis_config: Any,
     postgres_config: Any,
     vector_config: Any,
     embedded_config: Any,
     clock: Clock,
+    backends: BackendsConfig | None = None,
+    *,
+    asynchronous: bool = False,
 ) -> Composition:
-    """Validate every config first, then build the stores (none connected yet)."""
-    redis = None if redis_config is None else parse_config(RedisConfig, redis_config,
-                                                           "redis_config")
-    postgres = None if postgres_config is None else parse_config(
-        PostgresConfig, postgres_config, "postgres_config")
-    vector = parse_config(VectorConfig, {} if vector_config is None else vector_config,
-                          "vector_config")
-    embedded = parse_embedded(embedded_config)
+    """Validate every config first, then build the stores (none connected yet).
 
-    owned: list[Any] = []
-    sqlite: list[Any] = []
-
-    def embedded_store() -> Any:
-        if not sqlite:
-            sqlite.append(build_sqlite(embedded, clock))
-            owned.append(sqlite[0])
-        return sqlite[0]
-
-    if redis is not None:
-        fast = build_redis(redis, clock)
-        owned.append(fast)
-    else:
-        fast = embedded_store()
-    if postgres is not None:
-        durable = build_postgres(postgres, clock)
-        owned.append(durable)
-    else:
-        durable = embedded_store()
-    vectors = build_vectors(vector, postgres=postgres, embedded=embedded)
-    owned.append(vectors)
-    roles = {
-        "context": fast, "events": fast, "locks": fast,
-        "history": durable, "outputs": durable, "audit": durable,
-        "vectors": vectors,
-    }
+    ``asynchronous``: use a backend's ``build_async`` where it has one (AsyncMemoryAPI)."""
+    specs = role_specs(redis_config, postgres_config, vector_config, backends)
+    roles, owned = _compose(specs, embedded_config, clock, postgres_config, asynchronous)
     check_roles(roles)
     return Composition(roles=roles, owned=owned)
 
 
 def compose_from_stores(
-    given: dict[str, Any],
+    given: Mapping[str, object | None],
     *,
     embedded_config: Any,
     vector_config: Any,
@@ -186,41 +221,37 @@ def compose_from_stores(
     unknown = set(given) - set(ROLE_PROTOCOLS)
     if unknown:
         raise ConfigurationError(f"unknown store roles: {sorted(unknown)}")
-    embedded = parse_embedded(embedded_config)
-    roles = {role: store for role, store in given.items() if store is not None}
-    owned: list[Any] = list(_distinct(roles.values())) if owns_stores else []
-    sql_roles = [r for r in ROLE_PROTOCOLS if r != "vectors" and r not in roles]
-    if sql_roles:
-        sqlite = build_sqlite(embedded, clock)
-        owned.append(sqlite)
-        for role in sql_roles:
-            roles[role] = sqlite
-    if "vectors" not in roles:
-        vector = parse_config(VectorConfig, {} if vector_config is None else vector_config,
-                              "vector_config")
-        roles["vectors"] = build_vectors(vector, postgres=None, embedded=embedded)
-        owned.append(roles["vectors"])
+    roles: dict[str, Any] = {role: store for role, store in given.items() if store is not None}
+    owned: list[object] = distinct(roles.values()) if owns_stores else []
+    defaults = role_specs(None, None, vector_config, None)
+    missing = {role: spec for role, spec in defaults.items() if role not in roles}
+    if missing:
+        filled, built = _compose(missing, embedded_config, clock)
+        roles.update(filled)
+        owned.extend(built)
     check_roles(roles)
-    return Composition(roles=roles, owned=owned)
+    return Composition(roles={role: roles[role] for role in ROLES}, owned=owned)
 
 
-def check_roles(roles: dict[str, Any]) -> None:
-    """Every role's store must implement that role's Protocol."""
+def check_roles(roles: Mapping[str, object]) -> None:
+    """Every role's store must implement that role's Protocol (by method names: an async
+    store built by a backend's ``build_async`` passes too)."""
     for role, protocol in ROLE_PROTOCOLS.items():
         store = roles.get(role)
         if store is None or not isinstance(store, protocol):
             raise ConfigurationError(
-                f"{role}: {type(store).__name__} does not implement {protocol.__name__}"
-            )
+                f"{role}: {type(store).__name__} does not implement {protocol.__name__}")
 
 
-def _distinct(stores: Any) -> list[Any]:
-    seen: dict[int, Any] = {}
+def distinct(stores: Iterable[object]) -> list[object]:
+    """``stores`` without repeats (by identity), in order."""
+    seen: dict[int, object] = {}
     for store in stores:
         seen.setdefault(id(store), store)
     return list(seen.values())
 
 
-def distinct_stores(roles: dict[str, Any], names: tuple[str, ...] | None = None) -> list[Any]:
+def distinct_stores(roles: Mapping[str, Any], names: tuple[str, ...] | None = None
+                    ) -> list[Any]:
     """The distinct store objects serving ``names`` (default: every role), in role order."""
-    return _distinct(roles[name] for name in (names or tuple(ROLE_PROTOCOLS)))
+    return distinct(roles[name] for name in (names or tuple(ROLE_PROTOCOLS)))

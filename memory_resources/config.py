@@ -399,7 +399,8 @@ class VectorConfig(BaseModel):
     backend: str = Field(
         "placeholder",
         description="numpy (exact, in process; 'placeholder' is an alias), usearch (HNSW, "
-        "in process) or pgvector.",
+        "in process), pgvector, or a vectors backend registered in the "
+        "memory_resources.backends entry point group.",
     )
     dimension: int = Field(768, ge=1, le=16000, description="Embedding dimension.")
     metric: Literal["cosine", "euclidean", "dotproduct"] = Field(

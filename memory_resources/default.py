@@ -7,6 +7,8 @@ environment, else the embedded default:
 * ``MEMORY_RESOURCES_POSTGRES_DSN``    — history, outputs and audit on this PostgreSQL DSN
 * ``MEMORY_RESOURCES_VECTOR_BACKEND``  — ``numpy`` (alias ``placeholder``) or ``pgvector``
 * ``MEMORY_RESOURCES_VECTOR_DIMENSION`` — embedding dimension (default 768)
+* ``MEMORY_RESOURCES_BACKENDS``        — JSON ``{role: {"backend": name, ...options}}``
+  (any registered backend for any role, as ``MemoryAPI(backends=...)``)
 * ``MEMORY_RESOURCES_HOME``            — folder of the embedded SQLite file
 
 :func:`configure_memory_api` (from code) or :func:`set_memory_api` replace it; the API this
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from .api import MemoryAPI
+from .api_build import BackendsConfig
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError
 
@@ -30,6 +34,7 @@ ENV_REDIS_URL = "MEMORY_RESOURCES_REDIS_URL"
 ENV_POSTGRES_DSN = "MEMORY_RESOURCES_POSTGRES_DSN"
 ENV_VECTOR_BACKEND = "MEMORY_RESOURCES_VECTOR_BACKEND"
 ENV_VECTOR_DIMENSION = "MEMORY_RESOURCES_VECTOR_DIMENSION"
+ENV_BACKENDS = "MEMORY_RESOURCES_BACKENDS"
 
 _lock = threading.RLock()
 _current: MemoryAPI | None = None
@@ -59,7 +64,23 @@ def configs_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]
             ) from None
     if vector:
         kwargs["vector_config"] = vector
+    if env.get(ENV_BACKENDS):
+        kwargs["backends"] = _backends_from_env(env[ENV_BACKENDS])
     return kwargs
+
+
+def _backends_from_env(raw: str) -> dict[str, Any]:
+    try:
+        backends = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{ENV_BACKENDS}: must be JSON, e.g. '{{\"context\": {{\"backend\": "
+            f"\"redis\", \"url\": \"redis://localhost:6379/0\"}}}}' ({exc.msg} at "
+            f"position {exc.pos})") from None
+    if not isinstance(backends, dict):
+        raise ConfigurationError(
+            f"{ENV_BACKENDS}: must be a JSON object {{role: {{\"backend\": name, ...}}}}")
+    return backends
 
 
 def _ensure_atexit() -> None:
@@ -115,11 +136,12 @@ def configure_memory_api(
     vector_config: dict[str, Any] | None = None,
     *,
     embedded_config: dict[str, Any] | None = None,
+    backends: BackendsConfig | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> MemoryAPI:
     """Build a MemoryAPI from these configs and make it the process-wide default."""
     api = MemoryAPI(redis_config, postgres_config, vector_config,
-                    embedded_config=embedded_config, clock=clock)
+                    embedded_config=embedded_config, backends=backends, clock=clock)
     with _lock:
         _replace(api, owned=True)
         _ensure_atexit()

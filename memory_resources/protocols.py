@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from .clock import Clock
 from .records import (
     AuditRecord,
     ContextRecord,
@@ -64,6 +65,17 @@ class Lifecycle(Protocol):
 
     def stats(self) -> JSONDict:
         """Backend statistics (sizes, counts, connections)."""
+        ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """A sync store that has a native async twin (Redis: ``redis.asyncio``, PostgreSQL:
+    asyncpg); the async API uses it instead of running the store on worker threads."""
+
+    def async_transport(self, clock: Clock) -> object:
+        """A new async store over the same backend and configuration (coroutine methods,
+        pools of its own)."""
         ...
 
 
@@ -292,6 +304,7 @@ class VectorIndex(Protocol):
 
 
 __all__ = [
+    "AsyncTransport",
     "AuditLog",
     "ContextStore",
     "EventLog",

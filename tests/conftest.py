@@ -23,4 +23,5 @@ pytest_plugins = [
     "tests.fixtures.pgvector",
     "tests.fixtures.aio",
     "memory_resources.testing",
+    "tests.fixtures.plugins",
 ]

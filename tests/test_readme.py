@@ -38,7 +38,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary home and working folder, no backend env vars, logs on stderr."""
     monkeypatch.setenv("MEMORY_RESOURCES_HOME", str(tmp_path / "home"))
     for name in (default.ENV_REDIS_URL, default.ENV_POSTGRES_DSN, default.ENV_VECTOR_BACKEND,
-                 default.ENV_VECTOR_DIMENSION):
+                 default.ENV_VECTOR_DIMENSION, default.ENV_BACKENDS):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     structlog.configure(logger_factory=lambda *args: structlog.PrintLogger(sys.stderr))
@@ -99,7 +99,7 @@ def test_documented_environment_variables_are_the_ones_read() -> None:
         re.findall(r"`(MEMORY_RESOURCES_[A-Z_]+)`", text))
     documented = set(re.findall(r"`(MEMORY_RESOURCES_[A-Z_]+)`", text))
     read = {default.ENV_REDIS_URL, default.ENV_POSTGRES_DSN, default.ENV_VECTOR_BACKEND,
-            default.ENV_VECTOR_DIMENSION, "MEMORY_RESOURCES_HOME"}
+            default.ENV_VECTOR_DIMENSION, default.ENV_BACKENDS, "MEMORY_RESOURCES_HOME"}
     assert documented == read
 
 

@@ -204,7 +204,8 @@ VECTOR = Form(
 
 MEMORY_STORE = Form(title="Memory store", fields=(
     ("redis", "Redis"), ("postgres", "PostgreSQL"), ("vector", "Vector index"),
-    ("embedded_path", "Embedded SQLite file"), ("context_ttl", "Context TTL (seconds)"),
+    ("backends", "Other backends by role"), ("embedded_path", "Embedded SQLite file"),
+    ("context_ttl", "Context TTL (seconds)"),
     ("capture_task_outputs", "Capture task outputs"),
     ("max_param_bytes", "Max captured parameters (bytes)"),
     ("max_output_bytes", "Max captured task output (bytes)"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect.blocks.core import Block
+from prefect.types import SecretDict
 from pydantic import (
     BaseModel,
     Field,
@@ -29,13 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..config import (
-    URL_FIELDS,
-    EmbeddedConfig,
-    PostgresConfig,
-    RedisConfig,
-    VectorConfig,
-)
+from ..config import URL_FIELDS, EmbeddedConfig
 from ..validation import MAX_TTL_SECONDS
 from . import form
 from .base import DeploySafeLoad
@@ -129,14 +124,6 @@ def _has_secret(value: Any, key: str = "") -> bool:
     return False
 
 
-def _config_of(block: Any, model: type[Any]) -> Any:
-    """The backend config carried by a nested block (its config fields, as ``model``)."""
-    if block is None:
-        return None
-    values = {name: getattr(block, name) for name in model.model_fields if hasattr(block, name)}
-    return model.model_validate(values)
-
-
 _NESTED: dict[str, type[Block]] = {
     "redis": RedisMemory, "postgres": PostgresMemory, "vector": VectorMemory,
 }
@@ -215,6 +202,13 @@ class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ign
         default=None,
         description="Vector index block for embeddings (empty: exact numpy index).",
     )
+    backends: SecretDict | None = Field(
+        default=None,
+        description='Any registered backend for any role, e.g. {"context": {"backend": '
+        '"mongo", "url": "..."}}: a backend name (memory_resources.backends entry point '
+        "group or built-in) and its options; a role named here wins over the blocks above "
+        "(empty: none). Secret: masked in the UI.",
+    )
     embedded_path: str | None = Field(
         default=None,
         description="SQLite file of the embedded default "
@@ -281,14 +275,15 @@ class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ign
 
     def backend_configs(self) -> dict[str, Any]:
         """The backend configs this block composes (None: embedded default for that part)."""
-        vector = _config_of(self.vector, VectorConfig)
         return {
-            "redis": _config_of(self.redis, RedisConfig),
-            "postgres": _config_of(self.postgres, PostgresConfig),
-            "vector": vector,
+            "redis": self.redis.to_config() if self.redis is not None else None,
+            "postgres": self.postgres.to_config() if self.postgres is not None else None,
+            "vector": self.vector.to_config() if self.vector is not None else None,
             "embedded": EmbeddedConfig.model_validate({"path": str(
                 EmbeddedConfig.model_validate({"path": self.embedded_path}).resolved_path()
             )}),
+            "backends": (self.backends.get_secret_value() or None
+                         if self.backends is not None else None),
         }
 
     def fingerprint(self) -> str:
@@ -316,6 +311,9 @@ class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ign
                          else "postgres=dsn")
         if configs["vector"] is not None:
             parts.append(f"vector={configs['vector'].backend}")
+        for role, spec in sorted((configs["backends"] or {}).items()):
+            name = spec if isinstance(spec, str) else (spec or {}).get("backend")
+            parts.append(f"{role}={name}")
         parts.append(f"embedded={configs['embedded'].resolved_path()}")
         return " ".join(parts)
 
@@ -345,7 +343,7 @@ class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ign
         configs = self.backend_configs()
         composition = compose_from_configs(
             configs["redis"], configs["postgres"], configs["vector"], configs["embedded"],
-            SYSTEM_CLOCK,
+            SYSTEM_CLOCK, configs["backends"],
         )
         api = MemoryAPI.from_stores(**composition.roles, owns_stores=True)
         return _Runtime(api)
@@ -408,7 +406,7 @@ class MemoryStore(FormLayout, DeploySafeLoad, AsyncHandles, Block):  # type: ign
 
         config = None
         configs = self.backend_configs()
-        raw = {k: v.model_dump(by_alias=True) if v is not None else None
+        raw = {k: v.model_dump(by_alias=True) if isinstance(v, BaseModel) else v
                for k, v in configs.items()}
         if not _has_secret(raw):
             config = self.model_dump(

@@ -27,6 +27,8 @@ def memory_store_from_target_config(config: dict[str, Any]) -> MemoryStore:
             kwargs["postgres"] = PostgresMemory.model_validate(backends["postgres"])
         if backends.get("vector"):
             kwargs["vector"] = VectorMemory.model_validate(backends["vector"])
+        if backends.get("backends"):  # other backends by role, MemoryStore.backends
+            kwargs["backends"] = backends["backends"]
         if backends.get("embedded") and backends["embedded"].get("path"):
             kwargs["embedded_path"] = backends["embedded"]["path"]
         return MemoryStore(**kwargs)

@@ -7,9 +7,10 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl
 
+from ..backends import BuildContext, resolve_backend
+from ..clock import SYSTEM_CLOCK
 from ..config import EmbeddedConfig, VectorConfig
 from ..protocols import VectorIndex
-from ..vector_backends import create_vector_index
 from . import form
 from .base import DeploySafeLoad, StoreFactoryMixin
 from .form import FormLayout
@@ -27,7 +28,7 @@ class VectorMemory(  # type: ignore[misc]  # model_json_schema overridden as Blo
     ``pgvector_quantization``, ``rerank_factor`` and ``postgres``, a nested
     ``PostgresMemory`` block). ``backend`` is ``numpy`` (exact, in process; ``placeholder``
     is an alias), ``pgvector`` (HNSW in PostgreSQL) or a backend installed through the
-    ``memory_resources.vector_backends`` entry point group. Scores: cosine similarity
+    ``memory_resources.backends`` entry point group. Scores: cosine similarity
     (higher is closer), euclidean distance (lower is closer), dot product (higher is
     closer), identical on every backend. One index is kept per block instance (built on
     first use, dropped when the block is pickled).
@@ -71,6 +72,7 @@ class VectorMemory(  # type: ignore[misc]  # model_json_schema overridden as Blo
         return VectorConfig.model_validate(values)
 
     def _build_store(self) -> VectorIndex:
-        return create_vector_index(
-            self.to_config(), postgres=None, embedded=EmbeddedConfig.model_validate({})
-        )
+        backend = resolve_backend(self.backend, "vectors", "backend")
+        context = BuildContext(SYSTEM_CLOCK, EmbeddedConfig.model_validate({}))
+        index: VectorIndex = backend.create(self.to_config(), context, "vector_config")
+        return index

@@ -48,14 +48,15 @@ def plugin_dist(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_entry_point_backend_is_created_with_the_facade_arguments(plugin_dist: Path) -> None:
-    """A backend declared in the entry-point group is listed and built by
-    create_vector_index with (config, postgres=, embedded=)."""
+    """A backend declared in the deprecated entry-point group is listed and built by
+    create_vector_index with (config, postgres=, embedded=), with a DeprecationWarning."""
     assert "fakevec" in vector_backends.available_vector_backends()
     config = VectorConfig(backend="FakeVec", namespace="plug")
     postgres = PostgresConfig()
     embedded = EmbeddedConfig.model_validate({})
-    built: Any = vector_backends.create_vector_index(config, postgres=postgres,
-                                                     embedded=embedded)
+    with pytest.warns(DeprecationWarning, match="deprecated entry-point group"):
+        built: Any = vector_backends.create_vector_index(config, postgres=postgres,
+                                                         embedded=embedded)
     assert built == ("fake index", "plug")
     import fakevec_plugin  # type: ignore[import-not-found]
 
@@ -72,8 +73,10 @@ def test_entry_points_cannot_shadow_builtins(plugin_dist: Path, tmp_path: Path) 
 
 
 def test_broken_entry_point_is_a_configuration_error(plugin_dist: Path) -> None:
-    """A backend whose module cannot be imported raises ConfigurationError naming it."""
-    with pytest.raises(ConfigurationError, match=r"'brokenvec' vector backend .* failed to load"):
+    """A backend whose module cannot be imported raises ConfigurationError naming it and
+    the missing package."""
+    with pytest.raises(ConfigurationError, match=r"'brokenvec' backend needs the Python "
+                                                 r"package 'no_such_module_here'"):
         vector_backends.resolve_vector_backend("brokenvec")
 
 

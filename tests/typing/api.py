@@ -90,3 +90,42 @@ def construction() -> MemoryAPI:
     reset_memory_api()
     del configured, installed, current
     return embedded
+
+
+def extension() -> MemoryAPI:
+    """Backends by name for any role, a backend declared for the registry, typed stores."""
+    from typing import Any
+
+    from pydantic import BaseModel
+
+    from memory_resources.api_async import AsyncMemoryAPI
+    from memory_resources.backends import (
+        Backend,
+        BuildContext,
+        available_backends,
+        resolve_backend,
+    )
+    from memory_resources.config import EmbeddedConfig
+    from memory_resources.protocols import ContextStore, EventLog
+    from memory_resources.stores.sqlite import SQLiteStore
+
+    class Options(BaseModel):
+        path: str
+
+    def build(options: Options, context: BuildContext) -> SQLiteStore:
+        return SQLiteStore(EmbeddedConfig(path=options.path), clock=context.clock)
+
+    backend = Backend("mine", frozenset({"context", "events"}), build, Options)
+    names: list[str] = available_backends("context")
+    redis: Backend = resolve_backend("redis", "context")
+    api = MemoryAPI(
+        redis_config={"url": "redis://localhost:6379/0"},
+        backends={"context": {"backend": "mine", "path": "/tmp/c.db"}, "locks": "sqlite"},
+    )
+    store: ContextStore = SQLiteStore()
+    events: EventLog = SQLiteStore()
+    composed = MemoryAPI.from_stores(context=store, events=events, owns_stores=True)
+    aio = AsyncMemoryAPI(backends={"vectors": {"backend": "numpy", "dimension": 4}})
+    raw: Any = api.store("context")
+    del backend, names, redis, composed, aio, raw
+    return api

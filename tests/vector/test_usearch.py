@@ -242,8 +242,8 @@ def test_settings_reach_the_graph_and_survive_pickling(tmp_path: Path) -> None:
     clone.close()
 
 
-def test_registered_through_the_entry_point(tmp_path: Path) -> None:
-    """``backend="usearch"`` resolves through the entry point group; MemoryAPI persists
+def test_registered_as_a_builtin_backend(tmp_path: Path) -> None:
+    """``backend="usearch"`` resolves through the backend registry; MemoryAPI persists
     the vectors in the embedded file and the graph beside it, with the configured
     settings."""
     assert resolve_vector_backend("usearch") is not None

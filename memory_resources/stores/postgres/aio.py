@@ -496,9 +496,4 @@ async def _fetch(conn: Any, text: str, args: Sequence[Any], fetch: str) -> Any:
     return None
 
 
-def from_sync(store: PostgresStore, clock: Clock) -> AsyncPostgresStore:
-    """The async transport of a sync :class:`PostgresStore` (same config and clock)."""
-    return AsyncPostgresStore(store.config, clock=clock)
-
-
-__all__ = ["AsyncPostgresStore", "dollar_text", "from_sync"]
+__all__ = ["AsyncPostgresStore", "dollar_text"]

@@ -9,7 +9,7 @@ from ...decoding import build_records
 from ...records import AuditRecord
 from ...validation import require_id, require_positive_int
 from ..where import Where
-from .plan import Op, Stmt, run_sync, single
+from .plan import Op, Repo, Stmt, single
 from .support import MAX_READ_LIMIT, iso, parse_time
 
 SELECT = (
@@ -20,10 +20,8 @@ TEMPLATES = {"audit.select": SELECT}
 
 
 @dataclasses.dataclass
-class AuditReader:
+class AuditReader(Repo):
     """Reads the audit trail newest first (the AuditLog protocol)."""
-
-    store: Any
 
     def plan_read(
         self,
@@ -47,7 +45,7 @@ class AuditReader:
 
     def read_audit(self, **filters: Any) -> list[AuditRecord]:
         """See :meth:`plan_read`."""
-        return run_sync(self.store, self.plan_read(**filters))
+        return self.run(self.plan_read(**filters))
 
 
 def _records(rows: Any) -> list[AuditRecord]:

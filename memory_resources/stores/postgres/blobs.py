@@ -12,6 +12,7 @@ from typing import Any
 import psycopg2
 
 from ...validation import require_bytes, require_id
+from .plan import SyncHost
 from .pool import Cursor, execute_prepared
 from .support import now_utc
 
@@ -29,7 +30,7 @@ TEMPLATES = {"blob.read": READ, "blob.write": WRITE, "blob.delete": DELETE}
 class BlobRepo:
     """read_blob / write_blob / delete_blob (the ResultBlobs protocol)."""
 
-    store: Any
+    store: SyncHost
 
     def _run(self, name: str, params: dict[str, Any]) -> Any:
         statement = self.store.statement(name)

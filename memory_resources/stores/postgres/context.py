@@ -19,7 +19,7 @@ from ...decoding import build_records
 from ...errors import MemoryValidationError
 from ...records import ContextRecord, EventRecord, JSONDict
 from ...validation import require_dict, require_id, require_positive_int, require_ttl
-from .plan import Op, Steps, Stmt, need_row, run_sync, single
+from .plan import Op, Repo, Steps, Stmt, need_row, single
 from .support import AUDIT_CTE, audit_params, iso, now_utc, opt_iso, to_json
 
 MAX_EVENTS_LIMIT = 1_000_000
@@ -148,11 +148,9 @@ def parse_cursor(since: Any) -> int:
 
 
 @dataclasses.dataclass
-class ContextRepo:
+class ContextRepo(Repo):
     """Contexts (ContextStore) and their events (EventLog); each ``plan_*`` method returns
     the :class:`~.plan.Op` both transports run."""
-
-    store: Any
 
     def _prepare_set(self, context_id: Any, data: Any, ttl: Any) -> tuple[str, str, int | None]:
         """The validated id, JSON text and TTL of one context write."""
@@ -320,37 +318,37 @@ class ContextRepo:
                     ) -> ContextRecord:
         op = self.plan_set_many((context_id, data), ttl, one=True)
         assert op is not None
-        return run_sync(self.store, op)[0]
+        return self.run(op)[0]
 
     def set_contexts(self, items: Any, ttl: int | None = None) -> list[ContextRecord]:
         op = self.plan_set_many(items, ttl)
-        return [] if op is None else run_sync(self.store, op)
+        return [] if op is None else self.run(op)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
-        return run_sync(self.store, self.plan_get(context_id))
+        return self.run(self.plan_get(context_id))
 
     def get_contexts(self, context_ids: Any) -> list[ContextRecord | None]:
         op = self.plan_get_many(context_ids)
-        return [] if op is None else run_sync(self.store, op)
+        return [] if op is None else self.run(op)
 
     def clear_context(self, context_id: str) -> bool:
-        return run_sync(self.store, self.plan_clear(context_id))
+        return self.run(self.plan_clear(context_id))
 
     def append_event(self, context_id: str, event: JSONDict) -> EventRecord:
         op = self.plan_append(context_id, event, one=True)
         assert op is not None
-        return run_sync(self.store, op)[0]
+        return self.run(op)[0]
 
     def append_events(self, context_id: str, events: Any) -> list[EventRecord]:
         op = self.plan_append(context_id, events)
-        return [] if op is None else run_sync(self.store, op)
+        return [] if op is None else self.run(op)
 
     def get_events(self, context_id: str, since: str | None = None,
                    limit: int | None = None) -> list[EventRecord]:
-        return run_sync(self.store, self.plan_events(context_id, since, limit))
+        return self.run(self.plan_events(context_id, since, limit))
 
     def purge_expired(self) -> int:
-        return run_sync(self.store, self.plan_purge())
+        return self.run(self.plan_purge())
 
 
 def _record(context_id: str, row: Any) -> ContextRecord:

@@ -33,7 +33,7 @@ from ...validation import (
     require_utf8,
 )
 from ..where import Where
-from .plan import Op, Steps, Stmt, need_row, run_sync, single
+from .plan import Op, Repo, Steps, Stmt, need_row, single
 from .support import (
     MAX_READ_LIMIT,
     iso,
@@ -224,12 +224,9 @@ def to_record(row: Sequence[Any]) -> FlowRunRecord:
 
 
 @dataclasses.dataclass
-class HistoryRepo:
+class HistoryRepo(Repo):
     """write / read of flow-run history rows (the RunHistory protocol); each ``plan_*``
     method returns the :class:`~.plan.Op` both transports run."""
-
-    store: Any
-    """The owning store (clock, config)."""
 
     def plan_write(self, record: FlowRunWrite) -> Op[FlowRunRecord]:
         """Insert or update one run's row and its audit row in one statement."""
@@ -301,17 +298,17 @@ class HistoryRepo:
 
     def write_flow_run(self, record: FlowRunWrite) -> FlowRunRecord:
         """See :meth:`plan_write`."""
-        return run_sync(self.store, self.plan_write(record))
+        return self.run(self.plan_write(record))
 
     def write_flow_runs(self, records: Sequence[FlowRunWrite]) -> int:
         """See :meth:`plan_write_many`."""
         op = self.plan_write_many(records)
-        return 0 if op is None else run_sync(self.store, op)
+        return 0 if op is None else self.run(op)
 
     def read_flow_runs(self, flow_id: str | None, run_id: str | None = None,
                        limit: int = 100, **filters: Any) -> list[FlowRunRecord]:
         """See :meth:`plan_read`."""
-        return run_sync(self.store, self.plan_read(flow_id, run_id, limit, **filters))
+        return self.run(self.plan_read(flow_id, run_id, limit, **filters))
 
 
 def _records(rows: Any) -> list[FlowRunRecord]:

@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from ...validation import MAX_LOCK_TTL_MS, require_id, require_positive_int
-from .plan import Op, Stmt, need_row, run_sync, single
+from .plan import Op, Repo, Stmt, need_row, single
 from .support import audit_params, now_utc
 
 MAX_TTL_MS = MAX_LOCK_TTL_MS
@@ -58,11 +58,9 @@ TEMPLATES = {"lock.acquire": ACQUIRE, "lock.release": RELEASE, "lock.extend": EX
 
 
 @dataclasses.dataclass
-class LockRepo:
+class LockRepo(Repo):
     """try_acquire / release / extend of leases (the LockManager protocol); each ``plan_*``
     method returns the :class:`~.plan.Op` both transports run."""
-
-    store: Any
 
     def _params(self, name: str, owner: str, ttl_ms: int | None) -> dict[str, Any]:
         now = now_utc(self.store.clock)
@@ -102,16 +100,16 @@ class LockRepo:
 
     def try_acquire(self, name: str, owner: str, ttl_ms: int) -> int | None:
         """See :meth:`plan_acquire`."""
-        return run_sync(self.store, self.plan_acquire(name, owner, ttl_ms))
+        return self.run(self.plan_acquire(name, owner, ttl_ms))
 
     def release(self, name: str, owner: str) -> bool:
         """See :meth:`plan_release`."""
-        return run_sync(self.store, self.plan_release(name, owner))
+        return self.run(self.plan_release(name, owner))
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
         """See :meth:`plan_extend`."""
-        return run_sync(self.store, self.plan_extend(name, owner, ttl_ms))
+        return self.run(self.plan_extend(name, owner, ttl_ms))
 
     def is_held(self, name: str) -> bool:
         """See :meth:`plan_is_held`."""
-        return run_sync(self.store, self.plan_is_held(name))
+        return self.run(self.plan_is_held(name))

@@ -20,7 +20,7 @@ from ...batching import output_writes, prepare_each
 from ...decoding import build_records
 from ...records import JSONDict, TaskOutputRecord, TaskOutputWrite
 from ...validation import optional_dict, optional_id, require_id, require_positive_int
-from .plan import Op, Steps, Stmt, need_row, run_sync, single
+from .plan import Op, Repo, Steps, Stmt, need_row, single
 from .support import MAX_READ_LIMIT, audit_params, iso, now_utc, to_json
 
 WRITE = (
@@ -58,11 +58,9 @@ TEMPLATES = {"output.write": WRITE, "output.select": SELECT, "output.by_task_run
 
 
 @dataclasses.dataclass
-class OutputRepo:
+class OutputRepo(Repo):
     """write / read / list of task outputs (the TaskOutputs protocol); each ``plan_*``
     method returns the :class:`~.plan.Op` both transports run."""
-
-    store: Any
 
     def _write_steps(self, params: dict[str, Any], now: Any
                      ) -> Steps[tuple[TaskOutputRecord, bool]]:
@@ -154,27 +152,27 @@ class OutputRepo:
     def write_task_output(self, task_id: str, output: Any, metadata: JSONDict | None = None,
                           **ids: Any) -> TaskOutputRecord:
         """Store a new version of ``task_id``'s output; once per ``task_run_id``."""
-        return run_sync(self.store, self.plan_write_once(task_id, output, metadata, **ids))[0]
+        return self.run(self.plan_write_once(task_id, output, metadata, **ids))[0]
 
     def write_task_output_once(self, task_id: str, output: Any,
                                metadata: JSONDict | None = None, **ids: Any
                                ) -> tuple[TaskOutputRecord, bool]:
         """See :meth:`plan_write_once`."""
-        return run_sync(self.store, self.plan_write_once(task_id, output, metadata, **ids))
+        return self.run(self.plan_write_once(task_id, output, metadata, **ids))
 
     def write_task_outputs(self, items: Sequence[TaskOutputWrite]) -> list[TaskOutputRecord]:
         """See :meth:`plan_write_many`."""
         op = self.plan_write_many(items)
-        return [] if op is None else run_sync(self.store, op)
+        return [] if op is None else self.run(op)
 
     def read_task_output(self, task_id: str) -> TaskOutputRecord | None:
         """The latest version, or None."""
-        found = run_sync(self.store, self.plan_select(task_id, 1))
+        found = self.run(self.plan_select(task_id, 1))
         return found[0] if found else None
 
     def list_task_outputs(self, task_id: str, limit: int = 100) -> list[TaskOutputRecord]:
         """Versions newest first, at most ``limit``."""
-        return run_sync(self.store, self.plan_select(task_id, limit))
+        return self.run(self.plan_select(task_id, limit))
 
 
 def _stored_record(row: tuple[Any, ...]) -> TaskOutputRecord:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Generator
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from ...clock import Clock
+from ...config import PostgresConfig
 from ...errors import BackendError
 from .errors import BACKEND
-from .pool import Cursor, execute_prepared
+from .pool import Cursor, PostgresPool, execute_prepared
 
 T = TypeVar("T")
 
@@ -76,7 +78,55 @@ def need_row(row: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def run_sync(store: Any, op: Op[T]) -> T:
+class PlanHost(Protocol):
+    """What a repository reads while planning an Op, on either transport."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def max_payload_bytes(self) -> int: ...
+
+
+class SyncHost(PlanHost, Protocol):
+    """What :func:`run_sync` drives an Op on: the sync
+    :class:`~memory_resources.stores.postgres.store.PostgresStore`."""
+
+    @property
+    def config(self) -> PostgresConfig: ...
+
+    @property
+    def pool(self) -> PostgresPool: ...
+
+    def statement(self, name: str) -> str:
+        """The rendered SQL of template ``name``."""
+        ...
+
+    def ensure_partitions(self, now: dt.datetime, months_ahead: int | None = None) -> None:
+        """Create the partitions of ``now``'s month (once per month)."""
+        ...
+
+    def maybe_purge(self) -> None:
+        """Sweep expired contexts when the purge interval has passed."""
+        ...
+
+
+@dataclasses.dataclass
+class Repo:
+    """A repository: plans Ops for ``store`` (either transport); ``sync``, the sync store,
+    also runs them (None on the async store, which drives the plans itself)."""
+
+    store: PlanHost
+    sync: SyncHost | None = None
+
+    def run(self, op: Op[T]) -> T:
+        """Run ``op`` on the sync store."""
+        if self.sync is None:
+            raise TypeError(f"{type(self).__name__} has no sync store to run on")
+        return run_sync(self.sync, op)
+
+
+def run_sync(store: SyncHost, op: Op[T]) -> T:
     """Execute ``op`` on a sync PostgresStore (its pool, retries, prepared statements)."""
     if op.partitions_at is not None:
         store.ensure_partitions(op.partitions_at)
@@ -109,4 +159,5 @@ def run_sync(store: Any, op: Op[T]) -> T:
     return result
 
 
-__all__ = ["Fetch", "Op", "Steps", "Stmt", "need_row", "run_sync", "single"]
+__all__ = ["Fetch", "Op", "PlanHost", "Repo", "Steps", "Stmt", "SyncHost", "need_row",
+           "run_sync", "single"]

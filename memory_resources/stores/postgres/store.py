@@ -15,7 +15,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
@@ -40,6 +40,9 @@ from .migrate import AppliedMigration, migrate
 from .partitions import MaintenanceReport, check_months_ahead, keep_partitions, maintain
 from .pool import HEALTH_TIMEOUT, Cursor, PostgresPool, call_budget
 from .support import one, render
+
+if TYPE_CHECKING:
+    from .aio import AsyncPostgresStore
 
 _log = get_logger(__name__)
 
@@ -80,11 +83,11 @@ class PostgresStore:
         self._partition_month: tuple[int, int] | None = None
         self._next_purge = clock.monotonic() + PURGE_INTERVAL
         self._lock = threading.RLock()
-        self._history = history.HistoryRepo(self)
-        self._outputs = outputs.OutputRepo(self)
-        self._audit = audit.AuditReader(self)
-        self._context = context.ContextRepo(self)
-        self._locks = locks.LockRepo(self)
+        self._history = history.HistoryRepo(self, self)
+        self._outputs = outputs.OutputRepo(self, self)
+        self._audit = audit.AuditReader(self, self)
+        self._context = context.ContextRepo(self, self)
+        self._locks = locks.LockRepo(self, self)
         self._blobs = blobs.BlobRepo(self)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -151,6 +154,12 @@ class PostgresStore:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+    def async_transport(self, clock: Clock) -> AsyncPostgresStore:
+        """The asyncpg twin of this store (same config; pools of its own)."""
+        from .aio import AsyncPostgresStore
+
+        return AsyncPostgresStore(self.config, clock=clock)
 
     def __enter__(self) -> PostgresStore:
         self.connect()

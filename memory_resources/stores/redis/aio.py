@@ -424,8 +424,3 @@ def _fields(flat: Any) -> Mapping[str, str]:
 
 
 __all__ = ["AsyncRedisStore", "build_async_client"]
-
-
-def from_sync(store: RedisStore, clock: Clock) -> AsyncRedisStore:
-    """The async transport of a sync :class:`RedisStore` (same config and clock)."""
-    return AsyncRedisStore(store.config, clock=clock)

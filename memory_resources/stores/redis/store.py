@@ -6,7 +6,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from json.encoder import encode_basestring
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...clock import SYSTEM_CLOCK, Clock
@@ -40,6 +40,9 @@ from .nodes import LockNode
 from .redlock import Redlock
 from .scripts import Scripts
 from .timefmt import iso_utc, iso_utc_and_later
+
+if TYPE_CHECKING:
+    from .aio import AsyncRedisStore
 
 _log = get_logger(__name__)
 
@@ -140,6 +143,12 @@ class RedisStore:
             self._client = self._scripts = self._batch = None
         if redlock is not None:
             redlock.close()
+
+    def async_transport(self, clock: Clock) -> AsyncRedisStore:
+        """The ``redis.asyncio`` twin of this store (same config; pools of its own)."""
+        from .aio import AsyncRedisStore
+
+        return AsyncRedisStore(self.config, clock=clock)
 
     def health_check(self) -> HealthReport:
         """PING round trip, server version and role; never raises."""

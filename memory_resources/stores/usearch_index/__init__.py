@@ -3,6 +3,6 @@ in-process search persisted beside the embedded store. No Prefect import here.""
 
 from __future__ import annotations
 
-from .index import UsearchVectorIndex, create_index
+from .index import UsearchVectorIndex
 
-__all__ = ["UsearchVectorIndex", "create_index"]
+__all__ = ["UsearchVectorIndex"]

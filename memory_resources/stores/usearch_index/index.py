@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...codec import DEFAULT_MAX_PAYLOAD_BYTES, decode
-from ...config import EmbeddedConfig, PostgresConfig, VectorConfig
+from ...config import EmbeddedConfig, VectorConfig
 from ...decoding import build_records
 from ...embedding import (
     as_matrix,
@@ -381,9 +381,3 @@ class UsearchVectorIndex:
                                  metadata=decode_metadata(metadata[key]))
                      for key, score in row] for row in found]
 
-
-def create_index(
-    config: VectorConfig, *, postgres: PostgresConfig | None, embedded: EmbeddedConfig
-) -> UsearchVectorIndex:
-    """Entry point of backend ``usearch`` (group ``memory_resources.vector_backends``)."""
-    return UsearchVectorIndex.from_config(config, embedded)
