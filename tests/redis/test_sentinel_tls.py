@@ -42,8 +42,10 @@ def test_round_trip_and_promotion_over_tls(topology: SentinelTopology, certs: Pa
     assert topology.url().startswith("sentinels://")
     store = RedisStore(sentinel_config(topology, "mrtest:tls:",
                                        ssl_ca_certs=str(certs / "ca.crt")))
+    durable = RedisStore(sentinel_config(topology, "mrtest:tls:", replica_acks=1,
+                                         ssl_ca_certs=str(certs / "ca.crt")))
     try:
-        store.set_context("tls", {"secure": True})
+        durable.set_context("tls", {"secure": True})  # confirmed by the replica (WAIT 1)
         health = store.health_check()
         old = topology.primary()
         assert health["status"] == "healthy"
@@ -59,6 +61,7 @@ def test_round_trip_and_promotion_over_tls(topology: SentinelTopology, certs: Pa
             f"127.0.0.1:{topology.client_port(new)}")
     finally:
         store.close()
+        durable.close()
 
 
 def test_async_transport_over_tls(topology: SentinelTopology, certs: Path) -> None:

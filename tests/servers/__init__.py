@@ -12,12 +12,14 @@ from tests.servers._process import ServerStartError, free_port
 from tests.servers.postgres import PostgresServer, postgres_bin_dir, ssl_postgres_bin_dir
 from tests.servers.redis import RedisBinary, RedisServer, find_redis_cli, find_redis_server
 from tests.servers.redis_cluster import RedisCluster
+from tests.servers.redis_sentinel import SentinelTopology
 
 __all__ = [
     "PostgresServer",
     "RedisBinary",
     "RedisCluster",
     "RedisServer",
+    "SentinelTopology",
     "ServerStartError",
     "find_redis_cli",
     "find_redis_server",
