@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
-import re
 import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -35,7 +33,6 @@ import asyncpg
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
-from ...decoding import decode_or_mark
 from ...errors import (
     BackendError,
     BackendTimeoutError,
@@ -55,52 +52,29 @@ from ...records import (
 )
 from ..offload import ThreadOffload, within
 from . import audit, context, history, locks, outputs
-from .aio_driver import CAUGHT, connect_options, is_transient, quote_ident, translate
+from .aio_driver import (
+    CAUGHT,
+    RawStatement,
+    connect_options,
+    dollar_text,
+    fetch_result,
+    init_connection,
+    is_transient,
+    keep_session,
+    quote_ident,
+    translate,
+)
+from .budget import Backoff, secrets_of
 from .errors import BACKEND
 from .local import start_local_server
 from .plan import Op
-from .pool import Backoff, _secrets_of
-from .prepared import _prepared
 from .replica import PRIMARY_LSN, REPLAYED_ASYNC, ReplicaLagging, ReplicaRouter, await_replayed
 from .store import _TEMPLATES, PURGE_INTERVAL, PostgresStore
 
 T = TypeVar("T")
 
-_POSITIONAL = re.compile(r"%s")
 _REPLICA_FAULTS: tuple[type[BaseException], ...] = (*CAUGHT, BackendError)
 """What sends a replica read to the primary (CorruptRecordError is caught before)."""
-
-
-def dollar_text(name: str, statement: str) -> tuple[str, tuple[str, ...]]:
-    """``statement`` with ``$n`` placeholders, and the parameter names in ``$n`` order
-    (positional ``%s`` statements get names ``0``, ``1``, ...)."""
-    if "%(" in statement:
-        prepared = _prepared(name, statement)
-        return prepared.text, prepared.names
-    count = iter(range(1, 1000))
-    text = _POSITIONAL.sub(lambda _: f"${next(count)}", statement).replace("%%", "%")
-    return text, tuple(str(i) for i in range(statement.count("%s")))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Raw:
-    """A statement outside the repositories (the health check's ping)."""
-
-    text: str
-    args: tuple[Any, ...]
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset on release: nothing beyond asyncpg's own rollback of an open
-    transaction. The store never changes session state (no SET, LISTEN, advisory lock or
-    cursor), so asyncpg's default ``RESET ALL; UNLISTEN *; ...`` would be a second round
-    trip per call for nothing."""
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=str, decoder=decode_or_mark,
-                                  schema="pg_catalog", format="text")
 
 
 class AsyncPostgresStore:
@@ -115,7 +89,7 @@ class AsyncPostgresStore:
         self.clock = clock
         self.max_payload_bytes = self.config.max_payload_bytes
         self.schema = self.config.schema_
-        self._secrets = _secrets_of(self.config)
+        self._secrets = secrets_of(self.config)
         self._statements = {name: template.replace("{s}", quote_ident(self.schema))
                             for name, template in _TEMPLATES.items()}
         self._pool: asyncpg.Pool | None = None
@@ -169,7 +143,7 @@ class AsyncPostgresStore:
             # stop the store from connecting (its reads go to the primary meanwhile).
             return await asyncpg.create_pool(
                 min_size=0 if replica else min(config.min_connections, config.max_connections),
-                max_size=config.max_connections, init=_init_connection, reset=_keep_session,
+                max_size=config.max_connections, init=init_connection, reset=keep_session,
                 **connect_options(config, replica=replica))
         except CAUGHT as exc:
             raise translate(exc, self._secrets) from None
@@ -202,7 +176,7 @@ class AsyncPostgresStore:
             if self._pool is None:
                 await self.connect()
             row = await self._attempts(
-                _Raw("SELECT current_setting('server_version'), current_database()", ()),
+                RawStatement("SELECT current_setting('server_version'), current_database()", ()),
                 idempotent=True)
         except BackendError as exc:
             return HealthReport(status="unhealthy", backend=BACKEND, error=str(exc),
@@ -253,7 +227,7 @@ class AsyncPostgresStore:
                 stmt = steps.send(reply)
                 text, names = dollar_text(stmt.prepared_name,
                                           self._statements[stmt.name] + stmt.suffix)
-                reply = await _fetch(conn, text, [stmt.params[n] for n in names], stmt.fetch)
+                reply = await fetch_result(conn, text, [stmt.params[n] for n in names], stmt.fetch)
         except StopIteration as done:
             value: T = done.value
             return value
@@ -269,7 +243,7 @@ class AsyncPostgresStore:
             if router.read_your_writes:
                 writes = router.uncovered()
                 if writes is not None:
-                    row = await self._attempts(_Raw(PRIMARY_LSN, ()), True, limit)
+                    row = await self._attempts(RawStatement(PRIMARY_LSN, ()), True, limit)
                     router.cover(writes, str(row[0]))
                 target = router.target()
             replica_limit = router.deadline(limit)
@@ -290,7 +264,7 @@ class AsyncPostgresStore:
         result: T = await self._attempts(op, op.idempotent, limit)
         return result
 
-    async def _attempts(self, op: Op[T] | _Raw, idempotent: bool,
+    async def _attempts(self, op: Op[T] | RawStatement, idempotent: bool,
                         limit: float | None = None) -> Any:
         """Attempts of one call on the primary within ``operation_timeout`` (waiting for a
         connection, retries and statements together, as on the sync store); ``limit``: a
@@ -333,8 +307,8 @@ class AsyncPostgresStore:
             return None
         return statement / 1000 + self.config.connection_timeout
 
-    async def _once(self, op: Op[Any] | _Raw, pool: asyncpg.Pool | None, limit: float | None,
-                    replayed: str | None = None) -> Any:
+    async def _once(self, op: Op[Any] | RawStatement, pool: asyncpg.Pool | None,
+                    limit: float | None, replayed: str | None = None) -> Any:
         """One attempt: a pooled connection (at most ``connection_timeout``), then (on the
         replica) the wait until it ``replayed`` that WAL position, then the statements, all
         before ``limit`` (monotonic; None: no limit)."""
@@ -359,14 +333,14 @@ class AsyncPostgresStore:
         finally:
             await pool.release(conn, timeout=self.config.connection_timeout)
 
-    async def _on(self, conn: Any, op: Op[Any] | _Raw, replayed: str | None = None,
+    async def _on(self, conn: Any, op: Op[Any] | RawStatement, replayed: str | None = None,
                   limit: float | None = None) -> Any:
         if replayed is not None and self._router is not None:
             async def check(position: str) -> bool:
                 return bool(await conn.fetchval(REPLAYED_ASYNC, position))
             await await_replayed(check, replayed, self._router, self._router.deadline(limit))
-        if isinstance(op, _Raw):
-            return await _fetch(conn, op.text, op.args, "one")
+        if isinstance(op, RawStatement):
+            return await fetch_result(conn, op.text, op.args, "one")
         if op.autocommit:
             return await self._drive(conn, op)
         async with conn.transaction():
@@ -482,18 +456,6 @@ class AsyncPostgresStore:
     def __repr__(self) -> str:
         return (f"AsyncPostgresStore(schema={self.schema!r}, "
                 f"connected={self._pool is not None})")
-
-
-async def _fetch(conn: Any, text: str, args: Sequence[Any], fetch: str) -> Any:
-    if fetch == "one":
-        return await conn.fetchrow(text, *args)
-    if fetch == "all":
-        return await conn.fetch(text, *args)
-    status = await conn.execute(text, *args)
-    if fetch == "rowcount":
-        tail = str(status).rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else -1
-    return None
 
 
 __all__ = ["AsyncPostgresStore", "dollar_text"]

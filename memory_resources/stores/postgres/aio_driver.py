@@ -1,4 +1,6 @@
-"""asyncpg connection options and error classification for the async PostgreSQL store.
+"""The asyncpg side of the async PostgreSQL store: connection options (TLS included),
+error classification, and the statement plumbing (``$n`` placeholders, JSON codecs,
+fetching a result).
 
 The options come from the same :class:`~memory_resources.config.PostgresConfig` as the
 psycopg2 pool's (DSN or host/port/..., ``search_path`` to the schema, ``TimeZone=UTC``,
@@ -11,13 +13,17 @@ becomes the same typed error, with secrets masked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import ssl as ssl_module
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import psycopg2.extensions
 
 from ...config import PostgresConfig
+from ...decoding import decode_or_mark
 from ...errors import BackendConfigurationError, BackendError, BackendUnavailableError
 from ...validation import require_identifier
 from .errors import (
@@ -28,6 +34,7 @@ from .errors import (
     sqlstate_error,
     tls_login_problem,
 )
+from .prepared import _prepared
 
 _CONNECTION_CLASSES = ("08",)
 
@@ -163,5 +170,63 @@ CAUGHT: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.Interf
 """What the async store catches and passes to :func:`translate`."""
 
 
-__all__ = ["CAUGHT", "connect_options", "is_transient", "quote_ident", "tls_option",
-           "translate"]
+_POSITIONAL = re.compile(r"%s")
+
+
+def dollar_text(name: str, statement: str) -> tuple[str, tuple[str, ...]]:
+    """``statement`` with ``$n`` placeholders, and the parameter names in ``$n`` order
+    (positional ``%s`` statements get names ``0``, ``1``, ...)."""
+    if "%(" in statement:
+        prepared = _prepared(name, statement)
+        return prepared.text, prepared.names
+    count = iter(range(1, 1000))
+    text = _POSITIONAL.sub(lambda _: f"${next(count)}", statement).replace("%%", "%")
+    return text, tuple(str(i) for i in range(statement.count("%s")))
+
+
+@dataclasses.dataclass(frozen=True)
+class RawStatement:
+    """A statement outside the repositories (the health check's ping)."""
+
+    text: str
+    args: tuple[Any, ...]
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond asyncpg's own rollback of an open
+    transaction. The store never changes session state (no SET, LISTEN, advisory lock or
+    cursor), so asyncpg's default ``RESET ALL; UNLISTEN *; ...`` would be a second round
+    trip per call for nothing."""
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=str, decoder=decode_or_mark,
+                                  schema="pg_catalog", format="text")
+
+
+async def fetch_result(conn: Any, text: str, args: Sequence[Any], fetch: str) -> Any:
+    if fetch == "one":
+        return await conn.fetchrow(text, *args)
+    if fetch == "all":
+        return await conn.fetch(text, *args)
+    status = await conn.execute(text, *args)
+    if fetch == "rowcount":
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else -1
+    return None
+
+
+__all__ = [
+    "CAUGHT",
+    "RawStatement",
+    "connect_options",
+    "dollar_text",
+    "fetch_result",
+    "init_connection",
+    "is_transient",
+    "keep_session",
+    "quote_ident",
+    "tls_option",
+    "translate",
+]
