@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from memory_resources.backends import Backend
 from memory_resources.batching import context_pairs, id_list, prepare_each
 from memory_resources.clock import SYSTEM_CLOCK, Clock, utc_iso
 from memory_resources.codec import DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
@@ -195,3 +196,8 @@ def build(options: ExampleOptions | Mapping[str, Any] | None = None, context: An
     parsed = options if isinstance(options, ExampleOptions) else ExampleOptions.model_validate(
         dict(options or {}))
     return DictContextStore(parsed.path, clock=getattr(context, "clock", SYSTEM_CLOCK))
+
+
+BACKEND = Backend("example", frozenset({"context"}), build, ExampleOptions)
+"""What the entry point names (``example = "example_backend:BACKEND"`` in the group
+``memory_resources.backends``): the roles it fills, its options, its factory."""
