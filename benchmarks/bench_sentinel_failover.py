@@ -74,6 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--only", choices=["sigkill", "demote"],
+                        help="run the scenarios of one fault only")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     lines = [f"load average before: {os.getloadavg()[0]:.1f}", "",
@@ -81,6 +83,8 @@ def main() -> None:
              "| lost contexts | lost events | duplicate events | longest call (s) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for fault, replicas, acks in SCENARIOS:
+        if args.only and fault != args.only:
+            continue
         for _ in range(args.runs):
             switched, result = scenario(fault, replicas, acks)
             row = (f"| {fault} | {replicas} | {acks} | {switched:.2f} | {result.rounds} | "

@@ -1,18 +1,23 @@
 """Redis Sentinel configuration: the sentinel:// URL parses into sentinels, service, db and
 the data nodes' credentials; bad URLs and contradictory fields are ConfigurationErrors naming
-the field and the fix; no password shows in any form of the config or of the store."""
+the field and the fix; no password shows in any form of the config or of the store. And the
+primary lookup's decisions, on scripted sentinel replies."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+import redis.exceptions as rex
+from redis.sentinel import MasterNotFoundError
 
 from memory_resources.config import RedisConfig, parse_config
 from memory_resources.errors import ConfigurationError
 from memory_resources.sentinel_url import parse_sentinel_url
 from memory_resources.stores.redis import RedisStore
 from memory_resources.stores.redis.aio import AsyncRedisStore
+from memory_resources.stores.redis.retrying import PERMANENT, REFUSED, classify
+from memory_resources.stores.redis.sentinel import SyncSentinels
 
 PLANTED = "Pl4nted-s3cret"
 URL = f"sentinel://agent:{PLANTED}@10.0.0.1:26379,10.0.0.2,[::1]:26380/agents/3"
@@ -80,3 +85,51 @@ def test_secrets_stay_hidden() -> None:
                  repr(AsyncRedisStore(config))):
         assert PLANTED not in text
     assert {PLANTED, PLANTED + "2"} <= set(config.secret_values())
+
+
+class _FakeSentinel:
+    """A sentinel client whose SENTINEL MASTERS reply (or error) is given."""
+
+    def __init__(self, port: int, reply: Any) -> None:
+        self.connection_pool = type("Pool", (), {"connection_kwargs": {"host": "s",
+                                                                       "port": port}})()
+        self.reply = reply
+
+    def sentinel_masters(self) -> Any:
+        if isinstance(self.reply, BaseException):
+            raise self.reply
+        return self.reply
+
+
+def _state(port: int, flags: str = "master") -> dict[str, Any]:
+    names = set(flags.split(","))
+    return {"svc": {"ip": "10.0.0.1", "port": port, "flags": flags,
+                    "is_master": "master" in names, "is_sdown": "s_down" in names,
+                    "is_odown": "o_down" in names, "num-other-sentinels": 2}}
+
+
+def _discover(*replies: Any) -> tuple[str, int]:
+    manager = SyncSentinels([])
+    manager.sentinels = [_FakeSentinel(26379 + i, r) for i, r in enumerate(replies)]
+    return manager.discover_master("svc")
+
+
+def test_lookup_prefers_a_sentinel_not_running_a_failover() -> None:
+    """The sentinel running a fail-over still names the old primary: another sentinel's
+    answer wins, and the old one is used only when nobody else answers; a primary marked
+    down is skipped."""
+    leader = _state(6379, "master,failover_in_progress,force_failover")
+    assert _discover(leader, _state(6380)) == ("10.0.0.1", 6380)
+    assert _discover(leader, rex.ConnectionError("down")) == ("10.0.0.1", 6379)
+    assert _discover(_state(6379, "master,s_down"), _state(6380)) == ("10.0.0.1", 6380)
+
+
+def test_lookup_errors_are_typed() -> None:
+    """No sentinel naming a primary raises MasterNotFoundError (retried as not sent); every
+    reachable sentinel refusing the credentials raises AuthenticationError (permanent)."""
+    with pytest.raises(MasterNotFoundError, match="s:26379: the primary is down"):
+        _discover(_state(6379, "master,o_down"), rex.TimeoutError("slow"))
+    assert classify(MasterNotFoundError("x")) == REFUSED
+    with pytest.raises(rex.AuthenticationError, match="sentinel_username/sentinel_password"):
+        _discover(rex.AuthenticationError("WRONGPASS"), rex.ConnectionError("down"))
+    assert classify(rex.AuthenticationError("x")) == PERMANENT

@@ -14,6 +14,10 @@ connects afresh and asks the sentinels again). When no sentinel answers and one 
 refused ``sentinel_username``/``sentinel_password``, the lookup raises ``AuthenticationError``
 at once (permanent), as a wrong data node password does.
 
+A sentinel that is itself running a fail-over is asked last: it keeps naming the old
+primary until the fail-over ends, while the others already name the promoted replica (1 s
+earlier in our runs), and a demoted primary accepts writes that are then lost.
+
 The lookup's decision (:class:`Lookup`) is shared by the sync and async transports; only the
 loop that awaits or not is written twice (five lines each).
 """
@@ -58,6 +62,7 @@ class Lookup:
         self.problems: list[str] = []
         self.refused: BaseException | None = None
         self.answered = 0
+        self.fallback: tuple[str, int] | None = None
 
     def answer(self, sentinel: Any, masters: Any) -> tuple[str, int] | None:
         """The primary's address if this sentinel's ``SENTINEL MASTERS`` names a healthy one."""
@@ -70,7 +75,21 @@ class Lookup:
                 or state["num-other-sentinels"] < self.min_other):
             self.problems.append(f"{_where(sentinel)}: the primary is down")
             return None
-        return str(state["ip"]), int(state["port"])
+        address = str(state["ip"]), int(state["port"])
+        if "failover_in_progress" in str(state.get("flags", "")):
+            # The sentinel running a fail-over names the old primary until it ends (seconds
+            # after the replica was promoted); the others learn the new one sooner.
+            self.fallback = self.fallback or address
+            self.problems.append(f"{_where(sentinel)}: fail-over in progress")
+            return None
+        return address
+
+    def finish(self, not_found: type[BaseException]) -> tuple[str, int]:
+        """After every sentinel was asked: the address a sentinel in the middle of a
+        fail-over gave, if no other named one; else raise :meth:`error`."""
+        if self.fallback is not None:
+            return self.fallback
+        raise self.error(not_found)
 
     def failed(self, sentinel: Any, exc: BaseException) -> None:
         """This sentinel did not answer (or refused the credentials)."""
@@ -111,7 +130,7 @@ class SyncSentinels(ssentinel.Sentinel):
             if address is not None:
                 _first(self.sentinels, index)
                 return address
-        raise lookup.error(ssentinel.MasterNotFoundError)
+        return lookup.finish(ssentinel.MasterNotFoundError)
 
 
 class AsyncSentinels(asentinel.Sentinel):
@@ -128,7 +147,7 @@ class AsyncSentinels(asentinel.Sentinel):
             if address is not None:
                 _first(self.sentinels, index)
                 return address
-        raise lookup.error(asentinel.MasterNotFoundError)
+        return lookup.finish(asentinel.MasterNotFoundError)
 
 
 # -- connections: READONLY stays READONLY (not run), the connection is dropped on release ----
