@@ -13,16 +13,19 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from memory_resources import ReplicaUnavailableWarning
 from memory_resources.records import FlowRunWrite
+from memory_resources.stores.pgvector import PgVectorIndex
 from memory_resources.stores.postgres import PostgresStore
 from memory_resources.stores.postgres.aio import AsyncPostgresStore
 from tests.fixtures.aio import LoopThread, SyncView
+from tests.fixtures.pgvector import postgres_config, vector_config
 from tests.fixtures.postgres import make_postgres_store
 from tests.fixtures.services import create_schema, drop_schema
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, free_port
 from tests.servers.postgres_replica import PostgresReplica
 from tests.servers.proxy import TcpProxy
 
@@ -214,3 +217,44 @@ def test_replica_down_reads_fall_back_to_the_primary(
                 if not status["down"] or time.monotonic() > deadline:
                     break
             assert status["down"] is False and status["replica_reads"] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replica_warning_carries_no_secret(kind: str, make_store: MakeStore) -> None:
+    """A replica DSN with a password pointing at a closed port: the read succeeds on the
+    primary and the warning names the failure without the DSN or its password."""
+    dsn = f"postgresql://postgres:replica-pw-123@127.0.0.1:{free_port()}/postgres"
+    store = make_store(kind, replica_dsn=dsn, replica_consistency="eventual")
+    with pytest.warns(ReplicaUnavailableWarning) as caught:
+        assert store.read_flow_runs(_flow()) == []
+    message = str(caught[0].message)
+    assert "replica-pw-123" not in message and dsn not in message
+
+
+@pytest.mark.parametrize("consistency", ["eventual", "read_your_writes"])
+def test_pgvector_searches_read_the_replica(
+    consistency: str, embedded_postgres: PostgresServer, pg_replica: PostgresReplica,
+    replica_schema: str,
+) -> None:
+    """The pgvector index shares the pool: with replay paused, vectors upserted on the
+    primary are invisible to count/query under eventual (the replica answered) and visible
+    under read_your_writes (the lagging replica was skipped for the primary)."""
+    config = postgres_config(embedded_postgres.dsn, replica_schema,
+                             read_replica_dsn=pg_replica.dsn, replica_consistency=consistency,
+                             replica_max_wait=0.2)
+    index = PgVectorIndex.from_config(vector_config(4, "cosine", f"r_{uuid.uuid4().hex[:8]}"),
+                                      config)
+    try:
+        index.connect()
+        pg_replica.wait_caught_up()
+        pg_replica.pause_replay()
+        vectors = np.eye(4, dtype=np.float32)
+        index.upsert([f"v{i}" for i in range(4)], vectors, [{"i": i} for i in range(4)])
+        expected = 0 if consistency == "eventual" else 4
+        assert index.count() == expected
+        assert len(index.query(vectors[0], top_k=2)) == min(expected, 2)
+        pg_replica.resume_replay()
+        pg_replica.wait_caught_up()
+        assert index.count() == 4
+    finally:
+        index.close()
