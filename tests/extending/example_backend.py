@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory_resources.backends import Backend
+from memory_resources.backends import Backend, BuildContext
 from memory_resources.batching import context_pairs, id_list, prepare_each
 from memory_resources.clock import SYSTEM_CLOCK, Clock, utc_iso
 from memory_resources.codec import DEFAULT_MAX_PAYLOAD_BYTES, decode, encode
@@ -189,13 +189,10 @@ class ExampleOptions(BaseModel):
                              "None keeps them in memory only.")
 
 
-def build(options: ExampleOptions | Mapping[str, Any] | None = None, context: Any = None
-          ) -> DictContextStore:
-    """The factory a registry calls: ``options`` from configuration, ``context`` giving the
-    facade's ``clock``; the store is connected by its user."""
-    parsed = options if isinstance(options, ExampleOptions) else ExampleOptions.model_validate(
-        dict(options or {}))
-    return DictContextStore(parsed.path, clock=getattr(context, "clock", SYSTEM_CLOCK))
+def build(options: ExampleOptions, context: BuildContext) -> DictContextStore:
+    """The factory the registry calls with the parsed options and the facade's build
+    context (its clock); the facade connects the store on first use."""
+    return DictContextStore(options.path, clock=context.clock)
 
 
 BACKEND = Backend("example", frozenset({"context"}), build, ExampleOptions)
