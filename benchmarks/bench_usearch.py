@@ -15,7 +15,8 @@ pgvector benchmark's data; held-out rows as queries), cosine:
   same graph, and ``MemoryAPI.query_embeddings`` on ``backend="numpy"`` (exact, same file);
 * filtered queries (10 % and 0.5 % of rows match): ms, recall, rows returned.
 
-``--raw-only`` (e.g. ``--n 1000000``) measures only raw usearch vs exact numpy matmul.
+``--raw-only`` (e.g. ``--n 1000000``) measures only raw usearch vs exact numpy matmul,
+``--skip-raw`` only the MemoryAPI part.
 Writes benchmarks/results/usearch.md (``--out`` to change).
 """
 
@@ -223,6 +224,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--raw-only", action="store_true")
+    parser.add_argument("--skip-raw", action="store_true", help="only the MemoryAPI part")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/usearch.md")
     args = parser.parse_args()
     vectors, _ = clustered_vectors(args.n + args.queries, args.dim)
@@ -234,7 +236,8 @@ def main() -> None:
              f"Run {started}; load average at start {load_average()} (2 cores); "
              f"{args.queries} held-out queries; settings {DEFAULTS}.", ""]
     try:
-        lines += raw_usearch(data, queries, truth, home)
+        if not args.skip_raw:
+            lines += raw_usearch(data, queries, truth, home)
         if not args.raw_only:
             lines += through_api(data, queries, truth, home)
     finally:

@@ -153,7 +153,11 @@ class UsearchVectorIndex:
             _log.info("vectors changed by another writer; repairing", namespace=self.namespace)
             graph, known = state.graph, state.table.keys
         vectors = loaded.vectors.reshape(len(loaded.ids), self.dimension)
-        keys, changed = hnsw.repair(graph, known, loaded.ids, vectors)
+        try:
+            keys, changed = hnsw.repair(graph, known, loaded.ids, vectors)
+        except BaseException:
+            self._state = None  # a half-repaired graph is never served: start over next time
+            raise
         table = KeyTable()
         for item, key, text, meta in zip(loaded.ids, keys.tolist(), loaded.metadata, decoded,
                                          strict=True):
