@@ -9,10 +9,12 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from memory_resources import AsyncMemoryAPI, MemoryAPI
 from memory_resources.errors import (
     BackendAuthenticationError,
     BackendUnavailableError,
@@ -125,6 +127,27 @@ def test_least_privilege_users(topology: SentinelTopology, make_store: Any) -> N
     report = store.health_check()
     assert report["details"]["sentinels_up"] == 3, report
     assert store.clear_context("acl")
+
+
+def test_memory_api_on_sentinel(topology: SentinelTopology, tmp_path: Path) -> None:
+    """The seed's API takes a sentinel:// redis_config as is, sync and async: context and
+    lock on the sentinels' primary, health_check names the sentinel topology."""
+    redis_config = {"url": topology.url(), "sentinel_password": SENTINEL_PASSWORD,
+                    "key_prefix": "mrtest:sentinel:api:"}
+    others = {"vector_config": {"dimension": 8},
+              "embedded_config": {"path": str(tmp_path / "m.db")}}
+    with MemoryAPI(redis_config=redis_config, **others) as api:
+        assert api.set_context("s1", {"user": "u1"})
+        assert api.get_context("s1")["data"] == {"user": "u1"}
+        redis_health = api.health_check()["adapters"]["redis"]
+        assert redis_health["details"]["mode"] == "sentinel", redis_health
+
+    async def scenario() -> Any:
+        async with AsyncMemoryAPI(redis_config=redis_config, **others) as api:
+            assert (await api.get_context("s1"))["data"] == {"user": "u1"}
+            return (await api.health_check())["adapters"]["redis"]
+
+    assert asyncio.run(scenario())["details"]["sentinels_up"] == 3
 
 
 def test_sentinel_primary_as_a_redlock_node(topology: SentinelTopology, make_store: Any,
