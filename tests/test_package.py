@@ -1,6 +1,6 @@
 """What a packager checks: one version everywhere, every error class importable from the
-package, ``python -m memory_resources`` and ``--version``, and a wheel that ships the
-contract kit (``memory_resources.testing``)."""
+package, ``python -m memory_resources`` and ``--version``, and an sdist and wheel that
+ship the contract kit (``memory_resources.testing``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import inspect
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -55,21 +56,42 @@ def test_python_dash_m_without_arguments_lists_commands() -> None:
     assert "migrate" in result.stdout and "health" in result.stdout
 
 
+SKIP_COPY = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                                   "*.py[cod]", ".*_cache", ".hypothesis", ".services",
+                                   ".test-artifacts", "*.db")
+
+
 @pytest.mark.slow
-def test_the_wheel_ships_the_contract_kit(tmp_path: Path) -> None:
-    """A wheel built from the project (as pip builds it) holds the kit's plugin, every
-    suite module and py.typed, and nothing from tests/."""
+def test_the_sdist_and_its_wheel_ship_the_contract_kit(tmp_path: Path) -> None:
+    """The sdist (built by setuptools from a clean copy of the project) holds the kit, the
+    example backend and docs/extending.md; the wheel pip builds from that sdist holds the
+    kit's plugin, every suite module and py.typed, and nothing from tests/."""
     source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "memory_resources", source / "memory_resources",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-         str(source)], capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (wheel,) = (tmp_path / "dist").glob("memory_resources-*.whl")
+    shutil.copytree(ROOT, source, ignore=SKIP_COPY)
+    env = tmp_path / "buildenv"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=120)
+    pip = subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "-q",
+                          "setuptools>=77"], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [str(env / "bin" / "python"), "-c",
+         f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))"],
+        cwd=source, capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    sdist = dist / built.stdout.strip().splitlines()[-1]
+    prefix = sdist.name.removesuffix(".tar.gz")
+    with tarfile.open(sdist) as archive:
+        in_sdist = {name.removeprefix(prefix + "/") for name in archive.getnames()}
+    assert {"memory_resources/testing/plugin.py", "memory_resources/testing/suites/roles.py",
+            "tests/extending/example_backend.py", "tests/extending/test_kit.py",
+            "tests/contract/conftest.py", "docs/extending.md"} <= in_sdist
+    wheel_built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(sdist)],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert wheel_built.returncode == 0, wheel_built.stdout + wheel_built.stderr
+    (wheel,) = dist.glob("memory_resources-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     kit = {"memory_resources/testing/__init__.py", "memory_resources/testing/plugin.py",
            "memory_resources/testing/threads.py", "memory_resources/testing/suites/roles.py",
