@@ -93,6 +93,14 @@ class MemoryAPI(RoleStores, BatchCalls):
     :class:`~memory_resources.api_batch.BatchCalls`.
     """
 
+    _context: ContextStore
+    _events: EventLog
+    _locks: LockManager
+    _history: RunHistory
+    _outputs: TaskOutputs
+    _audit: AuditLog
+    _vectors: VectorIndex
+
     def __init__(
         self,
         redis_config: dict[str, Any] | RedisConfig | None = None,

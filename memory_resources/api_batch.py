@@ -8,13 +8,15 @@ like the single call. Atomicity per backend is in docs/batch.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .api_inputs import argument_names, flow_run_write
+from .api_lifecycle import Ensure
 from .batching import batch_list, context_pairs, id_list, output_writes, prepare_each
 from .embedding import as_matrix, require_ids
 from .errors import MemoryValidationError
+from .protocols import ContextStore, EventLog, RunHistory, TaskOutputs, VectorIndex
 from .records import (
     ContextRecord,
     EventRecord,
@@ -101,12 +103,12 @@ class BatchCalls:
     """The batch methods; :class:`MemoryAPI` inherits them (the async API has the same
     methods, awaitable, over the same ``*_args`` checks)."""
 
-    _ensure: Callable[[Any], Any]
-    _context: Any
-    _events: Any
-    _history: Any
-    _outputs: Any
-    _vectors: Any
+    _ensure: Ensure
+    _context: ContextStore
+    _events: EventLog
+    _history: RunHistory
+    _outputs: TaskOutputs
+    _vectors: VectorIndex
 
     def set_contexts(self, contexts: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
                      ttl: int | None = None) -> list[ContextRecord]:

@@ -4,11 +4,19 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Protocol, TypeVar
 
 from .api_build import Composition, distinct_stores
 from .api_monitor import backend_name
 from .log import get_logger
+
+S = TypeVar("S")
+
+
+class Ensure(Protocol):
+    """Connect a store once and return it, typed as given (``StoreConnections.ensure``)."""
+
+    def __call__(self, store: S, /) -> S: ...
 
 _log = get_logger(__name__)
 
@@ -23,7 +31,7 @@ class StoreConnections:
         self._lock = threading.Lock()
         self._store_locks: dict[int, threading.Lock] = {}
 
-    def ensure(self, store: Any) -> Any:
+    def ensure(self, store: S) -> S:
         """Connect ``store`` once (idempotent, thread-safe) and return it. Each store has
         its own lock, so a backend that hangs while connecting never holds up another."""
         if id(store) in self._connected:
