@@ -301,7 +301,8 @@ class AsyncRedisStore:
     async def set_contexts(self, items: Mapping[str, JSONDict] | Iterable[tuple[str, JSONDict]],
                            ttl: int | None = None) -> list[ContextRecord]:
         """See :meth:`RedisStore.set_contexts` (validated first; the scripts of one call
-        travel in one pipeline)."""
+        travel in one pipeline on a single server; items naming the same context are sent
+        one after the other, in order)."""
         pairs = context_pairs(items)
         require_ttl(ttl)
         prepared = prepare_each(pairs, lambda pair: (pair[0], *prepare_context(
@@ -310,10 +311,20 @@ class AsyncRedisStore:
             return []
         seconds = prepared[0][3]
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
-        replies = await asyncio.gather(*(
-            self._script("set_contexts", lua.SET_CONTEXT, keys,
-                         _set_args(cid, payload, seconds, updated_at, expires_at))
-            for cid, keys, payload, _ in prepared))
+        replies: list[Any] = [None] * len(prepared)
+        chains: dict[str, list[int]] = {}
+        for index, (cid, *_rest) in enumerate(prepared):
+            chains.setdefault(cid, []).append(index)
+
+        async def chain(indexes: list[int]) -> None:
+            # one context's items in order (they may travel on different connections)
+            for index in indexes:
+                cid, keys, payload, _ = prepared[index]
+                replies[index] = await self._script(
+                    "set_contexts", lua.SET_CONTEXT, keys,
+                    _set_args(cid, payload, seconds, updated_at, expires_at))
+
+        await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
         return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
                 for (cid, _, payload, _), reply in zip(prepared, replies, strict=True)]
 

@@ -17,7 +17,8 @@ Classification of a redis-py error (:func:`classify`):
 * ``TRANSIENT`` - the connection broke or timed out after the command was sent: it may or
   may not have run. Retried for idempotent calls only; a non-idempotent call
   (``append_event``, a lock acquire) raises at once, saying so.
-* ``PERMANENT`` - wrong password (``WRONGPASS``/``NOAUTH``), an ACL user lacking a
+* ``PERMANENT`` - a server certificate that fails TLS verification, wrong password
+  (``WRONGPASS``/``NOAUTH``), an ACL user lacking a
   permission (``NOPERM``), any other error reply, an exhausted pool, and a write that
   fewer replicas than ``replica_acks`` confirmed (:class:`AckShortfall`, raised as
   ``ReplicaAckError``): raised at once.
@@ -26,6 +27,7 @@ Classification of a redis-py error (:func:`classify`):
 from __future__ import annotations
 
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -110,9 +112,22 @@ def _connect_failure(exc: BaseException) -> bool:
                                                          "Error connecting"))
 
 
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The TLS verification error behind ``exc`` (redis-py wraps it in a ConnectionError,
+    a cluster client in RedisClusterUnreachableError), if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def classify(exc: BaseException) -> str:
     """``REFUSED``, ``TRANSIENT`` or ``PERMANENT`` (see the module docstring)."""
-    if isinstance(exc, _PERMANENT):
+    if isinstance(exc, _PERMANENT) or certificate_failure(exc) is not None:
         return PERMANENT
     if isinstance(exc, AckShortfall):
         return PERMANENT  # applied, not confirmed after replica_ack_timeout: not retried
@@ -214,6 +229,12 @@ class RetryPolicy:
                 f"{what}: the Redis ACL user lacks a permission ({self._detail(exc)}); grant "
                 "the command and the key pattern <key_prefix>* with ACL SETUSER (docs/redis.md, "
                 "'ACL user', lists what the store sends), or configure another username")
+        if certificate_failure(exc) is not None:
+            return BackendUnavailableError(
+                BACKEND,
+                f"{what}: TLS refused, not retried: the server's certificate did not verify "
+                "against ssl_ca_certs (or the system CAs when unset); set ssl_ca_certs to the "
+                f"CA that signed the server's certificate ({self._detail(exc)})")
         if isinstance(exc, rex.ConnectionError) and str(exc).startswith("No connection"):
             return BackendUnavailableError(
                 BACKEND,
