@@ -65,7 +65,8 @@ SKIP_COPY = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info
 def test_the_sdist_and_its_wheel_ship_the_contract_kit(tmp_path: Path) -> None:
     """The sdist (built by setuptools from a clean copy of the project) holds the kit, the
     example backend and docs/extending.md; the wheel pip builds from that sdist holds the
-    kit's plugin, every suite module and py.typed, and nothing from tests/."""
+    kit's plugin, every suite module and py.typed, the built-in backends' entry points, and
+    nothing from tests/."""
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=SKIP_COPY)
     env = tmp_path / "buildenv"
@@ -99,3 +100,8 @@ def test_the_sdist_and_its_wheel_ship_the_contract_kit(tmp_path: Path) -> None:
     kit |= {f"memory_resources/testing/suites/{suite}.py" for suite in SUITES}
     assert kit <= names, sorted(kit - names)
     assert not [name for name in names if name.startswith("tests/")]
+    points_file = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    points = zipfile.ZipFile(wheel).read(points_file).decode()
+    declared = points.split("[memory_resources.backends]", 1)[1].split("[", 1)[0]
+    assert {line.split("=")[0].strip() for line in declared.splitlines() if "=" in line} == {
+        "sqlite", "redis", "postgres", "numpy", "pgvector", "usearch"}
