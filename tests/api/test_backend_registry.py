@@ -273,3 +273,24 @@ def test_the_environment_configures_backends_by_name(plugin: Any, tmp_path: Path
     with pytest.raises(ConfigurationError, match="MEMORY_RESOURCES_BACKENDS: must be a JSON "
                                                  "object"):
         configs_from_env({"MEMORY_RESOURCES_BACKENDS": "[1]"})
+
+
+def test_native_async_transports_come_from_the_stores(tmp_path: Path) -> None:
+    """AsyncMemoryAPI gives a store with async_transport() its native twin (Redis:
+    redis.asyncio, PostgreSQL: asyncpg), configured or given, and runs the others on
+    worker threads; nothing connects at construction."""
+    from memory_resources.stores.postgres.aio import AsyncPostgresStore
+    from memory_resources.stores.redis import RedisStore
+    from memory_resources.stores.redis.aio import AsyncRedisStore
+
+    api = AsyncMemoryAPI(redis_config={"url": "redis://127.0.0.1:1/0"},
+                         postgres_config={"dsn": "postgresql://u@127.0.0.1:1/db"},
+                         **_embedded(tmp_path))
+    roles = api._roles
+    assert isinstance(roles["context"], AsyncRedisStore) and roles["locks"] is roles["context"]
+    assert isinstance(roles["audit"], AsyncPostgresStore)
+    assert isinstance(roles["vectors"], ThreadOffload)
+    given = AsyncMemoryAPI.from_stores(context=RedisStore({"url": "redis://127.0.0.1:1/0"}),
+                                       **_embedded(tmp_path))
+    assert isinstance(given._roles["context"], AsyncRedisStore)
+    assert isinstance(given._roles["events"], ThreadOffload)
