@@ -269,3 +269,27 @@ def test_missing_usearch_is_a_configuration_error(
     with pytest.raises(ConfigurationError, match=r"memory-resources\[usearch\]"):
         create_vector_index(config, postgres=None, embedded=EmbeddedConfig.model_validate(
             {"path": str(tmp_path / "m.db")}))
+
+
+def test_short_graph_answer_falls_back_to_an_exact_scan(tmp_path: Path) -> None:
+    """If the graph returns fewer candidates than top_k (possible after removals), the
+    unfiltered search scans the live vectors exactly and still returns top_k."""
+    ids, vectors = rows(300, seed=8)
+    index = open_index(tmp_path)
+    index.upsert(ids, vectors)
+    index.delete(ids[:100])
+    state = index._loaded()
+
+    class Short:
+        """The graph, answering every search with at most two candidates."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(state.graph, name)
+
+        def search(self, query: Any, count: int) -> Any:
+            return state.graph.search(query, 2)
+
+    found = hnsw.search(Short(), state.table, "cosine", vectors[150][None, :], 10)[0]
+    exact = exact_index(tmp_path).query(vectors[150], top_k=10)
+    assert [state.table.ids[key] for key, _ in found] == [m["id"] for m in exact]
+    index.close()

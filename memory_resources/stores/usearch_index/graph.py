@@ -115,17 +115,21 @@ def _candidates(matches: Any, row: int | None = None) -> Array:
     return np.asarray(matches.keys[row][:count], dtype=np.int64)
 
 
-def search(graph: Any, metric: str, queries: Array, top_k: int) -> list[
+def search(graph: Any, table: KeyTable, metric: str, queries: Array, top_k: int) -> list[
     list[tuple[int, float]]
 ]:
-    """Unfiltered top-k of each query row: HNSW candidates, re-scored exactly."""
-    pool = pool_size(top_k, len(graph), False)
+    """Unfiltered top-k of each query row: HNSW candidates, re-scored exactly. Should the
+    graph return fewer than ``top_k`` candidates (it never did in the tests; removed
+    entries could cut a search short), the live keys are scanned exactly instead."""
+    pool = pool_size(top_k, table.size, False)
+    wanted = min(top_k, table.size)
     if queries.shape[0] == 1:
-        found = graph.search(queries[0], pool)
-        return [best(graph, metric, _candidates(found), queries[0], top_k)]
-    found = graph.search(queries, pool)
-    return [best(graph, metric, _candidates(found, j), queries[j], top_k)
-            for j in range(queries.shape[0])]
+        candidates = [_candidates(graph.search(queries[0], pool))]
+    else:
+        found = graph.search(queries, pool)
+        candidates = [_candidates(found, j) for j in range(queries.shape[0])]
+    return [best(graph, metric, keys if keys.size >= wanted else np.flatnonzero(table.live),
+                 query, top_k) for keys, query in zip(candidates, queries, strict=True)]
 
 
 def filtered_search(

@@ -379,7 +379,7 @@ class UsearchVectorIndex:
                 found = [hnsw.filtered_search(state.graph, table, self.metric, query, top_k,
                                               mask) for query in queries]
             else:
-                found = hnsw.search(state.graph, self.metric, queries, top_k)
+                found = hnsw.search(state.graph, table, self.metric, queries, top_k)
             ids, metadata = table.ids, table.metadata
             return [[VectorMatch(id=cast(str, ids[key]), score=score,
                                  metadata=decode_metadata(metadata[key]))
