@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 pytest_plugins = [
+    "memory_resources.testing",  # first: registered before a fixture module imports it
     "tests.fixtures.services",
     "tests.fixtures.sqlite",
     "tests.fixtures.vector",
@@ -22,6 +23,5 @@ pytest_plugins = [
     "tests.fixtures.prefect",
     "tests.fixtures.pgvector",
     "tests.fixtures.aio",
-    "memory_resources.testing",
     "tests.fixtures.plugins",
 ]

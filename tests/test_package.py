@@ -95,7 +95,8 @@ def test_the_sdist_and_its_wheel_ship_the_contract_kit(tmp_path: Path) -> None:
     (wheel,) = dist.glob("memory_resources-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     kit = {"memory_resources/testing/__init__.py", "memory_resources/testing/plugin.py",
-           "memory_resources/testing/threads.py", "memory_resources/testing/suites/roles.py",
+           "memory_resources/testing/threads.py", "memory_resources/testing/aio.py",
+           "memory_resources/testing/suites/roles.py",
            "memory_resources/py.typed"}
     kit |= {f"memory_resources/testing/suites/{suite}.py" for suite in SUITES}
     assert kit <= names, sorted(kit - names)
