@@ -197,6 +197,9 @@ VECTOR = Form(
         ("pgvector_storage", "Column type (pgvector)"),
         ("pgvector_quantization", "Quantization (pgvector)"),
         ("rerank_factor", "Re-rank factor (pgvector binary)"),
+        ("usearch_connectivity", "HNSW connectivity (usearch)"),
+        ("usearch_expansion_add", "HNSW expansion on insert (usearch)"),
+        ("usearch_expansion_search", "HNSW expansion on search (usearch)"),
     ),
     enums={"backend": ["numpy", "pgvector"]},  # "placeholder" still accepted from code
     defaults={"backend": "numpy"},
