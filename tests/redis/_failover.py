@@ -226,7 +226,8 @@ def failover_round(cluster: RedisCluster, config: dict[str, Any], victim: RedisS
                    after: float = 0.5, retry_for: float = 10.0, lag: float = 0.0) -> Round:
     """One fail-over of ``victim`` (a master) under writers; see the module docstring.
     ``config`` is the store configuration (``url``/``cluster`` and e.g. ``replica_acks``).
-    ``lag`` > 0: the replica lags behind for that many seconds before the master is killed,
+    ``lag`` > 0: the replica lags behind for that many seconds (at least the filler's time)
+    before the master is killed,
     as a slow or partitioned replica would: it is frozen (SIGSTOP) and the master is sent
     ``FILL_MB`` of filler, so the kernel's socket buffers between them are full and what the
     master acknowledges meanwhile stays in its own output buffer, lost with the process. (A
@@ -249,9 +250,10 @@ def failover_round(cluster: RedisCluster, config: dict[str, Any], victim: RedisS
         time.sleep(before)
         if lag > 0:
             assert replica.pid is not None
+            frozen = time.monotonic()
             os.kill(replica.pid, signal.SIGSTOP)
             _fill(cluster, victim, prefix)
-            time.sleep(lag)
+            time.sleep(max(0.0, lag - (time.monotonic() - frozen)))
         killed = time.monotonic()
         try:
             victim.kill()
