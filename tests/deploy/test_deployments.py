@@ -1,9 +1,10 @@
 """prefect.yaml against a real ``prefect server start``: deploy, run by a process worker,
 and cancel a served flow run through the API.
 
-Both tests share one server (module fixture); each has its own store files under its
-``tmp_path``. A deployment run costs a worker start plus a fresh flow-run process, so the
-waits below are generous: they bound a hang, they do not measure speed.
+The tests share one server (session fixture, tests/deploy/conftest.py); each has its own
+store files under its ``tmp_path``. A deployment run costs a worker start plus a fresh
+flow-run process, so the waits below are generous: they bound a hang, they do not measure
+speed.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ import asyncio, sys
 from memory_resources.blocks import MemoryStore
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
 
-MemoryStore(embedded_path=sys.argv[1], outbox_path=sys.argv[2]).save("agent-memory")
+MemoryStore(embedded_path=sys.argv[1], outbox_path=sys.argv[2]).save("agent-memory",
+                                                                     overwrite=True)
 
 async def pool():
     async with get_client() as client:
-        await client.create_work_pool(WorkPoolCreate(name="agents", type="process"))
+        try:
+            await client.create_work_pool(WorkPoolCreate(name="agents", type="process"))
+        except ObjectAlreadyExists:  # the server is shared by this folder's tests
+            pass
 
 asyncio.run(pool())
 """
@@ -51,7 +57,6 @@ def test_prefect_yaml_deploys_and_a_worker_run_writes_its_history(
     --block`)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    prefect_server.cli(["block", "register", "-m", "memory_resources"])
     prefect_server.cli_python(_SETUP, memory_store.embedded_path, memory_store.outbox_path)
     prefect_server.cli(["--no-prompt", "deploy", "--all"], cwd=REPO)
 

@@ -32,7 +32,6 @@ def test_summarize_example_of_the_docs_deploys(
 ) -> None:
     """The docs' example file, as written, is accepted by ``prefect --no-prompt deploy``
     and its deployment exists afterwards."""
-    prefect_server.cli(["block", "register", "-m", "memory_resources"])
     prefect_server.cli_python(_SETUP, memory_store.embedded_path, memory_store.outbox_path)
     (tmp_path / "agent_flow.py").write_text(_docs_example())
     prefect_server.cli(["--no-prompt", "deploy", "agent_flow.py:agent", "-n", "docs-example",
