@@ -290,14 +290,14 @@ def main() -> None:
     server = PostgresServer(fsync=False, settings=SERVER_SETTINGS).start()
     try:
         bench = Bench(server.dsn, args.rows, args.queries)
-        with bench.raw.cursor() as cur:
-            cur.execute("SELECT current_setting('server_version'), "
-                        "(SELECT extversion FROM pg_extension WHERE extname = 'vector')")
-            version, extension = cur.fetchone() or ("?", "?")
-        bench.raw.commit()
         try:
             vec, half, bq_vec, bq_half = VARIANTS
-            bench.load(vec)
+            bench.load(vec)  # creates the extension
+            with bench.raw.cursor() as cur:
+                cur.execute("SELECT current_setting('server_version'), "
+                            "(SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+                version, extension = cur.fetchone() or ("?", "?")
+            bench.raw.commit()
             loads.append(uptime())
             bench.build(bq_vec)
             bench.load(half)

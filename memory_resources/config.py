@@ -37,8 +37,9 @@ DAY = 24 * 3600
 """Upper bound of every timeout in seconds (larger ones overflow socket timeouts)."""
 MAX_PAYLOAD_LIMIT = 512 * 1024 * 1024
 """Largest ``max_payload_bytes`` (Redis strings stop at 512 MiB)."""
-DEFAULT_RERANK_FACTOR = 10
-"""pgvector binary quantization: hamming candidates per result re-ranked exactly
+DEFAULT_RERANK_FACTOR = 20
+"""pgvector binary quantization: hamming candidates per result re-ranked exactly. At 200k x
+768 clustered vectors recall@10 was 0.87-0.89 at 10 and 0.99 at 20
 (benchmarks/results/pgvector-scale.md)."""
 
 
