@@ -1,7 +1,8 @@
 """Prepare or run the test services outside pytest.
 
-    python scripts/services.py check    # resolve binaries (apt-get install redis-server when
-                                        # missing and root), print the plan; --start also starts
+    python scripts/services.py check    # resolve binaries (apt-get install redis-server and
+                                        # postgresql when missing and root; no cluster is
+                                        # created or started), print the plan; --start also starts
                                         # and stops one throwaway of each to prove they work
     python scripts/services.py serve    # start throwaway Redis + PostgreSQL 18 (pgvector),
                                         # print MEMORY_TEST_* exports, run until Ctrl-C
@@ -28,6 +29,7 @@ from tests.servers import (  # noqa: E402
     ServerStartError,
     find_redis_server,
     postgres_bin_dir,
+    ssl_postgres_bin_dir,
 )
 from tests.servers import resolve as r  # noqa: E402
 
@@ -42,6 +44,11 @@ def check(start: bool) -> int:
         return 1
     print(f"services: throwaway redis binary {binary.path} ({binary.source})")
     print(f"services: embedded postgres binaries {pg_bin}")
+    try:
+        print(f"services: postgres with OpenSSL (TLS tests) {ssl_postgres_bin_dir()}")
+    except ServerStartError as exc:
+        print(f"services: {exc}", file=sys.stderr)
+        return 1
     print("services: redis=" + r.describe(r.redis_choice(), "throwaway"))
     print("services: postgres=" + r.describe(r.postgres_choice(), "embedded"))
     print("services: pgvector=" + r.describe(r.pgvector_choice(), "embedded"))

