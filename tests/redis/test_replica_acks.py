@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from memory_resources.config import RedisConfig
-from memory_resources.errors import BackendTimeoutError, ReplicaAckError
+from memory_resources.errors import BackendTimeoutError, BackendUnavailableError, ReplicaAckError
 from memory_resources.locking import Lock
 from memory_resources.stores.redis import RedisStore
 from memory_resources.stores.redis.aio import AsyncRedisStore
@@ -144,3 +144,15 @@ def test_lost_replica_fails_writes_until_it_is_back(make_redis_store: MakeRedisS
     finally:
         replica.close()
         main.close()
+
+
+def test_write_sent_to_a_replica_is_retried_as_not_run(primary: RedisServer,
+                                                       make_redis_store: MakeRedisStore) -> None:
+    """A write with its WAIT reaching a replica (a demoted master before the client learns
+    it): the script's READONLY, not WAIT's refusal on a replica, decides, so the call is
+    retried as "not run" until its deadline and ends in BackendUnavailableError."""
+    replica: RedisServer = primary.replica  # type: ignore[attr-defined]
+    store = make_redis_store(url=replica.url, replica_acks=1, operation_timeout=0.6)
+    with pytest.raises(BackendUnavailableError) as info:
+        store.set_context("c", {"v": 1})
+    assert "ReadOnlyError" in str(info.value)

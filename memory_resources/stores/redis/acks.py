@@ -52,7 +52,15 @@ def from_config(config: RedisConfig) -> ReplicaAcks | None:
                        min(config.socket_timeout, config.operation_timeout))
 
 
-def _check(count: Any, acks: ReplicaAcks, wait_ms: int) -> None:
+def _check(replies: list[Any], count: Any, acks: ReplicaAcks, wait_ms: int) -> None:
+    """Raise the first command's error reply (``MOVED``, ``READONLY``: the node is no
+    longer the master, which also makes it refuse ``WAIT``), else ``WAIT``'s own error,
+    else :class:`AckShortfall` when too few replicas confirmed."""
+    errors = [reply for reply in replies if isinstance(reply, rex.ResponseError)]
+    if errors:
+        raise errors[0]
+    if isinstance(count, rex.ResponseError):
+        raise count
     if int(count) < acks.replicas:
         raise AckShortfall(int(count), acks.replicas, wait_ms)
 
@@ -88,18 +96,16 @@ def attempt(client: Any, cluster: bool, acks: ReplicaAcks,
                 replies.append(conn.read_response())
             except rex.ResponseError as exc:
                 replies.append(exc)
-        count = conn.read_response()
-    except rex.ResponseError:
-        raise  # the reply of WAIT itself (e.g. NOPERM): the connection is fine
+        try:
+            count: Any = conn.read_response()
+        except rex.ResponseError as exc:
+            count = exc  # WAIT refused (a replica, NOPERM): the connection is fine
     except CAUGHT:
         conn.disconnect()
         raise
     finally:
         pool.release(conn)
-    errors = [reply for reply in replies if isinstance(reply, rex.ResponseError)]
-    if errors:
-        raise errors[0]
-    _check(count, acks, wait_ms)
+    _check(replies, count, acks, wait_ms)
     return replies
 
 
@@ -189,9 +195,10 @@ async def attempt_async(client: Any, cluster: bool, acks: ReplicaAcks,
                 replies.append(await conn.read_response())
             except rex.ResponseError as exc:
                 replies.append(exc)
-        count = await conn.read_response()
-    except rex.ResponseError:
-        raise
+        try:
+            count: Any = await conn.read_response()
+        except rex.ResponseError as exc:
+            count = exc
     except BaseException:
         await conn.disconnect()
         raise
@@ -200,10 +207,7 @@ async def attempt_async(client: Any, cluster: bool, acks: ReplicaAcks,
             node.release(conn)
         else:
             await client.connection_pool.release(conn)
-    errors = [reply for reply in replies if isinstance(reply, rex.ResponseError)]
-    if errors:
-        raise errors[0]
-    _check(count, acks, wait_ms)
+    _check(replies, count, acks, wait_ms)
     return replies
 
 

@@ -117,11 +117,14 @@ class ScriptBatcher:
         return wait_ms
 
     def _check(self, replies: list[Any], wait_ms: int) -> None:
-        """Pop ``WAIT``'s reply and raise :class:`AckShortfall` when too few replicas."""
+        """Pop ``WAIT``'s reply and raise :class:`AckShortfall` when too few replicas (a
+        refused ``WAIT`` only when no call failed: their errors come first)."""
         if self.acks is None:
             return
         count = replies.pop()
         if isinstance(count, Exception):
+            if any(isinstance(reply, Exception) for reply in replies):
+                return  # e.g. MOVED from a demoted master: each call is re-sent or raised
             raise count
         if int(count) < self.acks.replicas:
             raise AckShortfall(int(count), self.acks.replicas, wait_ms)
