@@ -281,3 +281,19 @@ def test_index_build_at_connect_is_not_bound_by_the_call_deadline(
         if timer.ident is not None:
             timer.join()
         writer.close()
+
+
+def test_bulk_load_drops_and_rebuilds_the_binary_index(make_pgvector_index: Make) -> None:
+    """``bulk_load()`` on a binary namespace drops the bit index for the load (queries stay
+    exact meanwhile) and rebuilds it afterwards."""
+    index = make_pgvector_index(16, "cosine", pgvector_quantization="binary")
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((100, 16)).astype(np.float32)
+    with index.bulk_load():
+        assert index_definitions(index) == []
+        index.upsert([str(i) for i in range(100)], data)
+        assert [m["id"] for m in index.query(data[7], top_k=1)] == ["7"]
+    (definition,) = index_definitions(index)
+    assert "bit_hamming_ops" in definition
+    assert index.stats()["hnsw_index"] is True
+    assert [m["id"] for m in index.query(data[42], top_k=1)] == ["42"]
