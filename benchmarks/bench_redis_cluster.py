@@ -56,6 +56,8 @@ def failovers(cluster: RedisCluster, acks: int, lag: float, rounds: int
               f"{result.whole_s:.2f} s, lost {result.lost}/{result.acked}, errors "
               f"{dict(result.tally.errors)}, longest {result.tally.longest:.2f} s",
               flush=True)
+        for name, message in result.tally.samples.items():
+            print(f"    {name}: {message}", flush=True)
     return out
 
 
@@ -127,7 +129,13 @@ def report(rounds: dict[tuple[int, float], list[Round]], lat: dict[str, dict[str
                 f"| {acks} | {state} | {result.failover_s:.2f} s | {result.whole_s:.2f} s | "
                 f"{result.tally.calls} | {errors or '0'} | {result.tally.longest:.2f} s | "
                 f"{result.acked} | **{result.lost}** |")
-    lines += ["", "## Latency of one write (healthy cluster, interleaved)", "",
+    lines += ["", "The typed errors are `append_event` calls whose connection was cut after "
+              "the command was sent (\"may or may not have been applied; not retried because "
+              "append_event is not idempotent\"); the writer retried each once and it "
+              "succeeded. \"Lagging\": the replica is frozen while its master takes 24 MB of "
+              "filler, so what the master acknowledges next is not on the replica when the "
+              "master is killed (tests/redis/_failover.py).",
+              "", "## Latency of one write (healthy cluster, interleaved)", "",
               "| call | p50 µs | p99 µs |", "|---|---:|---:|"]
     for name, got in lat.items():
         lines.append(f"| {name} | {got['p50']:.0f} | {got['p99']:.0f} |")
