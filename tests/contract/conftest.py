@@ -17,10 +17,14 @@ prefix / schema) and cleans up after the test.
 
 ``<backend>_async`` runs the same suite against the backend's async implementation (the
 store the AsyncMemoryAPI uses), called through a sync view (``tests/fixtures/aio.py``).
+
+``MEMORY_TEST_BACKENDS=sqlite,redis,...`` keeps only those backends (``make test-min`` runs
+the suites on one variant per dependency that way).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -63,6 +67,15 @@ BACKENDS: dict[str, list[str]] = {
                      "numpy_async", "usearch_async", "pgvector_async",
                      "pgvector_halfvec_async", "pgvector_binary_async"],
 }
+
+_ONLY = {name.strip() for name in os.environ.get("MEMORY_TEST_BACKENDS", "").split(",")
+         if name.strip()}
+if _ONLY:
+    _unknown = _ONLY - {name for names in BACKENDS.values() for name in names}
+    if _unknown:
+        raise pytest.UsageError(f"MEMORY_TEST_BACKENDS: unknown backend(s) {sorted(_unknown)}")
+    BACKENDS = {capability: [name for name in names if name in _ONLY]
+                for capability, names in BACKENDS.items()}
 
 
 def _params(role: str) -> list[Any]:
