@@ -175,6 +175,20 @@ def as_matrix(
     return _check_values(array, dimension, metric, field)
 
 
+def upsert_batch(
+    ids: Any, vectors: npt.ArrayLike, dimension: int, metric: str | None = None
+) -> tuple[list[str], Float32Vector]:
+    """The ids and the ``(n, dimension)`` matrix of an upsert, checked: one vector per id
+    (no ids and no vectors is an empty batch)."""
+    id_list = require_ids(ids)
+    matrix = as_matrix(vectors, dimension, metric, field="vectors", allow_empty=not id_list)
+    if matrix.shape[0] != len(id_list):
+        raise EmbeddingValidationError(
+            "vectors", f"got {matrix.shape[0]} vectors for {len(id_list)} ids"
+        )
+    return id_list, matrix
+
+
 def _check_rows(rows: Sequence[Any], dimension: int, field: str) -> None:
     """Name the first row of a list batch that is not a vector of ``dimension`` numbers."""
     if not rows or not any(isinstance(row, (list, tuple, np.ndarray)) for row in rows):

@@ -34,6 +34,7 @@ from ...embedding import (
     require_ids,
     require_metric,
     require_top_k,
+    upsert_batch,
 )
 from ...errors import (
     ConfigurationError,
@@ -268,13 +269,7 @@ class NumpyVectorIndex:
         metadata: Sequence[JSONDict | None] | None = None,
     ) -> int:
         """Insert or replace vectors by id, all validated first; all or nothing."""
-        id_list = require_ids(ids)
-        matrix = as_matrix(vectors, self.dimension, self.metric, field="vectors",
-                           allow_empty=not id_list)
-        if matrix.shape[0] != len(id_list):
-            raise EmbeddingValidationError(
-                "vectors", f"got {matrix.shape[0]} vectors for {len(id_list)} ids"
-            )
+        id_list, matrix = upsert_batch(ids, vectors, self.dimension, self.metric)
         if self.storage_dtype == "float16" and matrix.size and (
             float(np.abs(matrix).max()) > FLOAT16_MAX
         ):

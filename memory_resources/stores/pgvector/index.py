@@ -31,8 +31,15 @@ from psycopg2 import sql
 
 from ...config import PostgresConfig, VectorConfig
 from ...decoding import build_records
-from ...embedding import Float32Vector, as_matrix, as_vector, require_ids, require_top_k
-from ...errors import BackendError, ConfigurationError, MemoryValidationError
+from ...embedding import (
+    Float32Vector,
+    as_matrix,
+    as_vector,
+    require_ids,
+    require_top_k,
+    upsert_batch,
+)
+from ...errors import BackendError, ConfigurationError
 from ...log import get_logger
 from ...protocols import VectorFilter
 from ...records import HealthReport, JSONDict, Metric, VectorMatch
@@ -257,15 +264,9 @@ class PgVectorIndex:
     ) -> int:
         """Insert or replace vectors by id, all validated first, in one transaction.
         Returns the number of vectors written."""
-        id_list = require_ids(ids, "ids")
+        id_list, matrix = upsert_batch(ids, vectors, self.dimension, self.metric)
         if not id_list:
-            as_matrix(vectors, self.dimension, self.metric, field="vectors", allow_empty=True)
             return 0
-        matrix = as_matrix(vectors, self.dimension, self.metric, field="vectors")
-        if matrix.shape[0] != len(id_list):
-            raise MemoryValidationError(
-                "vectors", f"has {matrix.shape[0]} rows for {len(id_list)} ids"
-            )
         encoded = encode_metadata(metadata, len(id_list), max_bytes=self._max_payload_bytes())
         pool, statements = self._ready()
 

@@ -35,8 +35,9 @@ from ...embedding import (
     require_ids,
     require_metric,
     require_top_k,
+    upsert_batch,
 )
-from ...errors import ConfigurationError, EmbeddingValidationError, MemoryResourcesError
+from ...errors import ConfigurationError, MemoryResourcesError
 from ...log import get_logger
 from ...records import HealthReport, JSONDict, Metric, VectorMatch
 from ...validation import require_id, require_identifier
@@ -280,12 +281,7 @@ class UsearchVectorIndex:
         metadata: Sequence[JSONDict | None] | None = None,
     ) -> int:
         """Insert or replace vectors by id, all validated first; all or nothing."""
-        id_list = require_ids(ids)
-        matrix = as_matrix(vectors, self.dimension, self.metric, field="vectors",
-                           allow_empty=not id_list)
-        if matrix.shape[0] != len(id_list):
-            raise EmbeddingValidationError(
-                "vectors", f"got {matrix.shape[0]} vectors for {len(id_list)} ids")
+        id_list, matrix = upsert_batch(ids, vectors, self.dimension, self.metric)
         texts, decoded = validate_metadata(metadata, len(id_list), self.max_payload_bytes)
         if not id_list:
             return 0
