@@ -1,10 +1,10 @@
 """prefect.yaml against a real ``prefect server start``: deploy, run by a process worker,
 and cancel a served flow run through the API.
 
-The tests share one server (session fixture, tests/deploy/conftest.py); each has its own
-store files under its ``tmp_path``. A deployment run costs a worker start plus a fresh
-flow-run process, so the waits below are generous: they bound a hang, they do not measure
-speed.
+The tests share one server (session fixture, tests/fixtures/prefect_server.py); each has
+its own store files under its ``tmp_path``. A deployment run costs a worker start plus a
+fresh flow-run process, so the waits below are generous: they bound a hang, they do not
+measure speed.
 """
 
 from __future__ import annotations

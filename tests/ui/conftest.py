@@ -4,12 +4,10 @@ server with its UI, both on this machine only."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from ..deploy.server import PrefectServer, running_server
+from ..deploy.server import PrefectServer
 from .browser import Chromium, ChromiumUnavailable, ensure_chromium
 
 
@@ -26,10 +24,8 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Chromium:
     return Chromium(binary, tmp_path_factory.mktemp("chromium-profiles"))
 
 
-@pytest.fixture(scope="module")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A Prefect server with the UI on 127.0.0.1, memory_resources blocks registered."""
-    home: Path = tmp_path_factory.mktemp("prefect-ui-home")
-    with running_server(home, ui=True) as server:
-        server.cli(["block", "register", "-m", "memory_resources"])
-        yield server
+@pytest.fixture(scope="session")
+def ui_server(prefect_server: PrefectServer) -> PrefectServer:
+    """The session's Prefect server (tests/fixtures/prefect_server.py): it serves the UI on
+    127.0.0.1 and has the memory_resources blocks registered; the deploy tests share it."""
+    return prefect_server
