@@ -21,7 +21,8 @@ MIN_TESTS ?= tests/contract tests/api/test_roundtrip.py tests/api/test_async_api
 	tests/capture/test_masking.py tests/cli/test_capture_commands.py tests/cli/test_progress.py \
 	tests/prefect/test_blocks.py tests/prefect/test_flows.py tests/prefect/test_capture.py \
 	tests/test_log.py tests/vector/test_int8.py tests/postgres/test_cli.py
-PYTEST_ARGS ?= -q -ra --timeout 300
+PYTEST_ARGS ?= -q -ra --timeout 300 -n 2 --dist loadscope
+MIN_PYTEST_ARGS ?= -q -ra --timeout 300
 TESTS ?= tests
 BENCHMARKS := $(sort $(wildcard benchmarks/bench_*.py))
 
@@ -88,7 +89,7 @@ test: venv services lint ## lint, the whole test suite against real services, th
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$min
 
 test-min: $(MIN_STAMP) services ## a subset of the tests with every dependency at its floor (.venv-min)
-	@rc=0; MEMORY_TEST_BACKENDS=$(MIN_BACKENDS) $(MIN_VPY) -m pytest $(PYTEST_ARGS) \
+	@rc=0; MEMORY_TEST_BACKENDS=$(MIN_BACKENDS) $(MIN_VPY) -m pytest $(MIN_PYTEST_ARGS) \
 		-p no:cacheprovider $(MIN_TESTS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-min: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
