@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from memory_resources.errors import BackendUnavailableError
+from memory_resources.errors import BackendUnavailableError, LockNotAcquiredError
 from memory_resources.locking import Lock
 from memory_resources.stores.redis import RedisStore
 from tests.fixtures.redis import MakeRedisStore
@@ -124,3 +124,26 @@ def test_quorum_impossible_fails_fast_with_unavailable(
         two.cut()
         with Lock(store, "q2", blocking_timeout=2) as lock:
             assert lock.held
+
+
+def test_refusal_decides_while_a_slow_master_is_still_answering(
+    masters: list[RedisServer], make_redis_store: MakeRedisStore
+) -> None:
+    """Two masters (quorum 2), the second 0.2 s slow: while the lock is held, the first
+    master's refusal decides a second acquire at once; the slow master not waited for is
+    not a fault (LockNotAcquiredError, not BackendUnavailableError), and so for release
+    and is_held by a stranger."""
+    with TcpProxy("127.0.0.1", masters[1].port) as slow:
+        store = _store(make_redis_store, [masters[0].url, f"redis://127.0.0.1:{slow.port}/0"],
+                       lock_node_timeout=NODE_TIMEOUT)
+        with Lock(store, "slow", blocking_timeout=0) as lock:
+            slow.delay(0.2)
+            for _ in range(3):
+                started = time.monotonic()
+                with pytest.raises(LockNotAcquiredError):
+                    Lock(store, "slow", blocking_timeout=0).acquire()
+                assert time.monotonic() - started < NODE_TIMEOUT / 2
+                assert store.release("slow", "a-stranger") is False
+            slow.pass_through()
+            assert lock.held
+        assert not store.is_held("slow")

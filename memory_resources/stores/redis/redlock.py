@@ -196,12 +196,20 @@ class Redlock:
                 state.cond.wait(left)
             state.closed = True
             results = list(state.results)
+        decided = done(results)
         for slot, result in enumerate(results):
             if result is PENDING:
-                results[slot] = BackendUnavailableError(
-                    BACKEND, f"lock node {self.nodes[targets[slot]].label}: no answer within "
-                    f"lock_node_timeout={self.node_timeout:g} s")
+                results[slot] = self._unanswered(self.nodes[targets[slot]], decided)
         return results, state
+
+    def _unanswered(self, node: LockNode, decided: bool) -> BackendUnavailableError:
+        """The error standing for ``node``'s missing answer (``decided``: not waited for)."""
+        if decided:
+            return BackendUnavailableError(
+                BACKEND, f"lock node {node.label}: not waited for, the others decided")
+        return BackendUnavailableError(
+            BACKEND, f"lock node {node.label}: no answer within "
+            f"lock_node_timeout={self.node_timeout:g} s")
 
     def _settle(self, state: Round, slot: int, node: LockNode, result: Any,
                 keys: tuple[str, ...], args: tuple[Any, ...]) -> None:
@@ -304,6 +312,7 @@ class Redlock:
                     results[slot] = self._read(self.nodes[index], taken[slot], pick, keys,
                                                args, lane)
             stragglers = [key.data for key in selector.get_map().values()]
+            decided = done(results)
         finally:
             selector.close()
         state.closed = True
@@ -320,9 +329,7 @@ class Redlock:
 
             if not self._submit(index, finish, gate, opens):
                 conn.disconnect()
-            answers[slot] = BackendUnavailableError(
-                BACKEND, f"lock node {node.label}: no answer within "
-                f"lock_node_timeout={self.node_timeout:g} s")
+            answers[slot] = self._unanswered(node, decided)
         for slot, result in enumerate(answers):
             if result is PENDING:  # not sent: decided without it
                 answers[slot] = BackendUnavailableError(
@@ -351,10 +358,14 @@ class Redlock:
                 self._submit(index, partial(self._request, self.nodes[index], _RELEASE, keys,
                                             (owner,)), (keys[0], owner))
 
-    def _check_reachable(self, results: Sequence[object], action: str) -> None:
-        """Raise when failed nodes leave fewer than a quorum able to answer."""
+    def _check_reachable(self, results: Sequence[object], action: str,
+                         good: Callable[[Any], bool]) -> None:
+        """Raise when failed nodes leave fewer than a quorum able to answer, unless the
+        nodes that answered no already decided (a node not waited for is not a fault)."""
         errors = [r for r in results if isinstance(r, BackendError)]
-        if len(self.nodes) - len(errors) >= self.quorum:
+        refused = sum(1 for r in results
+                      if r is not PENDING and not isinstance(r, BackendError) and not good(r))
+        if len(self.nodes) - len(errors) >= self.quorum or len(self.nodes) - refused < self.quorum:
             return
         for error in errors:
             if isinstance(error, BackendAuthenticationError):
@@ -401,7 +412,7 @@ class Redlock:
         if len(won) < self.quorum:
             self._decide(state, "undo", ((lease,), (owner,)))
             self._release_where(results, everyone, (lease,), owner)
-            self._check_reachable(results, "acquire")
+            self._check_reachable(results, "acquire", _granted)
             return None
         self._decide(state, "keep", ((lease,), (owner,)))
         token = max(t for _, t in won)
@@ -427,7 +438,7 @@ class Redlock:
                                   self._until(_confirmed, self.quorum))
         released = sum(1 for r in results if _confirmed(r)) >= self.quorum
         if not released:
-            self._check_reachable(results, "release")
+            self._check_reachable(results, "release", _confirmed)
         return released
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
@@ -442,7 +453,7 @@ class Redlock:
                                   self._until(_confirmed, self.quorum))
         extended = sum(1 for r in results if _confirmed(r)) >= self.quorum
         if not extended:
-            self._check_reachable(results, "extend")
+            self._check_reachable(results, "extend", _confirmed)
         return extended
 
     def ping_extra(self) -> list[str]:
@@ -466,5 +477,5 @@ class Redlock:
                                   self._until(_confirmed, self.quorum))
         held = sum(1 for r in results if _confirmed(r)) >= self.quorum
         if not held:
-            self._check_reachable(results, "is_held")
+            self._check_reachable(results, "is_held", _confirmed)
         return held
