@@ -40,13 +40,14 @@ from typing import Any
 
 import redis.exceptions as rex
 
-from ...errors import BackendAuthenticationError, BackendError, BackendUnavailableError
+from ...errors import BackendError, BackendUnavailableError
 from .acks import ReplicaAcks, write
 from .direct import execute
 from .errors import BACKEND, CAUGHT, translate
 from .keys import KeySpace
 from .lane import Lane
 from .nodes import PENDING, LockNode, Round, Worker
+from .quorum import check_reachable, confirmed, granted, until
 from .retrying import RetryPolicy
 from .scripts import Scripts, run
 
@@ -57,14 +58,6 @@ _RAISE_FENCE = attrgetter("raise_fence")
 _GRACE = 0.002
 """Once a request is decided, how long its caller still reads replies arriving from the
 other masters (so a healthy master's connection is not handed to a worker thread)."""
-
-
-def _granted(result: Any) -> bool:
-    return type(result) is int
-
-
-def _confirmed(result: Any) -> bool:
-    return result == 1 and type(result) is int
 
 
 class Redlock:
@@ -224,7 +217,7 @@ class Redlock:
                 state.late.append((node, result))
                 return
             verdict = state.verdict
-        if verdict == "undo" and _granted(result):
+        if verdict == "undo" and granted(result):
             self._request(node, _RELEASE, keys[:1], args[:1])
 
     def _command(self, node: LockNode, pick: Callable[[Scripts], Any] | str,
@@ -345,7 +338,7 @@ class Redlock:
         if verdict == "undo":
             keys, args = release
             for node, result in late:
-                if _granted(result):
+                if granted(result):
                     self._submit(self.nodes.index(node), partial(
                         self._request, node, _RELEASE, keys, args), None)
 
@@ -353,45 +346,10 @@ class Redlock:
                        keys: tuple[str, ...], owner: str) -> None:
         """Release (without waiting) on the targets that granted."""
         for slot, result in enumerate(results):
-            if _granted(result):
+            if granted(result):
                 index = targets[slot]
                 self._submit(index, partial(self._request, self.nodes[index], _RELEASE, keys,
                                             (owner,)), (keys[0], owner))
-
-    def _check_reachable(self, results: Sequence[object], action: str,
-                         good: Callable[[Any], bool]) -> None:
-        """Raise when failed nodes leave fewer than a quorum able to answer, unless the
-        nodes that answered no already decided (a node not waited for is not a fault)."""
-        errors = [r for r in results if isinstance(r, BackendError)]
-        refused = sum(1 for r in results
-                      if r is not PENDING and not isinstance(r, BackendError) and not good(r))
-        if len(self.nodes) - len(errors) >= self.quorum or len(self.nodes) - refused < self.quorum:
-            return
-        for error in errors:
-            if isinstance(error, BackendAuthenticationError):
-                raise error
-        if len(errors) == 1:
-            raise errors[0]
-        detail = "; ".join(str(e) for e in errors)
-        raise BackendUnavailableError(
-            BACKEND,
-            f"{action}: {len(errors)} of {len(self.nodes)} lock nodes failed, "
-            f"quorum {self.quorum} impossible ({detail})",
-        )
-
-    def _until(self, good: Callable[[Any], bool], need: int) -> Callable[[list[Any]], bool]:
-        """``done`` for :meth:`_fanout`: ``need`` good answers, or too many others."""
-        def done(results: list[Any]) -> bool:
-            ok = bad = 0
-            for result in results:
-                if result is PENDING:
-                    continue
-                if good(result):
-                    ok += 1
-                else:
-                    bad += 1
-            return ok >= need or len(results) - bad < need
-        return done
 
     # -- primitives --------------------------------------------------------------------------
 
@@ -406,13 +364,13 @@ class Redlock:
             return None if token is None else int(token)
         everyone = range(len(self.nodes))
         results, state = self._fanout(_ACQUIRE, (lease, fence), (owner, ttl_ms), everyone,
-                                      self._until(_granted, self.quorum), opens=True,
+                                      until(granted, self.quorum), opens=True,
                                       wait=ttl_ms / 1000)
-        won = [(index, int(r)) for index, r in enumerate(results) if _granted(r)]
+        won = [(index, int(r)) for index, r in enumerate(results) if granted(r)]
         if len(won) < self.quorum:
             self._decide(state, "undo", ((lease,), (owner,)))
             self._release_where(results, everyone, (lease,), owner)
-            self._check_reachable(results, "acquire", _granted)
+            check_reachable(results, self.quorum, "acquire", granted)
             return None
         self._decide(state, "keep", ((lease,), (owner,)))
         token = max(t for _, t in won)
@@ -420,8 +378,8 @@ class Redlock:
         if behind:
             need = self.quorum - (len(won) - len(behind))
             lifted, _ = self._fanout(_RAISE_FENCE, (lease, fence), (owner, token), behind,
-                                     self._until(_confirmed, need))
-            if sum(1 for r in lifted if _confirmed(r)) < need:
+                                     until(confirmed, need))
+            if sum(1 for r in lifted if confirmed(r)) < need:
                 self._release_where(results, everyone, (lease,), owner)
                 return None
         return token
@@ -435,10 +393,10 @@ class Redlock:
                               cluster=node.cluster, acks=self.acks, policy=self.policy,
                               what="lock release"))
         results, _ = self._fanout(_RELEASE, (lease,), (owner,), range(len(self.nodes)),
-                                  self._until(_confirmed, self.quorum))
-        released = sum(1 for r in results if _confirmed(r)) >= self.quorum
+                                  until(confirmed, self.quorum))
+        released = sum(1 for r in results if confirmed(r)) >= self.quorum
         if not released:
-            self._check_reachable(results, "release", _confirmed)
+            check_reachable(results, self.quorum, "release", confirmed)
         return released
 
     def extend(self, name: str, owner: str, ttl_ms: int) -> bool:
@@ -450,10 +408,10 @@ class Redlock:
                               cluster=node.cluster, acks=self.acks, policy=self.policy,
                               what="lock extend"))
         results, _ = self._fanout(_EXTEND, (lease,), (owner, ttl_ms), range(len(self.nodes)),
-                                  self._until(_confirmed, self.quorum))
-        extended = sum(1 for r in results if _confirmed(r)) >= self.quorum
+                                  until(confirmed, self.quorum))
+        extended = sum(1 for r in results if confirmed(r)) >= self.quorum
         if not extended:
-            self._check_reachable(results, "extend", _confirmed)
+            check_reachable(results, self.quorum, "extend", confirmed)
         return extended
 
     def ping_extra(self) -> list[str]:
@@ -474,8 +432,8 @@ class Redlock:
             return bool(self.policy.call(lambda: int(node.client.exists(lease)),
                                          what="lock is_held"))
         results, _ = self._fanout("EXISTS", (lease,), (), range(len(self.nodes)),
-                                  self._until(_confirmed, self.quorum))
-        held = sum(1 for r in results if _confirmed(r)) >= self.quorum
+                                  until(confirmed, self.quorum))
+        held = sum(1 for r in results if confirmed(r)) >= self.quorum
         if not held:
-            self._check_reachable(results, "is_held", _confirmed)
+            check_reachable(results, self.quorum, "is_held", confirmed)
         return held
