@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from memory_resources import MemoryAPI  # noqa: E402
-from tests.fixtures.pgvector import clustered_vectors  # noqa: E402
+from tests.fixtures.pgvector import CLUSTERED_CENTERS, clustered_vectors  # noqa: E402
 
 TOP_K = 10
 EXPANSIONS = (16, 32, 64, 128, 256)
@@ -95,7 +95,8 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def raw_usearch(data: Array, queries: Array, truth: Array, home: Path) -> list[str]:
+def raw_usearch(data: Array, queries: Array, truth: Array, home: Path,
+                settings: dict[str, int], expansions: tuple[int, ...]) -> list[str]:
     """Raw usearch: build, memory, size, and the expansion_search sweep."""
     from usearch.index import Index
 
@@ -103,7 +104,7 @@ def raw_usearch(data: Array, queries: Array, truth: Array, home: Path) -> list[s
              f"load average before: {load_average()}", ""]
     before = rss_bytes()
     graph = Index(ndim=data.shape[1], metric="cos", dtype="f32",
-                  connectivity=DEFAULTS["connectivity"], expansion_add=DEFAULTS["expansion_add"])
+                  connectivity=settings["connectivity"], expansion_add=settings["expansion_add"])
     seconds, _ = timed(lambda: graph.add(np.arange(data.shape[0], dtype=np.uint64), data))
     grown = rss_bytes() - before
     path = home / "raw.usearch"
@@ -116,7 +117,7 @@ def raw_usearch(data: Array, queries: Array, truth: Array, home: Path) -> list[s
         f"- file: {path.stat().st_size / 2**20:,.0f} MiB", "",
         "| expansion_search | recall@10 | ms per query (median / p95) |", "|---:|---:|---:|",
     ]
-    for expansion in EXPANSIONS:
+    for expansion in expansions:
         graph.expansion_search = expansion
         found, samples = [], []
         for q in queries:
@@ -226,18 +227,27 @@ def main() -> None:
     parser.add_argument("--raw-only", action="store_true")
     parser.add_argument("--skip-raw", action="store_true", help="only the MemoryAPI part")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/usearch.md")
+    parser.add_argument("--centers", type=int, default=CLUSTERED_CENTERS,
+                        help="mixture centers (fewer: more rows per cluster, harder)")
+    parser.add_argument("--connectivity", type=int, default=DEFAULTS["connectivity"])
+    parser.add_argument("--expansion-add", type=int, default=DEFAULTS["expansion_add"])
+    parser.add_argument("--expansions", default=",".join(map(str, EXPANSIONS)),
+                        help="expansion_search values of the raw sweep, comma-separated")
     args = parser.parse_args()
-    vectors, _ = clustered_vectors(args.n + args.queries, args.dim)
+    settings = {"connectivity": args.connectivity, "expansion_add": args.expansion_add}
+    expansions = tuple(int(x) for x in args.expansions.split(","))
+    vectors, _ = clustered_vectors(args.n + args.queries, args.dim, centers=args.centers)
     data, queries = vectors[: args.n], vectors[args.n :]
     truth = exact_top_k(data, queries, TOP_K)
     home = Path(tempfile.mkdtemp(prefix="bench-usearch-"))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# usearch HNSW vs exact: {args.n:,} x {args.dim} clustered, cosine", "",
              f"Run {started}; load average at start {load_average()} (2 cores); "
-             f"{args.queries} held-out queries; settings {DEFAULTS}.", ""]
+             f"{args.queries} held-out queries; {args.centers} centers; raw settings "
+             f"{settings}.", ""]
     try:
         if not args.skip_raw:
-            lines += raw_usearch(data, queries, truth, home)
+            lines += raw_usearch(data, queries, truth, home, settings, expansions)
         if not args.raw_only:
             lines += through_api(data, queries, truth, home)
     finally:
