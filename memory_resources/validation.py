@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Mapping
@@ -16,6 +17,9 @@ MAX_TTL_SECONDS = 100 * 365 * 24 * 3600
 MAX_LOCK_SECONDS = 365 * 24 * 3600
 """Longest lock lease and blocking timeout: one year."""
 MAX_LOCK_TTL_MS = MAX_LOCK_SECONDS * 1000
+MAX_RETENTION_SECONDS = 1000 * 365 * 24 * 3600
+"""Longest retention age (``prune``'s ``older_than``): 1000 years, so the cut-off stays a
+date every backend can hold."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.:\-/]{0,128}")
 
@@ -138,6 +142,17 @@ def require_positive_seconds(value: Any, field: str, *, allow_zero: bool = False
     if value > maximum:
         raise MemoryValidationError(field, f"must be <= {maximum:g} seconds, got {value}")
     return float(value)
+
+
+def require_age(value: Any, field: str = "older_than") -> float:
+    """A retention age (a timedelta or seconds) as seconds: finite, > 0, at most
+    ``MAX_RETENTION_SECONDS``."""
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MemoryValidationError(field, f"must be a timedelta or seconds, got "
+                                    f"{type(value).__name__}")
+    return require_positive_seconds(value, field, maximum=MAX_RETENTION_SECONDS)
 
 
 def require_identifier(value: Any, field: str) -> str:

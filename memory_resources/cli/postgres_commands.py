@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 
+from ..validation import MAX_RETENTION_SECONDS
 from . import app
 from .guard import exit_on_error, timeout_option
 from .progress import QUIET_HELP, working
@@ -42,7 +43,13 @@ def parse_duration(text: str) -> dt.timedelta:
     if not match or int(match.group(1)) <= 0:
         raise typer.BadParameter(f"{text!r}: use a positive number with s, m, h, d or w, "
                                  "e.g. 90d")
-    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        age = dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        age = dt.timedelta.max
+    if age.total_seconds() > MAX_RETENTION_SECONDS:
+        raise typer.BadParameter(f"{text!r}: at most {MAX_RETENTION_SECONDS // 86400} days")
+    return age
 
 
 def _config(dsn: str | None, schema: str, timeout: float) -> Any:

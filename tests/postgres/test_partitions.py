@@ -132,11 +132,14 @@ def test_prune_drops_whole_old_partitions_and_their_rows(
     assert again["created_at"].startswith("2031-06-15")
 
 
-def test_prune_refuses_a_non_positive_age(store: PostgresStore) -> None:
-    """prune(0) is bad input and drops nothing."""
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), 1e300,
+                                 dt.timedelta.max, "30d", True])
+def test_prune_refuses_a_bad_age(store: PostgresStore, bad: object) -> None:
+    """A non-positive, non-finite, over-1000-year or non-numeric age is a
+    MemoryValidationError naming older_than (never an OverflowError), and drops nothing."""
     before = _partitions(store, "flow_run_history")
     with pytest.raises(MemoryValidationError) as info:
-        store.prune(0)
+        store.prune(bad)  # type: ignore[arg-type]
     assert info.value.field == "older_than"
     assert _partitions(store, "flow_run_history") == before
 

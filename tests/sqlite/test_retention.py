@@ -83,7 +83,8 @@ def test_dry_run_counts_and_changes_nothing(tmp_path: Path) -> None:
     assert _count(path, "memory_context") == 1
 
 
-@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "30d", True])
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), 1e300, dt.timedelta.max,
+                                 "30d", True])
 def test_bad_ages_are_typed_errors(tmp_path: Path, bad: object) -> None:
     """A non-positive, non-finite or non-numeric age is a MemoryValidationError naming
     older_than, and nothing is deleted."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import PostgresConfig, parse_config
-from ...errors import BackendError, MemoryValidationError, SchemaError
+from ...errors import BackendError, SchemaError
 from ...log import get_logger
 from ...protocols import StepReport
 from ...records import (
@@ -33,6 +33,7 @@ from ...records import (
     TaskOutputRecord,
     TaskOutputWrite,
 )
+from ...validation import require_age
 from . import audit, blobs, context, history, locks, outputs
 from .errors import BACKEND
 from .local import start_local_server
@@ -231,14 +232,8 @@ class PostgresStore:
         """Retention: drop month partitions entirely older than ``now - older_than``, delete
         outliers from the default partitions, and purge expired contexts. ``on_step(label,
         n, N)`` is called before each step (the CLI's progress display)."""
-        age = older_than if isinstance(older_than, dt.timedelta) else None
-        if age is None:
-            if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
-                raise MemoryValidationError("older_than", "must be a timedelta or seconds")
-            age = dt.timedelta(seconds=older_than)
-        if age <= dt.timedelta(0):
-            raise MemoryValidationError("older_than", f"must be positive, got {age}")
-        cutoff = dt.datetime.fromtimestamp(self.clock.time(), dt.timezone.utc) - age
+        cutoff = dt.datetime.fromtimestamp(self.clock.time() - require_age(older_than),
+                                           dt.timezone.utc)
         statement = self.statement("partitions.drop")
 
         def run(cur: Cursor) -> list[str]:

@@ -13,13 +13,11 @@ the bytes on disk go down. ``VACUUM`` needs a moment without other writers (it w
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import sqlite3
 from typing import Any
 
 from ...clock import utc_iso
-from ...errors import MemoryValidationError
 from .connection import Database, raise_backend_error
 
 RETAINED = {"flow_run_history": "created_at", "audit_log": "occurred_at"}
@@ -71,16 +69,3 @@ def vacuum(db: Database) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     except sqlite3.Error as exc:
         raise_backend_error(exc, "VACUUM")
-
-
-def age_seconds(older_than: dt.timedelta | float) -> float:
-    """``older_than`` (a timedelta or seconds) as positive seconds, else a typed error."""
-    if isinstance(older_than, dt.timedelta):
-        seconds = older_than.total_seconds()
-    elif isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
-        raise MemoryValidationError("older_than", "must be a timedelta or seconds")
-    else:
-        seconds = float(older_than)
-    if not seconds > 0 or seconds == float("inf"):
-        raise MemoryValidationError("older_than", f"must be positive and finite, got {older_than}")
-    return seconds

@@ -24,7 +24,7 @@ from ...records import (
     TaskOutputRecord,
     TaskOutputWrite,
 )
-from ...validation import require_positive_seconds
+from ...validation import require_age, require_positive_seconds
 from . import retention
 from .audit import AuditReader
 from .connection import BACKEND, Database
@@ -174,7 +174,7 @@ class SQLiteStore:
         or seconds), purge expired contexts, then ``VACUUM`` so the file shrinks.
         ``dry_run`` only counts what would go. ``on_step(label, n, N)`` is called before
         each step (the CLI's progress display). See :mod:`.retention`."""
-        seconds = retention.age_seconds(older_than)
+        seconds = require_age(older_than)
         self.connect()
         now = self.clock.time()
         if dry_run:
