@@ -88,10 +88,11 @@ def test_expired_lease_can_be_taken_and_old_owner_loses_it(lock_manager: LockMan
 def test_extend_keeps_the_lease_past_its_first_ttl(lock_manager: LockManager) -> None:
     """extend by the owner resets the lease; extend by another owner is refused."""
     name, a, b = _name(), _owner(), _owner()
-    assert lock_manager.try_acquire(name, a, 300) is not None
+    started = time.monotonic()
+    assert lock_manager.try_acquire(name, a, 800) is not None
     assert lock_manager.extend(name, b, 5_000) is False
     assert lock_manager.extend(name, a, 5_000) is True
-    time.sleep(0.45)
+    time.sleep(max(0.0, started + 1.0 - time.monotonic()))  # past the first lease's end
     assert lock_manager.try_acquire(name, b, 1_000) is None
     assert lock_manager.release(name, a) is True
 
