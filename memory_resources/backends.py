@@ -11,14 +11,15 @@ builds a store (not yet connected). Built in (:mod:`memory_resources.backends_bu
     mongo = "memory_mongo:BACKEND"        # a memory_resources.backends.Backend
 
 and it is configured by name, e.g. ``MemoryAPI(backends={"context": {"backend": "mongo",
-"url": ...}})``. An entry point cannot take a built-in name (the built-in is used). The
-older group ``memory_resources.vector_backends`` (a factory ``(config, *, postgres,
-embedded)``) is still read as vectors-only backends; it is deprecated.
+"url": ...}})``. An entry point cannot take a built-in name (the built-in is used, with a
+warning). The older group ``memory_resources.vector_backends`` (a factory ``(config, *,
+postgres, embedded)``) is still read as vectors-only backends; it is deprecated.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -134,6 +135,41 @@ def _third_party() -> dict[str, tuple[str, importlib.metadata.EntryPoint]]:
     return {name: entry for name, entry in points.items() if name not in taken}
 
 
+DISTRIBUTION = "memory-resources"
+"""This package's distribution name: its own entry points declare the built-ins."""
+
+
+@functools.cache
+def _shadowing() -> dict[str, str]:
+    """Built-in names that another distribution registers too: name -> its entry point."""
+    from .backends_builtin import ALIASES, BUILTIN
+
+    taken = set(BUILTIN) | set(ALIASES)
+    found: dict[str, str] = {}
+    for group in (LEGACY_VECTOR_GROUP, ENTRY_POINT_GROUP):
+        for point in importlib.metadata.entry_points(group=group):
+            name = point.name.strip().lower()
+            owner = point.dist.name if point.dist is not None else "?"
+            if name in taken and owner.replace("_", "-").lower() != DISTRIBUTION:
+                found[name] = f"{point.value} ({owner})"
+    return found
+
+
+def _builtin(key: str, field: str) -> Backend | None:
+    """The built-in ``key``; the first time a third-party entry point also takes the
+    name, a warning says that one is ignored."""
+    from .backends_builtin import BUILTIN
+
+    backend = BUILTIN.get(key)
+    shadow = _shadowing().pop(key, None) if backend is not None else None
+    if shadow is not None:
+        warnings.warn(
+            f"{field}: the entry point {key!r} = {shadow} is ignored: {key!r} names the "
+            f"built-in backend; register yours under another name", UserWarning,
+            stacklevel=3)
+    return backend
+
+
 def _load(name: str, group: str, point: importlib.metadata.EntryPoint, field: str) -> Backend:
     try:
         loaded = point.load()
@@ -221,13 +257,13 @@ def resolve_backend(name: str, role: str, field: str = "backends") -> Backend:
     ConfigurationError naming ``field`` when the name is unknown (listing the known
     names for that role), its entry point does not load (a missing package is named)
     or it cannot fill ``role``."""
-    from .backends_builtin import ALIASES, BUILTIN
+    from .backends_builtin import ALIASES
 
     if role not in ROLES:
         raise ConfigurationError(f"{field}: unknown role {role!r}; roles: {', '.join(ROLES)}")
     key = normalize(name, field)
     key = ALIASES.get(key, key)
-    backend = BUILTIN.get(key)
+    backend = _builtin(key, field)
     if backend is None:
         entry = _third_party().get(key)
         if entry is None:

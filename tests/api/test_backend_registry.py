@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from memory_resources import MemoryAPI
+from memory_resources import MemoryAPI, backends
 from memory_resources.api_async import AsyncMemoryAPI
 from memory_resources.backends import available_backends, resolve_backend
 from memory_resources.backends_builtin import BUILTIN, NUMPY, REDIS, SQLITE
@@ -75,8 +76,17 @@ def test_a_backend_that_cannot_fill_the_role_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_entry_point_cannot_shadow_a_builtin(plugin: Any, tmp_path: Path) -> None:
-    """An entry point named like a built-in (redis) is ignored: the built-in is used."""
-    assert resolve_backend("redis", "context") is REDIS
+    """An entry point of another distribution named like a built-in (redis) is ignored:
+    the built-in is used, and the first resolution says so with a UserWarning naming the
+    entry point (once per process)."""
+    backends._shadowing.cache_clear()
+    with pytest.warns(UserWarning, match=r"entry point 'redis' = .* is ignored: 'redis' "
+                                         r"names the built-in backend"):
+        assert resolve_backend("redis", "context") is REDIS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_backend("redis", "context") is REDIS
+        assert resolve_backend("sqlite", "history") is not None
     with pytest.raises(ConfigurationError, match=r"cannot fill the history role"):
         resolve_backend("redis", "history")
 
