@@ -53,21 +53,21 @@ from .sentinel import (
     sentinel_target,
     uses_tls,
 )
-from .store import (
-    RedisStore,
-    _context_record,
-    _event_args,
-    _event_record,
-    _parse_envelope,
-    _scrub_url,
-    _set_args,
+from .store import RedisStore
+from .timefmt import iso_utc, iso_utc_and_later
+from .wire import (
+    context_record,
+    event_args,
     event_range,
+    event_record,
+    parse_envelope,
     parse_envelopes,
     parse_events,
     prepare_context,
     prepare_event,
+    scrub_url,
+    set_args,
 )
-from .timefmt import iso_utc, iso_utc_and_later
 
 T = TypeVar("T")
 
@@ -157,7 +157,7 @@ class AsyncRedisStore:
             try:
                 client = build_async_client(self.config)
             except ValueError as exc:  # redis-py refusing a URL
-                raise ConfigurationError(f"redis_config['url']: {_scrub_url(str(exc))}"
+                raise ConfigurationError(f"redis_config['url']: {scrub_url(str(exc))}"
                                          ) from None
             self._client = client
             self._pipe = None if self.config.cluster else AutoPipeline(client)
@@ -283,15 +283,15 @@ class AsyncRedisStore:
         keys, payload, seconds = prepare_context(self.keys, self.config, context_id, data, ttl)
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         reply = await self._script("set_context", lua.SET_CONTEXT, keys,
-                                   _set_args(context_id, payload, seconds, updated_at,
+                                   set_args(context_id, payload, seconds, updated_at,
                                              expires_at))
-        return _context_record(context_id, payload, seconds, updated_at, expires_at, reply)
+        return context_record(context_id, payload, seconds, updated_at, expires_at, reply)
 
     async def get_context(self, context_id: str) -> ContextRecord | None:
         """See :meth:`RedisStore.get_context`."""
         key = self.keys.checked_pair(context_id, "context_id")[0]
         raw = await self._command("get_context", "GET", key)
-        return None if raw is None else _parse_envelope(context_id, raw)
+        return None if raw is None else parse_envelope(context_id, raw)
 
     async def clear_context(self, context_id: str) -> bool:
         """See :meth:`RedisStore.clear_context`."""
@@ -322,10 +322,10 @@ class AsyncRedisStore:
                 cid, keys, payload, _ = prepared[index]
                 replies[index] = await self._script(
                     "set_contexts", lua.SET_CONTEXT, keys,
-                    _set_args(cid, payload, seconds, updated_at, expires_at))
+                    set_args(cid, payload, seconds, updated_at, expires_at))
 
         await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
-        return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
+        return [context_record(cid, payload, seconds, updated_at, expires_at, reply)
                 for (cid, _, payload, _), reply in zip(prepared, replies, strict=True)]
 
     async def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
@@ -343,9 +343,9 @@ class AsyncRedisStore:
         keys, payload = prepare_event(self.keys, self.config, context_id, event)
         timestamp = iso_utc(self.clock.time())
         event_id = await self._script("append_event", lua.APPEND_EVENT, keys,
-                                      _event_args(self.config, payload, timestamp),
+                                      event_args(self.config, payload, timestamp),
                                       idempotent=False)
-        return _event_record(context_id, event_id, timestamp, payload)
+        return event_record(context_id, event_id, timestamp, payload)
 
     async def append_events(self, context_id: str, events: Sequence[JSONDict]
                             ) -> list[EventRecord]:
@@ -361,7 +361,7 @@ class AsyncRedisStore:
         ids = await self._script("append_events", lua.APPEND_EVENTS, keys,
                                  (timestamp, "" if maxlen is None else str(maxlen), *payloads),
                                  idempotent=False)
-        return [_event_record(context_id, event_id, timestamp, payload)
+        return [event_record(context_id, event_id, timestamp, payload)
                 for event_id, payload in zip(ids, payloads, strict=True)]
 
     async def get_events(self, context_id: str, since: str | None = None,

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from ...batching import batch_list, context_pairs, id_list, prepare_each
 from ...clock import SYSTEM_CLOCK, Clock
-from ...codec import decode, encode
+from ...codec import encode
 from ...config import RedisConfig, parse_config
-from ...decoding import build_records
 from ...errors import (
     ConfigurationError,
-    CorruptRecordError,
-    MemoryValidationError,
 )
 from ...log import get_logger
 from ...records import ContextRecord, EventRecord, HealthReport, JSONDict
@@ -40,6 +35,19 @@ from .nodes import LockNode
 from .redlock import Redlock
 from .scripts import Scripts
 from .timefmt import iso_utc, iso_utc_and_later
+from .wire import (
+    context_record,
+    event_args,
+    event_range,
+    event_record,
+    parse_envelope,
+    parse_envelopes,
+    parse_events,
+    prepare_context,
+    prepare_event,
+    scrub_url,
+    set_args,
+)
 
 if TYPE_CHECKING:
     from .aio import AsyncRedisStore
@@ -48,8 +56,6 @@ _log = get_logger(__name__)
 
 
 _BUILD_ERRORS: tuple[type[BaseException], ...] = (*CAUGHT, ValueError)
-_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-MAX_EVENTS_LIMIT = 1_000_000
 
 
 class RedisStore:
@@ -116,7 +122,7 @@ class RedisStore:
                 node.close()
             if isinstance(exc, ValueError) and not isinstance(exc, CAUGHT):
                 raise ConfigurationError(  # redis-py refusing a URL
-                    f"redis_config[{field!r}]: {_scrub_url(str(exc))}") from None
+                    f"redis_config[{field!r}]: {scrub_url(str(exc))}") from None
             raise
         return nodes
 
@@ -195,16 +201,16 @@ class RedisStore:
         client, scripts = self._open()
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
         reply = self._write(scripts.set_context, client, keys,
-                            _set_args(context_id, payload, seconds, updated_at, expires_at),
+                            set_args(context_id, payload, seconds, updated_at, expires_at),
                             what="set_context")
-        return _context_record(context_id, payload, seconds, updated_at, expires_at, reply)
+        return context_record(context_id, payload, seconds, updated_at, expires_at, reply)
 
     def get_context(self, context_id: str) -> ContextRecord | None:
         """The stored envelope, or None when absent or expired."""
         key = self.keys.checked_pair(context_id, "context_id")[0]
         client = self._open()[0]
         raw = execute(client, self._policy, "get_context", "GET", key)
-        return None if raw is None else _parse_envelope(context_id, raw)
+        return None if raw is None else parse_envelope(context_id, raw)
 
     def clear_context(self, context_id: str) -> bool:
         """Delete the context and its event stream in one atomic script."""
@@ -230,12 +236,12 @@ class RedisStore:
             return []
         seconds = prepared[0][3]
         updated_at, expires_at = iso_utc_and_later(self.clock.time(), seconds)
-        calls = [(keys, _set_args(cid, payload, seconds, updated_at, expires_at))
+        calls = [(keys, set_args(cid, payload, seconds, updated_at, expires_at))
                  for cid, keys, payload, _ in prepared]
         batcher = self._batcher
         replies = self._policy.call(lambda: batcher.run(lambda s: s.set_context, calls),
                                     what="set_contexts")
-        return [_context_record(cid, payload, seconds, updated_at, expires_at, reply)
+        return [context_record(cid, payload, seconds, updated_at, expires_at, reply)
                 for (cid, _, payload, _), reply in zip(prepared, replies, strict=True)]
 
     def get_contexts(self, context_ids: Sequence[str]) -> list[ContextRecord | None]:
@@ -263,9 +269,9 @@ class RedisStore:
         client, scripts = self._open()
         timestamp = iso_utc(self.clock.time())
         event_id = self._write(scripts.append_event, client, keys,
-                               _event_args(self.config, payload, timestamp),
+                               event_args(self.config, payload, timestamp),
                                what="append_event", idempotent=False)
-        return _event_record(context_id, event_id, timestamp, payload)
+        return event_record(context_id, event_id, timestamp, payload)
 
     def append_events(self, context_id: str, events: Sequence[JSONDict]) -> list[EventRecord]:
         """``XADD`` of every event, in order, in one atomic script (one round trip)."""
@@ -281,7 +287,7 @@ class RedisStore:
         ids = self._write(scripts.append_events, client, keys,
                           (timestamp, "" if maxlen is None else str(maxlen), *payloads),
                           what="append_events", idempotent=False)
-        return [_event_record(context_id, event_id, timestamp, payload)
+        return [event_record(context_id, event_id, timestamp, payload)
                 for event_id, payload in zip(ids, payloads, strict=True)]
 
     def get_events(self, context_id: str, since: str | None = None,
@@ -361,117 +367,3 @@ class RedisStore:
             where = where.split("://", 1)[0] + "://***@" + where.rsplit("@", 1)[1]
         return (f"RedisStore({target}={where!r}, key_prefix={self.config.key_prefix!r}, "
                 f"lock_nodes={len(self.config.lock_nodes)})")
-
-
-def prepare_context(keys: KeySpace, config: RedisConfig, context_id: Any, data: Any,
-                    ttl: Any) -> tuple[tuple[str, str], str, int | None]:
-    """The keys, encoded data and TTL (``default_ttl`` when None) of one context write."""
-    pair = keys.checked_pair(context_id, "context_id")
-    payload = encode(require_dict(data, "data"), field="data",
-                     max_bytes=config.max_payload_bytes)
-    return pair, payload, config.default_ttl if ttl is None else require_ttl(ttl)
-
-
-def prepare_event(keys: KeySpace, config: RedisConfig, context_id: Any, event: Any
-                  ) -> tuple[tuple[str, str], str]:
-    """The keys and encoded event of one append."""
-    pair = keys.checked_pair(context_id, "context_id")
-    return pair, encode(require_dict(event, "event"), field="event",
-                        max_bytes=config.max_payload_bytes)
-
-
-def _event_args(config: RedisConfig, payload: str, timestamp: str) -> tuple[str, str, str]:
-    """ARGV of the APPEND_EVENT script."""
-    maxlen = config.events_maxlen
-    return payload, timestamp, "" if maxlen is None else str(maxlen)
-
-
-def _event_record(cid: str, event_id: Any, timestamp: str, payload: str) -> EventRecord:
-    if isinstance(event_id, bytes):
-        event_id = event_id.decode()
-    return {"id": str(event_id), "context_id": cid, "timestamp": timestamp,
-            "data": decode(payload)}
-
-
-def event_range(context_id: Any, since: Any, limit: Any) -> tuple[str, str, int | None]:
-    """The context id, ``XRANGE`` start (exclusive ``since``) and count of a read."""
-    cid = require_id(context_id, "context_id")
-    if since is not None and (not isinstance(since, str) or not _STREAM_ID.fullmatch(since)):
-        raise MemoryValidationError(
-            "since", f"must be an event id returned by this store, got {since!r}",
-            hint="Redis event ids look like 1700000000000-0")
-    count = None if limit is None else require_positive_int(
-        limit, "limit", maximum=MAX_EVENTS_LIMIT)
-    return cid, "-" if since is None else f"({since}", count
-
-
-def _scrub_url(text: str) -> str:
-    return re.sub(r"//[^/@\s]*@", "//***@", text)
-
-
-def _set_args(cid: str, payload: str, ttl: int | None, updated_at: str,
-              expires_at: str | None) -> tuple[str, str, str]:
-    """ARGV of the SET_CONTEXT script: now, the envelope after its fixed head, ttl in ms."""
-    expires = "null" if expires_at is None else f'"{expires_at}"'
-    tail = (f',"updated_at":"{updated_at}","ttl":{"null" if ttl is None else ttl},'
-            f'"expires_at":{expires},"context_id":{encode_basestring(cid)},"data":{payload}}}')
-    return updated_at, tail, "" if ttl is None else str(ttl * 1000)
-
-
-def _context_record(cid: str, payload: str, ttl: int | None, updated_at: str,
-                    expires_at: str | None, reply: Sequence[Any]) -> ContextRecord:
-    """The record of a context just written; ``reply`` is the script's (version, created)."""
-    return {
-        "context_id": cid,
-        "data": decode(payload),
-        "created_at": reply[1],
-        "updated_at": updated_at,
-        "version": reply[0],
-        "ttl": ttl,
-        "expires_at": expires_at,
-    }
-
-
-def _parse_envelope(cid: str, raw: str) -> ContextRecord:
-    try:
-        env = decode(raw)
-        return {
-            "context_id": env["context_id"],
-            "data": env["data"],
-            "created_at": env["created_at"],
-            "updated_at": env["updated_at"],
-            "version": env["version"],
-            "ttl": env["ttl"],
-            "expires_at": env["expires_at"],
-        }
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptRecordError("redis", "context", cid, "envelope",
-                                 f"not a valid context envelope ({exc!r:.200})") from None
-
-
-def parse_envelopes(context_ids: Sequence[str], raws: Sequence[str | None]
-                    ) -> list[ContextRecord | None]:
-    """The records of GET replies in order (None where absent); corrupt ones are named by
-    one CorruptRecordError that keeps the others."""
-    return build_records(
-        list(zip(context_ids, raws, strict=True)),
-        lambda row: None if row[1] is None else _parse_envelope(row[0], row[1]),
-        backend="redis", table="context", key=lambda row: str(row[0]), columns={})
-
-
-def parse_events(cid: str, entries: Sequence[tuple[Any, Mapping[str, str]]]
-                 ) -> list[EventRecord]:
-    """The records of XRANGE entries; corrupt ones are named by one CorruptRecordError that
-    keeps the others."""
-    return build_records(entries, lambda entry: _parse_event(cid, entry[0], entry[1]),
-                         backend="redis", table="events", key=lambda entry: f"{cid}/{entry[0]}",
-                         columns={})
-
-
-def _parse_event(cid: str, entry_id: Any, fields: Mapping[str, str]) -> EventRecord:
-    try:
-        return {"id": str(entry_id), "context_id": cid, "timestamp": fields["t"],
-                "data": decode(fields["d"])}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CorruptRecordError("redis", "events", f"{cid}/{entry_id}", "data",
-                                 f"malformed event ({exc!r:.200})") from None
