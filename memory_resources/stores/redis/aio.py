@@ -1,9 +1,9 @@
 """``AsyncRedisStore``: the Redis backend on ``redis.asyncio``, a second transport of
 :class:`~memory_resources.stores.redis.store.RedisStore`.
 
-Everything but the I/O is the sync store's: key layout (:class:`KeySpace`), the Lua scripts'
-text, input validation and encoding (:func:`prepare_context`, :func:`prepare_event`,
-:func:`event_range`), script arguments, record building, the deadline and retry decision
+Everything but the I/O is shared with the sync store: key layout (:class:`KeySpace`), the
+Lua scripts' text, and from :mod:`.wire` input validation and encoding, script arguments and
+record building; the deadline and retry decision
 and error translation. Commands issued by many coroutines in one loop iteration go out as
 one pipeline (:class:`~memory_resources.stores.redis.autopipe.AutoPipeline`; 64
 coroutines: 3.2x the throughput of one command per connection, docs/async.md);
