@@ -2,11 +2,11 @@
 :class:`~memory_resources.stores.redis.store.RedisStore`.
 
 Everything but the I/O is shared with the sync store: key layout (:class:`KeySpace`), the
-Lua scripts' text, and from :mod:`.wire` input validation and encoding, script arguments and
-record building; the deadline and retry decision
-and error translation. Commands issued by many coroutines in one loop iteration go out as
-one pipeline (:class:`~memory_resources.stores.redis.autopipe.AutoPipeline`; 64
-coroutines: 3.2x the throughput of one command per connection, docs/async.md);
+Lua scripts' text, from :mod:`.wire` input validation and encoding, script arguments and
+record building, and the deadline, retry decision and error translation. Commands issued by
+many coroutines in one loop iteration go out as one pipeline
+(:class:`~memory_resources.stores.redis.autopipe.AutoPipeline`; 64 coroutines: 3.2x the
+throughput of one command per connection, docs/async.md);
 ``auto_pipeline=False`` sends each command on its own pooled connection. Multi-master Redlock
 (``lock_nodes``), ``health_check`` and ``stats`` run the sync store's code on a worker
 thread (:class:`~memory_resources.stores.offload.ThreadOffload`), so they too stay off the
