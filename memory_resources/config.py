@@ -434,13 +434,15 @@ class VectorConfig(BaseModel):
         description="pgvector binary: re-rank top_k x rerank_factor hamming candidates.",
     )
     usearch_connectivity: int = Field(
-        16, ge=2, le=256, description="usearch: HNSW edges per node (connectivity)."
+        32, ge=2, le=256, description="usearch: HNSW edges per node (connectivity); a "
+        "graph keeps the value it was built with."
     )
     usearch_expansion_add: int = Field(
         128, ge=4, le=4096, description="usearch: candidate list while inserting."
     )
-    usearch_expansion_search: int = Field(
-        128, ge=1, le=4096, description="usearch: candidate list while searching (recall)."
+    usearch_expansion_search: int | None = Field(
+        None, ge=1, le=4096, description="usearch: candidate list while searching (recall "
+        "vs speed); unset: 128 up to 125,000 vectors, doubled for each 4x more (512 at 1M)."
     )
     postgres: PostgresConfig | None = Field(
         None, description="pgvector: the PostgreSQL connection (default: postgres_config)."

@@ -26,6 +26,21 @@ EXACT_FRACTION = 0.02
 """... as is one matching at most this share of the vectors."""
 GET_CHUNK = 65536
 """Keys fetched from the graph at once when comparing stored vectors."""
+AUTO_EXPANSION = 128
+"""``expansion_search`` of an index of up to :data:`AUTO_EXPANSION_ROWS` vectors ..."""
+AUTO_EXPANSION_ROWS = 125_000
+"""... doubled for each 4x more vectors (recall@10 ≥ 0.95 measured at 100k and 1M)."""
+MAX_EXPANSION = 4096
+
+
+def auto_expansion(size: int) -> int:
+    """The ``expansion_search`` used when none is configured, for ``size`` vectors: 128 up
+    to 125k, 256 up to 500k, 512 up to 2M, ... at most 4096 (HNSW needs a longer candidate
+    list for the same recall as the graph grows)."""
+    expansion, rows = AUTO_EXPANSION, AUTO_EXPANSION_ROWS
+    while size > rows and expansion < MAX_EXPANSION:
+        expansion, rows = expansion * 2, rows * 4
+    return expansion
 
 
 def usearch_index_class() -> Any:

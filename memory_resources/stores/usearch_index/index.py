@@ -76,7 +76,8 @@ class UsearchVectorIndex:
         graph_directory: Directory of the graph file ``<namespace>.usearch``.
         connectivity: HNSW edges per node (usearch ``connectivity``, pgvector's ``m``).
         expansion_add: Candidate list while inserting (``ef_construction``).
-        expansion_search: Candidate list while searching (``ef_search``): recall vs speed.
+        expansion_search: Candidate list while searching (``ef_search``): recall vs speed;
+            None: :func:`~.graph.auto_expansion` of the vector count.
         max_payload_bytes: Largest encoded metadata of one vector.
     """
 
@@ -90,9 +91,9 @@ class UsearchVectorIndex:
         *,
         persistence: VectorPersistence,
         graph_directory: str | Path,
-        connectivity: int = 16,
+        connectivity: int = 32,
         expansion_add: int = 128,
-        expansion_search: int = 128,
+        expansion_search: int | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         hnsw.usearch_index_class()  # a missing package fails here, not on first use
@@ -174,7 +175,7 @@ class UsearchVectorIndex:
 
     def _open_graph(self) -> tuple[Any, dict[str, int]]:
         graph = hnsw.new_graph(self.dimension, self.metric, self.connectivity,
-                               self.expansion_add, self.expansion_search)
+                               self.expansion_add, hnsw.AUTO_EXPANSION)
         saved = read_graph(self.graph_file, self.dimension, self.metric)
         if saved is None:
             return graph, {}
@@ -184,8 +185,7 @@ class UsearchVectorIndex:
             _log.warning("graph unreadable by usearch; rebuilding", path=str(self.graph_file),
                          error=str(exc))
             return hnsw.new_graph(self.dimension, self.metric, self.connectivity,
-                                  self.expansion_add, self.expansion_search), {}
-        graph.expansion_search = self.expansion_search
+                                  self.expansion_add, hnsw.AUTO_EXPANSION), {}
         return graph, {item: key for key, item in enumerate(saved.ids) if item is not None}
 
     def _save(self, state: _State) -> None:
@@ -253,8 +253,10 @@ class UsearchVectorIndex:
                 "backend": self.backend_name, "namespace": self.namespace,
                 "dimension": self.dimension, "metric": self.metric,
                 "total_embeddings": state.table.size, "namespaces": namespaces,
-                "connectivity": self.connectivity, "expansion_add": self.expansion_add,
-                "expansion_search": self.expansion_search,
+                "connectivity": int(state.graph.connectivity),
+                "expansion_add": self.expansion_add,
+                "expansion_search": self._expansion(state),
+                "expansion_search_auto": self.expansion_search is None,
                 "memory_bytes": int(state.graph.memory_usage),
                 "graph_file": str(graph_file),
                 "graph_bytes": graph_file.stat().st_size if graph_file.exists() else 0,
@@ -272,6 +274,12 @@ class UsearchVectorIndex:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+
+    def _expansion(self, state: _State) -> int:
+        """The ``expansion_search`` of the next search: configured, or by the count."""
+        if self.expansion_search is not None:
+            return self.expansion_search
+        return hnsw.auto_expansion(state.table.size)
 
     # -- writes ------------------------------------------------------------------------
     def upsert(
@@ -370,6 +378,9 @@ class UsearchVectorIndex:
             table = state.table
             if table.size == 0:
                 return [[] for _ in range(queries.shape[0])]
+            expansion = self._expansion(state)
+            if state.graph.expansion_search != expansion:
+                state.graph.expansion_search = expansion
             if conditions:
                 mask = table.matching(conditions)
                 found = [hnsw.filtered_search(state.graph, table, self.metric, query, top_k,
