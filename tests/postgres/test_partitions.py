@@ -144,6 +144,15 @@ def test_prune_refuses_a_bad_age(store: PostgresStore, bad: object) -> None:
     assert _partitions(store, "flow_run_history") == before
 
 
+def test_prune_with_the_longest_age_drops_nothing(store: PostgresStore) -> None:
+    """An age just under the 1000-year limit is a cut-off in the 11th century, which
+    PostgreSQL holds: nothing is dropped, nothing raised."""
+    before = _partitions(store, "flow_run_history")
+    result = store.prune(dt.timedelta(days=365 * 999))
+    assert result["cutoff"].startswith("10") and result["dropped_partitions"] == []
+    assert _partitions(store, "flow_run_history") == before
+
+
 def test_time_range_reads_prune_partitions_in_the_plan(store: PostgresStore) -> None:
     """EXPLAIN of a one-month history read touches only that month's partition."""
     statement = (store.statement("history.read") + " WHERE h.flow_id = %(flow_id)s"
