@@ -31,8 +31,12 @@ def _embedded(tmp_path: Path) -> dict[str, Any]:
 
 
 def test_builtins_resolve_by_name_and_alias() -> None:
-    """Built-ins resolve case-insensitively, aliases included, and are listed per role."""
-    assert resolve_backend(" Redis ", "context") is REDIS
+    """Built-ins resolve case-insensitively, aliases included, and are listed per role;
+    this package's own entry points for them raise no shadowing warning."""
+    backends._shadowing.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_backend(" Redis ", "context") is REDIS
     assert resolve_backend("embedded", "history") is SQLITE
     assert resolve_backend("placeholder", "vectors") is NUMPY
     assert {"numpy", "pgvector", "placeholder"} <= set(available_backends("vectors"))
