@@ -26,7 +26,10 @@ from memory_resources.testing.plugin import (  # noqa: E402
     PROTOCOLS,
     ROLES,
     pytest_collect_file,
+    pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_testnodedown,
 )
 
-__all__ = ["FIXTURES", "PROTOCOLS", "ROLES", "pytest_collect_file", "pytest_terminal_summary"]
+__all__ = ["FIXTURES", "PROTOCOLS", "ROLES", "pytest_collect_file", "pytest_sessionfinish",
+           "pytest_terminal_summary", "pytest_testnodedown"]

@@ -133,6 +133,29 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> KitFile | 
     return kit
 
 
+_OUTPUT = "memory_resources_testing_runs"
+"""The key of a pytest-xdist worker's output holding its :class:`KitRun` list."""
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand what the kit checked to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output[_OUTPUT] = [[run.where, list(run.provided), list(run.missing)]
+                           for run in session.config.stash.get(_RUNS, [])]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the pytest-xdist controller, gather each worker's runs (once per conftest)."""
+    runs = node.config.stash.setdefault(_RUNS, [])
+    seen = {run.where for run in runs}
+    for where, provided, missing in getattr(node, "workeroutput", {}).get(_OUTPUT, []):
+        if where not in seen:
+            seen.add(where)
+            runs.append(KitRun(where, tuple(provided), tuple(missing)))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """One line per conftest the kit ran under: roles checked and roles not provided; when
     ``-p memory_resources.testing`` found no conftest to run under, the fixture names."""

@@ -106,16 +106,17 @@ STORE = StaleStore
 '''
 
 
-def run_kit(directory: Path, conftest: str) -> tuple[int, str]:
-    """``pytest -p memory_resources.testing`` on ``directory`` holding ``conftest``, run
-    from its parent (which is on ``PYTHONPATH``, as a project's root would be)."""
+def run_kit(directory: Path, conftest: str, *extra: str) -> tuple[int, str]:
+    """``pytest -p memory_resources.testing`` (plus ``extra`` options) on ``directory``
+    holding ``conftest``, run from its parent (which is on ``PYTHONPATH``, as a project's
+    root would be)."""
     directory.mkdir()
     (directory / "conftest.py").write_text(textwrap.dedent(conftest))
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(directory.parent)}
     env.pop("PYTEST_ADDOPTS", None)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "memory_resources.testing",
-         "-p", "no:cacheprovider", "-q", "-rfs", "--timeout", "120", str(directory)],
+         "-p", "no:cacheprovider", "-q", "-rfs", "--timeout", "120", *extra, str(directory)],
         cwd=directory.parent, env=env, capture_output=True, text=True, timeout=540, check=False)
     return result.returncode, result.stdout + result.stderr
 
@@ -166,6 +167,16 @@ def test_the_documented_conftest_passes_on_the_example_backend(tmp_path: Path) -
     figures = counts(output)
     assert figures["passed"] >= 35 and figures["skipped"] == 6 and len(figures) == 2, (
         output[-3000:])
+
+
+def test_the_kit_reports_its_runs_under_xdist(tmp_path: Path) -> None:
+    """Under pytest-xdist (``-n 2``) the workers collect and run the suites; the controller's
+    summary still says, once, what was checked and what was not provided."""
+    code, output = run_kit(tmp_path / "xdist", SQLITE_CONFTEST, "-n", "2")
+    assert code == 0, output[-6000:]
+    line = "checked context_store; not provided (skipped): event_log"
+    assert output.count(line) == 1, output[-3000:]
+    assert counts(output)["passed"] >= 35
 
 
 def test_without_fixtures_the_kit_says_what_to_define(tmp_path: Path) -> None:
