@@ -124,11 +124,16 @@ def _points(group: str) -> dict[str, importlib.metadata.EntryPoint]:
     return found
 
 
-def _third_party() -> dict[str, tuple[str, importlib.metadata.EntryPoint]]:
-    """Entry points by name (group, point); the new group wins; built-in names skipped."""
+def _builtin_names() -> set[str]:
+    """The names an entry point cannot take: built-ins and their aliases."""
     from .backends_builtin import ALIASES, BUILTIN
 
-    taken = set(BUILTIN) | set(ALIASES)
+    return set(BUILTIN) | set(ALIASES)
+
+
+def _third_party() -> dict[str, tuple[str, importlib.metadata.EntryPoint]]:
+    """Entry points by name (group, point); the new group wins; built-in names skipped."""
+    taken = _builtin_names()
     points = {name: (LEGACY_VECTOR_GROUP, p) for name, p in _points(LEGACY_VECTOR_GROUP).items()}
     points.update((name, (ENTRY_POINT_GROUP, p)) for name, p in
                   _points(ENTRY_POINT_GROUP).items())
@@ -142,9 +147,7 @@ DISTRIBUTION = "memory-resources"
 @functools.cache
 def _shadowing() -> dict[str, str]:
     """Built-in names that another distribution registers too: name -> its entry point."""
-    from .backends_builtin import ALIASES, BUILTIN
-
-    taken = set(BUILTIN) | set(ALIASES)
+    taken = _builtin_names()
     found: dict[str, str] = {}
     for group in (LEGACY_VECTOR_GROUP, ENTRY_POINT_GROUP):
         for point in importlib.metadata.entry_points(group=group):
